@@ -1,0 +1,211 @@
+//! The client handle given to handlers: who sent the event, and how to answer.
+
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::adapter::Target;
+use crate::envelope::Frame;
+use crate::errors::{JoinError, SendError};
+use crate::handle::Handle;
+use crate::hub::Hub;
+use crate::outbox::Outbox;
+use crate::room::{MAX_ROOM_NAME_BYTES, is_valid_room_name};
+
+/// One connected client. Cheap to clone; every clone is the same client.
+///
+/// The methods mirror Vania's `WebSocketClient`: [`emit`](Self::emit) answers the sender,
+/// [`to`](Self::to) one client, [`to_room`](Self::to_room) a room of this route and
+/// [`broadcast`](Self::broadcast) everyone else. Each encodes its payload once, whatever the
+/// number of recipients, and never waits for a recipient.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: Arc<str>,
+    key: u64,
+    route: Arc<str>,
+    outbox: Outbox,
+    hub: Arc<Hub>,
+    rooms: Mutex<BTreeSet<Arc<str>>>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.inner.id)
+            .field("route", &self.inner.route)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    pub(crate) fn new(
+        id: Arc<str>,
+        key: u64,
+        route: Arc<str>,
+        outbox: Outbox,
+        hub: Arc<Hub>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                id,
+                key,
+                route,
+                outbox,
+                hub,
+                rooms: Mutex::new(BTreeSet::new()),
+            }),
+        }
+    }
+
+    /// The client id (Vania's `clientId`): `ws:` followed by a UUID, unique across a cluster.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The route path the client connected to, e.g. `/ws`.
+    pub fn route(&self) -> &str {
+        &self.inner.route
+    }
+
+    /// Sends `{"event": event, "payload": payload}` to this client.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, payload: &T) -> Result<(), SendError> {
+        self.inner.outbox.push(Frame::event(event, payload)?);
+        Ok(())
+    }
+
+    /// Sends to one client, on whichever route (or node) it is connected.
+    /// Sending to a client that is not connected does nothing.
+    pub fn to<T: Serialize + ?Sized>(
+        &self,
+        client_id: &str,
+        event: &str,
+        payload: &T,
+    ) -> Result<(), SendError> {
+        let frame = Frame::event(event, payload)?;
+        self.inner.hub.send(Target::Client(client_id), &frame);
+        Ok(())
+    }
+
+    /// Sends to every member of `room` on this client's route, this client included if it is a
+    /// member.
+    pub fn to_room<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        room: &str,
+        payload: &T,
+    ) -> Result<(), SendError> {
+        let frame = Frame::event(event, payload)?;
+        self.inner.hub.send(
+            Target::Room {
+                route: &self.inner.route,
+                room,
+            },
+            &frame,
+        );
+        Ok(())
+    }
+
+    /// Sends to every connected client on every route, except this one.
+    pub fn broadcast<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        payload: &T,
+    ) -> Result<(), SendError> {
+        let frame = Frame::event(event, payload)?;
+        self.inner.hub.send(
+            Target::All {
+                except: Some(&self.inner.id),
+            },
+            &frame,
+        );
+        Ok(())
+    }
+
+    /// Joins a room of this client's route. Joining a room twice is one membership; returns
+    /// whether the client was not a member before.
+    pub fn join(&self, room: &str) -> Result<bool, JoinError> {
+        if !is_valid_room_name(room) {
+            return Err(JoinError::InvalidName(room.len()));
+        }
+        let Some(registry) = self.inner.hub.rooms_of(&self.inner.route) else {
+            return Ok(false);
+        };
+        let mut rooms = self.lock_rooms();
+        if rooms.contains(room) {
+            return Ok(false);
+        }
+        let max = self.inner.hub.config().max_rooms_per_client;
+        if rooms.len() >= max {
+            return Err(JoinError::RoomLimit(max));
+        }
+        let name = registry.join(room, self.inner.key, &self.inner.outbox);
+        rooms.insert(name);
+        Ok(true)
+    }
+
+    /// Leaves a room; leaving a room the client is not in is not an error. Returns whether it
+    /// was a member.
+    pub fn leave(&self, room: &str) -> Result<bool, JoinError> {
+        if !is_valid_room_name(room) {
+            return Err(JoinError::InvalidName(room.len()));
+        }
+        let mut rooms = self.lock_rooms();
+        if !rooms.remove(room) {
+            return Ok(false);
+        }
+        if let Some(registry) = self.inner.hub.rooms_of(&self.inner.route) {
+            registry.leave(room, self.inner.key);
+        }
+        Ok(true)
+    }
+
+    pub(crate) fn leave_all(&self) {
+        let rooms = std::mem::take(&mut *self.lock_rooms());
+        if let Some(registry) = self.inner.hub.rooms_of(&self.inner.route) {
+            for room in rooms {
+                registry.leave(&room, self.inner.key);
+            }
+        }
+    }
+
+    /// The rooms this client is in, sorted.
+    pub fn rooms(&self) -> Vec<String> {
+        self.lock_rooms()
+            .iter()
+            .map(|room| room.to_string())
+            .collect()
+    }
+
+    /// Whether this client is in `room`.
+    pub fn in_room(&self, room: &str) -> bool {
+        room.len() <= MAX_ROOM_NAME_BYTES && self.lock_rooms().contains(room)
+    }
+
+    /// A handle for sending from outside any handler (a background task, say).
+    pub fn handle(&self) -> Handle {
+        Handle::new(self.inner.hub.clone())
+    }
+
+    /// Closes this client's connection with `code` once what is already queued has been sent.
+    pub fn close(&self, code: u16, reason: &'static str) {
+        self.inner.outbox.close(code, reason);
+    }
+
+    /// The client's outgoing queue.
+    pub fn outbox(&self) -> &Outbox {
+        &self.inner.outbox
+    }
+
+    fn lock_rooms(&self) -> MutexGuard<'_, BTreeSet<Arc<str>>> {
+        // A panic while holding this lock cannot leave the set half-updated: recover it.
+        self.inner
+            .rooms
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

@@ -1,0 +1,195 @@
+//! Dispatch: one connection's frames, in arrival order, to its route's handlers.
+//!
+//! A [`Session`] is what a server keeps per connection. It knows nothing of sockets: the
+//! server gives it each incoming text frame and drains the client's queue to the socket.
+
+use futures_util::FutureExt;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use crate::client::Client;
+use crate::envelope::{Envelope, Frame};
+use crate::errors::{DispatchError, ErrorCode};
+use crate::handler::{ErasedHandler, Outcome};
+use crate::hub::Hub;
+use crate::outbox::OutboxReceiver;
+use crate::router::Route;
+
+/// One connection's state: its client and its route.
+#[derive(Debug)]
+pub struct Session {
+    client: Client,
+    route: Arc<Route>,
+}
+
+impl Session {
+    /// Registers a new client on `route`, queues its `connected` frame and runs the route's
+    /// `connect` handler. Returns the session and the receiving end of the client's queue.
+    pub async fn open(hub: &Arc<Hub>, route: Arc<Route>) -> (Session, OutboxReceiver) {
+        let (client, receiver) = hub
+            .register(route.path())
+            .expect("the hub serves every route of the table it was built from");
+        client.outbox().push(Frame::connected(client.id()));
+        tracing::debug!(
+            client = client.id(),
+            route = route.path(),
+            "client connected"
+        );
+        let session = Session { client, route };
+        if let Some(handler) = session.route.connect_handler() {
+            session.run_lifecycle(handler, "connect").await;
+        }
+        (session, receiver)
+    }
+
+    /// The connection's client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Handles one incoming text frame: parses it, runs its handler to the end, and queues the
+    /// reply (`ack`) or the `error` frame.
+    pub async fn handle_text(&self, text: &str) {
+        let envelope = match Envelope::parse(text) {
+            Ok(envelope) => envelope,
+            Err(refused) => return self.send_error(refused.id, &refused.error),
+        };
+        let id = envelope.id;
+        let outcome = match &*envelope.event {
+            "join-room" => self.join_or_leave(envelope.room, true),
+            "left-room" => self.join_or_leave(envelope.room, false),
+            event => self.call(event, envelope.payload, id.is_some()).await,
+        };
+        match (outcome, id) {
+            (Ok(Some(reply)), Some(id)) => {
+                self.client.outbox().push(Frame::ack(id, &reply));
+            }
+            (Ok(_), _) => {}
+            (Err(error), id) => self.send_error(id, &error),
+        }
+    }
+
+    /// Answers a binary frame: this route takes none.
+    pub fn handle_binary(&self) {
+        self.send_error(
+            None,
+            &DispatchError::new(
+                ErrorCode::UnsupportedFrame,
+                "binary frames are not accepted; send json text frames",
+            ),
+        );
+    }
+
+    /// Queues an `error` frame for this client.
+    pub fn send_error(&self, id: Option<u64>, error: &DispatchError) {
+        tracing::debug!(
+            client = self.client.id(),
+            route = self.route.path(),
+            code = error.code.as_str(),
+            message = %error.message,
+            "request refused"
+        );
+        self.client.outbox().push(Frame::error(id, error));
+    }
+
+    /// Runs the `disconnect` handler (the client's rooms are still readable and it can still
+    /// send), then removes the client from every room and from the hub.
+    pub async fn close(self) {
+        if let Some(handler) = self.route.disconnect_handler() {
+            self.run_lifecycle(handler, "disconnect").await;
+        }
+        let hub = self.client.handle().hub().clone();
+        hub.unregister(&self.client);
+        tracing::debug!(
+            client = self.client.id(),
+            route = self.route.path(),
+            "client disconnected"
+        );
+    }
+
+    async fn call(&self, event: &str, payload: Option<&RawValue>, want_reply: bool) -> Outcome {
+        let Some(handler) = self.route.handler(event) else {
+            return Err(DispatchError::new(
+                ErrorCode::UnknownEvent,
+                format!(
+                    "no handler for event `{event}` on route `{}`",
+                    self.route.path()
+                ),
+            ));
+        };
+        self.run(handler, payload, want_reply, event).await
+    }
+
+    async fn run(
+        &self,
+        handler: &Arc<dyn ErasedHandler>,
+        payload: Option<&RawValue>,
+        want_reply: bool,
+        event: &str,
+    ) -> Outcome {
+        let client = self.client.clone();
+        let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            handler.call(client, payload, want_reply)
+        }));
+        let outcome = match started {
+            Ok(Ok(future)) => AssertUnwindSafe(future).catch_unwind().await,
+            Ok(Err(refused)) => return Err(refused),
+            Err(panic) => Err(panic),
+        };
+        outcome.unwrap_or_else(|panic| {
+            tracing::error!(
+                client = self.client.id(),
+                route = self.route.path(),
+                event,
+                panic = panic_message(&*panic),
+                "handler panicked"
+            );
+            Err(DispatchError::new(
+                ErrorCode::Internal,
+                format!("the handler of `{event}` panicked"),
+            ))
+        })
+    }
+
+    async fn run_lifecycle(&self, handler: &Arc<dyn ErasedHandler>, event: &str) {
+        if let Err(error) = self.run(handler, None, false, event).await {
+            tracing::warn!(
+                client = self.client.id(),
+                route = self.route.path(),
+                event,
+                code = error.code.as_str(),
+                message = %error.message,
+                "lifecycle handler failed"
+            );
+        }
+    }
+
+    fn join_or_leave(&self, room: Option<&RawValue>, join: bool) -> Outcome {
+        let name = room
+            .and_then(|raw| serde_json::from_str::<std::borrow::Cow<'_, str>>(raw.get()).ok())
+            .ok_or_else(|| DispatchError::new(ErrorCode::InvalidRoom, "`room` must be a string"))?;
+        if join {
+            self.client.join(&name)?;
+        } else {
+            self.client.leave(&name)?;
+        }
+        #[derive(Serialize)]
+        struct RoomReply<'a> {
+            room: &'a str,
+        }
+        Ok(Some(
+            serde_json::to_string(&RoomReply { room: &name }).expect("a string always encodes"),
+        ))
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}

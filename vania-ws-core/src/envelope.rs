@@ -1,0 +1,282 @@
+//! The JSON envelope: parsing incoming frames and encoding outgoing ones.
+//!
+//! An incoming frame is parsed once into an [`Envelope`] that borrows from the frame's text; the
+//! payload stays raw JSON until a handler deserializes it into its own type. An outgoing frame is
+//! encoded once into a [`Frame`] that all its recipients share.
+
+use serde::Deserialize;
+use serde::Serialize;
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use tungstenite::Utf8Bytes;
+
+use crate::errors::{DispatchError, ErrorCode};
+
+/// A parsed client frame: `{"event": …, "payload": …, "id": …, "room": …}`.
+#[derive(Debug)]
+pub struct Envelope<'a> {
+    /// The event name.
+    pub event: Cow<'a, str>,
+    /// The request id, when the client wants a reply.
+    pub id: Option<u64>,
+    /// The `room` field, raw (only `join-room` / `left-room` read it).
+    pub room: Option<&'a RawValue>,
+    /// The payload, raw; `None` when absent.
+    pub payload: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct RawEnvelope<'a> {
+    #[serde(borrow, default)]
+    event: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    room: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    payload: Option<&'a RawValue>,
+}
+
+/// What parsing recovered of a frame it refused: the request id, where one could be read.
+#[derive(Debug)]
+pub struct EnvelopeError {
+    /// The request id, if the frame carried a valid one.
+    pub id: Option<u64>,
+    /// The error to send back.
+    pub error: DispatchError,
+}
+
+impl<'a> Envelope<'a> {
+    /// Parses one text frame.
+    ///
+    /// Errors are `invalid_json` (not JSON) or `invalid_envelope` (JSON, but not an object with a
+    /// string `event`, or with an `id` that is not an unsigned integer).
+    pub fn parse(text: &'a str) -> Result<Self, EnvelopeError> {
+        let raw: RawEnvelope<'a> = match serde_json::from_str(text) {
+            Ok(raw) => raw,
+            Err(err) => return Err(Self::classify(text, &err)),
+        };
+        let id = match raw.id {
+            None => None,
+            Some(id) => match serde_json::from_str::<u64>(id.get()) {
+                Ok(id) => Some(id),
+                Err(_) => {
+                    return Err(EnvelopeError {
+                        id: None,
+                        error: DispatchError::new(
+                            ErrorCode::InvalidEnvelope,
+                            "`id` must be an unsigned integer",
+                        ),
+                    });
+                }
+            },
+        };
+        let event = raw
+            .event
+            .and_then(|event| serde_json::from_str::<Cow<'a, str>>(event.get()).ok())
+            .ok_or_else(|| EnvelopeError {
+                id,
+                error: DispatchError::new(
+                    ErrorCode::InvalidEnvelope,
+                    "a frame must be an object with a string `event`",
+                ),
+            })?;
+        Ok(Envelope {
+            event,
+            id,
+            room: raw.room,
+            payload: raw.payload,
+        })
+    }
+
+    fn classify(text: &str, err: &serde_json::Error) -> EnvelopeError {
+        let error = if err.is_data() || serde_json::from_str::<IgnoredAny>(text).is_ok() {
+            DispatchError::new(
+                ErrorCode::InvalidEnvelope,
+                format!(
+                    "a frame must be an object with a string `event`: {}",
+                    strip_position(err)
+                ),
+            )
+        } else {
+            DispatchError::new(
+                ErrorCode::InvalidJson,
+                format!("frame is not valid json: {}", strip_position(err)),
+            )
+        };
+        EnvelopeError { id: None, error }
+    }
+}
+
+/// A serde_json error's message without its " at line L column C" suffix.
+pub(crate) fn strip_position(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    match text.rfind(" at line ") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}
+
+/// An encoded outgoing frame, shared by every recipient without copying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame(Utf8Bytes);
+
+impl Frame {
+    /// `{"event": event, "payload": payload}`.
+    pub fn event<T: Serialize + ?Sized>(
+        event: &str,
+        payload: &T,
+    ) -> Result<Self, serde_json::Error> {
+        let mut out = Vec::with_capacity(32 + event.len());
+        out.extend_from_slice(b"{\"event\":");
+        serde_json::to_writer(&mut out, event)?;
+        out.extend_from_slice(b",\"payload\":");
+        serde_json::to_writer(&mut out, payload)?;
+        out.push(b'}');
+        Ok(Self::from_json(out))
+    }
+
+    /// `{"event":"connected","payload":{"session_id": id}}`.
+    pub fn connected(session_id: &str) -> Self {
+        #[derive(Serialize)]
+        struct Connected<'a> {
+            session_id: &'a str,
+        }
+        Self::event("connected", &Connected { session_id }).expect("a string always encodes")
+    }
+
+    /// `{"event":"ack","id": id,"payload": payload}` where `payload` is JSON text.
+    pub fn ack(id: u64, payload_json: &str) -> Self {
+        let mut out = Vec::with_capacity(40 + payload_json.len());
+        out.extend_from_slice(b"{\"event\":\"ack\",\"id\":");
+        out.extend_from_slice(id.to_string().as_bytes());
+        out.extend_from_slice(b",\"payload\":");
+        out.extend_from_slice(payload_json.as_bytes());
+        out.push(b'}');
+        Self::from_json(out)
+    }
+
+    /// `{"event":"error"[,"id": id],"payload":{"code": …,"message": …}}`.
+    pub fn error(id: Option<u64>, error: &DispatchError) -> Self {
+        #[derive(Serialize)]
+        struct ErrorFrame<'a> {
+            event: &'static str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            id: Option<u64>,
+            payload: ErrorPayload<'a>,
+        }
+        #[derive(Serialize)]
+        struct ErrorPayload<'a> {
+            code: &'static str,
+            message: &'a str,
+        }
+        let frame = ErrorFrame {
+            event: "error",
+            id,
+            payload: ErrorPayload {
+                code: error.code.as_str(),
+                message: &error.message,
+            },
+        };
+        Self::from_json(serde_json::to_vec(&frame).expect("strings always encode"))
+    }
+
+    fn from_json(json: Vec<u8>) -> Self {
+        // serde_json writes only UTF-8, so this conversion cannot fail.
+        Self(Utf8Bytes::from(
+            String::from_utf8(json).expect("serde_json writes utf-8"),
+        ))
+    }
+
+    /// The frame's JSON text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The frame's length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the frame is empty (never true for a built frame).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The shared bytes, ready for a WebSocket text message.
+    pub fn into_text(self) -> Utf8Bytes {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(text: &str) -> ErrorCode {
+        Envelope::parse(text).unwrap_err().error.code
+    }
+
+    #[test]
+    fn parses_event_payload_id_room() {
+        let env =
+            Envelope::parse(r#"{"event":"m","payload":{"a":[1,2]},"id":7,"room":"r"}"#).unwrap();
+        assert_eq!(env.event, "m");
+        assert_eq!(env.id, Some(7));
+        assert_eq!(env.payload.unwrap().get(), r#"{"a":[1,2]}"#);
+        assert_eq!(env.room.unwrap().get(), r#""r""#);
+    }
+
+    #[test]
+    fn escaped_event_names_are_decoded() {
+        let env = Envelope::parse(r#"{"event":"a\"b"}"#).unwrap();
+        assert_eq!(env.event, "a\"b");
+        assert!(env.payload.is_none());
+    }
+
+    #[test]
+    fn classifies_bad_frames() {
+        assert_eq!(code("not json"), ErrorCode::InvalidJson);
+        assert_eq!(code("{\"event\":"), ErrorCode::InvalidJson);
+        assert_eq!(code("[]"), ErrorCode::InvalidEnvelope);
+        assert_eq!(code("5"), ErrorCode::InvalidEnvelope);
+        assert_eq!(code(r#"{"event":5}"#), ErrorCode::InvalidEnvelope);
+        assert_eq!(code(r#"{"payload":1}"#), ErrorCode::InvalidEnvelope);
+        assert_eq!(code(r#"{"event":"x","id":-1}"#), ErrorCode::InvalidEnvelope);
+        assert_eq!(
+            code(r#"{"event":"x","id":"1"}"#),
+            ErrorCode::InvalidEnvelope
+        );
+        assert_eq!(
+            code(r#"{"event":"x","id":1.5}"#),
+            ErrorCode::InvalidEnvelope
+        );
+    }
+
+    #[test]
+    fn keeps_the_id_of_a_frame_without_event() {
+        let err = Envelope::parse(r#"{"id":3,"payload":1}"#).unwrap_err();
+        assert_eq!(err.id, Some(3));
+        assert_eq!(err.error.code, ErrorCode::InvalidEnvelope);
+    }
+
+    #[test]
+    fn encodes_frames() {
+        let f = Frame::event("a\"b", &serde_json::json!({"x": 1})).unwrap();
+        assert_eq!(f.as_str(), r#"{"event":"a\"b","payload":{"x":1}}"#);
+        assert_eq!(
+            Frame::ack(9, "null").as_str(),
+            r#"{"event":"ack","id":9,"payload":null}"#
+        );
+        let e = DispatchError::new(ErrorCode::UnknownEvent, "no \"x\"");
+        assert_eq!(
+            Frame::error(Some(1), &e).as_str(),
+            r#"{"event":"error","id":1,"payload":{"code":"unknown_event","message":"no \"x\""}}"#
+        );
+        assert_eq!(
+            Frame::connected("ws:1").as_str(),
+            r#"{"event":"connected","payload":{"session_id":"ws:1"}}"#
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! Error codes of the wire protocol and the error types of the core's operations.
+
+use std::fmt;
+
+/// The stable error codes sent in `error` frames (`payload.code`).
+///
+/// The string form of each variant is part of the wire contract and never changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The text frame is not JSON.
+    InvalidJson,
+    /// JSON, but not an object with a string `event`, or an `id` that is not an unsigned integer.
+    InvalidEnvelope,
+    /// No handler for this event on this route.
+    UnknownEvent,
+    /// The payload does not deserialize into the handler's type.
+    InvalidPayload,
+    /// `join-room` / `left-room` without a valid `room`.
+    InvalidRoom,
+    /// The connection is already in the maximum number of rooms.
+    RoomLimit,
+    /// A join or event refused by an authorization hook.
+    Forbidden,
+    /// The connection sends events faster than its limit.
+    RateLimited,
+    /// The handler returned an error.
+    HandlerError,
+    /// The handler panicked, or its reply could not be encoded.
+    Internal,
+    /// A binary frame on a route that takes none.
+    UnsupportedFrame,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire, e.g. `"invalid_json"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidEnvelope => "invalid_envelope",
+            Self::UnknownEvent => "unknown_event",
+            Self::InvalidPayload => "invalid_payload",
+            Self::InvalidRoom => "invalid_room",
+            Self::RoomLimit => "room_limit",
+            Self::Forbidden => "forbidden",
+            Self::RateLimited => "rate_limited",
+            Self::HandlerError => "handler_error",
+            Self::Internal => "internal",
+            Self::UnsupportedFrame => "unsupported_frame",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refused request: the code and human-readable message of an `error` frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct DispatchError {
+    /// The stable code.
+    pub code: ErrorCode,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+impl DispatchError {
+    /// A new error with its code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a message could not be sent.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The payload could not be encoded as JSON (for example a map with non-string keys).
+    #[error("payload could not be encoded as json: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Why a client could not join a room.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The room name is empty or longer than 255 bytes.
+    #[error("room name must be 1 to 255 bytes of utf-8, got {0} bytes")]
+    InvalidName(usize),
+    /// The client is already in the maximum number of rooms.
+    #[error("already in the maximum of {0} rooms")]
+    RoomLimit(usize),
+}
+
+impl From<JoinError> for DispatchError {
+    fn from(err: JoinError) -> Self {
+        let code = match err {
+            JoinError::InvalidName(_) => ErrorCode::InvalidRoom,
+            JoinError::RoomLimit(_) => ErrorCode::RoomLimit,
+        };
+        DispatchError::new(code, err.to_string())
+    }
+}
+
+/// Why a route table could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouterError {
+    /// A route path that does not start with `/`.
+    #[error("route path `{path}` must start with `/` (registered at {location})")]
+    InvalidPath {
+        /// The offending path.
+        path: String,
+        /// Where it was registered.
+        location: String,
+    },
+    /// An empty event name.
+    #[error("event names must not be empty (route `{path}`, registered at {location})")]
+    EmptyEvent {
+        /// The route.
+        path: String,
+        /// Where it was registered.
+        location: String,
+    },
+    /// Two handlers for one `(path, event)`.
+    #[error("event `{event}` on route `{path}` has two handlers: {first} and {second}")]
+    Duplicate {
+        /// The route.
+        path: String,
+        /// The event.
+        event: String,
+        /// Where the first handler was registered.
+        first: String,
+        /// Where the second handler was registered.
+        second: String,
+    },
+    /// A handler for an event the framework handles itself.
+    #[error(
+        "event `{event}` on route `{path}` is handled by the framework and cannot have a handler (registered at {location})"
+    )]
+    Reserved {
+        /// The route.
+        path: String,
+        /// The event.
+        event: String,
+        /// Where it was registered.
+        location: String,
+    },
+}

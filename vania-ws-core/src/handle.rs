@@ -1,0 +1,63 @@
+//! Sending from outside any handler: background tasks, HTTP endpoints, timers.
+
+use serde::Serialize;
+use std::sync::Arc;
+
+use crate::adapter::Target;
+use crate::envelope::Frame;
+use crate::errors::SendError;
+use crate::hub::Hub;
+
+/// A cheap, cloneable handle on the server's clients and rooms.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    hub: Arc<Hub>,
+}
+
+impl Handle {
+    /// A handle on `hub`.
+    pub fn new(hub: Arc<Hub>) -> Self {
+        Self { hub }
+    }
+
+    /// Sends to one client, on whichever route (or node) it is connected.
+    pub fn to<T: Serialize + ?Sized>(
+        &self,
+        client_id: &str,
+        event: &str,
+        payload: &T,
+    ) -> Result<(), SendError> {
+        self.hub
+            .send(Target::Client(client_id), &Frame::event(event, payload)?);
+        Ok(())
+    }
+
+    /// Sends to every member of `room` on `route`.
+    pub fn to_room<T: Serialize + ?Sized>(
+        &self,
+        route: &str,
+        room: &str,
+        event: &str,
+        payload: &T,
+    ) -> Result<(), SendError> {
+        self.hub
+            .send(Target::Room { route, room }, &Frame::event(event, payload)?);
+        Ok(())
+    }
+
+    /// Sends to every connected client on every route.
+    pub fn broadcast<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        payload: &T,
+    ) -> Result<(), SendError> {
+        self.hub
+            .send(Target::All { except: None }, &Frame::event(event, payload)?);
+        Ok(())
+    }
+
+    /// The hub behind this handle, for counts and adapters.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+}

@@ -1,0 +1,319 @@
+//! Handlers: async closures of the client (and a typed payload), erased into one shape.
+
+use serde::Serialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde_json::value::RawValue;
+use std::fmt::Display;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::client::Client;
+use crate::envelope::strip_position;
+use crate::errors::{DispatchError, ErrorCode};
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// What one call of a handler produced: the reply's JSON text (when one was asked for), or the
+/// error to send back.
+pub type Outcome = Result<Option<String>, DispatchError>;
+
+/// A handler with its types erased: the shape the router stores and dispatch calls.
+///
+/// Closures become one through [`Handler`]; controllers through generated code.
+pub trait ErasedHandler: Send + Sync + 'static {
+    /// Decodes `payload` for the handler and starts it. `want_reply` says whether the frame
+    /// carried an `id` (the reply is encoded only then). A payload that does not decode is an
+    /// `invalid_payload` error, returned before the handler runs.
+    fn call(
+        &self,
+        client: Client,
+        payload: Option<&RawValue>,
+        want_reply: bool,
+    ) -> Result<BoxFuture<Outcome>, DispatchError>;
+}
+
+/// Something that can handle an event: an async closure taking the [`Client`], or the client
+/// and a payload of any type that implements `serde::Deserialize`.
+///
+/// `M` only tells the two shapes apart; it is inferred.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a vania-ws handler",
+    label = "not a handler",
+    note = "a handler is an async closure `|client: Client| async move {{ … }}` or `|client: Client, payload: T| async move {{ … }}` where `T: Deserialize` and the output implements `IntoReply`"
+)]
+pub trait Handler<M>: Send + Sync + Sized + 'static {
+    /// Erases the handler's types.
+    fn into_erased(self) -> Arc<dyn ErasedHandler>;
+}
+
+struct ClientOnly<F>(F);
+struct WithPayload<F, T>(F, PhantomData<fn() -> T>);
+
+impl<F, Fut, R> Handler<(Client,)> for F
+where
+    F: Fn(Client) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    R: IntoReply,
+{
+    fn into_erased(self) -> Arc<dyn ErasedHandler> {
+        Arc::new(ClientOnly(self))
+    }
+}
+
+impl<F, Fut, R> ErasedHandler for ClientOnly<F>
+where
+    F: Fn(Client) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    R: IntoReply,
+{
+    fn call(
+        &self,
+        client: Client,
+        _payload: Option<&RawValue>,
+        want_reply: bool,
+    ) -> Result<BoxFuture<Outcome>, DispatchError> {
+        let fut = (self.0)(client);
+        Ok(Box::pin(async move { fut.await.into_reply(want_reply) }))
+    }
+}
+
+impl<F, T, Fut, R> Handler<(Client, T)> for F
+where
+    F: Fn(Client, T) -> Fut + Send + Sync + 'static,
+    T: DeserializeOwned + Send + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    R: IntoReply,
+{
+    fn into_erased(self) -> Arc<dyn ErasedHandler> {
+        Arc::new(WithPayload(self, PhantomData))
+    }
+}
+
+impl<F, T, Fut, R> ErasedHandler for WithPayload<F, T>
+where
+    F: Fn(Client, T) -> Fut + Send + Sync + 'static,
+    T: DeserializeOwned + Send + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    R: IntoReply,
+{
+    fn call(
+        &self,
+        client: Client,
+        payload: Option<&RawValue>,
+        want_reply: bool,
+    ) -> Result<BoxFuture<Outcome>, DispatchError> {
+        let payload = decode_payload::<T>(payload)?;
+        let fut = (self.0)(client, payload);
+        Ok(Box::pin(async move { fut.await.into_reply(want_reply) }))
+    }
+}
+
+/// Decodes a raw payload into `T`, as PROTOCOL.md section 3 says: a missing payload is `null`,
+/// and a JSON string that does not decode as `T` is parsed as JSON once more (for clients that
+/// send `JSON.stringify(obj)`). The error names the field that failed.
+pub fn decode_payload<T: DeserializeOwned>(payload: Option<&RawValue>) -> Result<T, DispatchError> {
+    let text = payload.map_or("null", RawValue::get);
+    let first = match decode_with_path::<T>(text) {
+        Ok(value) => return Ok(value),
+        Err(message) => message,
+    };
+    if text.starts_with('"') {
+        if let Ok(inner) = serde_json::from_str::<String>(text) {
+            if serde_json::from_str::<IgnoredAny>(&inner).is_ok() {
+                return decode_with_path::<T>(&inner)
+                    .map_err(|message| DispatchError::new(ErrorCode::InvalidPayload, message));
+            }
+        }
+    }
+    Err(DispatchError::new(ErrorCode::InvalidPayload, first))
+}
+
+fn decode_with_path<T: DeserializeOwned>(text: &str) -> Result<T, String> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = strip_position(err.inner());
+        if path == "." || path.is_empty() {
+            inner
+        } else {
+            format!("{path}: {inner}")
+        }
+    })?;
+    de.end().map_err(|err| strip_position(&err))?;
+    Ok(value)
+}
+
+/// What a handler may return: the reply sent to a request that carried an `id`.
+///
+/// `()` replies `null`; `Result<T, E>` replies `T` or fails with `handler_error` and `E`'s
+/// display text; [`Json`] wraps any `Serialize` value; common value types reply themselves.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a handler's reply",
+    label = "not a reply",
+    note = "return `()`, a `Result<T, E>` with `T: Serialize` and `E: Display`, a `serde_json::Value`, or wrap a `Serialize` value in `Json(…)`"
+)]
+pub trait IntoReply: Send + 'static {
+    /// The reply's JSON text when `want_reply`, or the error to send.
+    fn into_reply(self, want_reply: bool) -> Outcome;
+}
+
+/// Wraps any `Serialize` value as a handler's reply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Json<T>(pub T);
+
+/// Encodes a reply value, only when a reply was asked for.
+pub fn encode_reply<T: Serialize + ?Sized>(value: &T, want_reply: bool) -> Outcome {
+    if !want_reply {
+        return Ok(None);
+    }
+    serde_json::to_string(value).map(Some).map_err(|err| {
+        DispatchError::new(
+            ErrorCode::Internal,
+            format!("the reply could not be encoded as json: {err}"),
+        )
+    })
+}
+
+impl IntoReply for () {
+    fn into_reply(self, want_reply: bool) -> Outcome {
+        Ok(want_reply.then(|| "null".to_owned()))
+    }
+}
+
+impl<T: Serialize + Send + 'static> IntoReply for Json<T> {
+    fn into_reply(self, want_reply: bool) -> Outcome {
+        encode_reply(&self.0, want_reply)
+    }
+}
+
+impl<T, E> IntoReply for Result<T, E>
+where
+    T: Serialize + Send + 'static,
+    E: Display + Send + 'static,
+{
+    fn into_reply(self, want_reply: bool) -> Outcome {
+        match self {
+            Ok(value) => encode_reply(&value, want_reply),
+            Err(err) => Err(DispatchError::new(ErrorCode::HandlerError, err.to_string())),
+        }
+    }
+}
+
+macro_rules! serialize_replies {
+    ($($ty:ty),* $(,)?) => {$(
+        impl IntoReply for $ty {
+            fn into_reply(self, want_reply: bool) -> Outcome {
+                encode_reply(&self, want_reply)
+            }
+        }
+    )*};
+}
+
+serialize_replies!(
+    serde_json::Value,
+    String,
+    &'static str,
+    bool,
+    i8,
+    i16,
+    i32,
+    i64,
+    u8,
+    u16,
+    u32,
+    u64,
+    usize,
+    isize,
+    f32,
+    f64,
+);
+
+impl<T: Serialize + Send + 'static> IntoReply for Vec<T> {
+    fn into_reply(self, want_reply: bool) -> Outcome {
+        encode_reply(&self, want_reply)
+    }
+}
+
+impl<T: Serialize + Send + 'static> IntoReply for Option<T> {
+    fn into_reply(self, want_reply: bool) -> Outcome {
+        encode_reply(&self, want_reply)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Msg {
+        room: String,
+        message: serde_json::Value,
+    }
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn decodes_objects_and_stringified_objects() {
+        let want = Msg {
+            room: "r".into(),
+            message: 1.into(),
+        };
+        let direct = raw(r#"{"room":"r","message":1}"#);
+        assert_eq!(decode_payload::<Msg>(Some(&direct)).unwrap(), want);
+        let stringified = raw(r#""{\"room\":\"r\",\"message\":1}""#);
+        assert_eq!(decode_payload::<Msg>(Some(&stringified)).unwrap(), want);
+    }
+
+    #[test]
+    fn strings_stay_strings_for_string_handlers() {
+        let s = raw(r#""{\"a\":1}""#);
+        assert_eq!(decode_payload::<String>(Some(&s)).unwrap(), r#"{"a":1}"#);
+        assert_eq!(
+            decode_payload::<serde_json::Value>(Some(&s)).unwrap(),
+            serde_json::Value::String(r#"{"a":1}"#.into())
+        );
+    }
+
+    #[test]
+    fn missing_payload_is_null() {
+        assert_eq!(decode_payload::<Option<Msg>>(None).unwrap(), None);
+        assert_eq!(
+            decode_payload::<serde_json::Value>(None).unwrap(),
+            serde_json::Value::Null
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let missing = raw(r#"{"message":1}"#);
+        let err = decode_payload::<Msg>(Some(&missing)).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidPayload);
+        assert_eq!(err.message, "missing field `room`");
+        let wrong = raw(r#"{"room":5,"message":1}"#);
+        let err = decode_payload::<Msg>(Some(&wrong)).unwrap_err();
+        assert_eq!(
+            err.message,
+            "room: invalid type: integer `5`, expected a string"
+        );
+    }
+
+    #[test]
+    fn replies() {
+        assert_eq!(().into_reply(true).unwrap().as_deref(), Some("null"));
+        assert_eq!(().into_reply(false).unwrap(), None);
+        let ok: Result<u8, String> = Ok(3);
+        assert_eq!(ok.into_reply(true).unwrap().as_deref(), Some("3"));
+        let err: Result<u8, &str> = Err("boom");
+        let err = err.into_reply(true).unwrap_err();
+        assert_eq!(
+            (err.code, err.message.as_str()),
+            (ErrorCode::HandlerError, "boom")
+        );
+    }
+}

@@ -1,0 +1,189 @@
+//! The hub: every connected client of this process, and the rooms of every route.
+
+use dashmap::DashMap;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::adapter::{Adapter, LocalAdapter, Target};
+use crate::client::Client;
+use crate::envelope::Frame;
+use crate::outbox::{Outbox, OutboxReceiver};
+use crate::room::RoomRegistry;
+
+/// Limits the hub applies to each client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HubConfig {
+    /// Bytes a client's outgoing queue may hold before it is closed as a slow consumer.
+    pub send_queue_bytes: usize,
+    /// Rooms one client may be in at once.
+    pub max_rooms_per_client: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            send_queue_bytes: 1 << 20,
+            max_rooms_per_client: 100,
+        }
+    }
+}
+
+impl HubConfig {
+    /// Sets the per-client send queue bound, in bytes.
+    pub fn send_queue_bytes(mut self, bytes: usize) -> Self {
+        self.send_queue_bytes = bytes;
+        self
+    }
+
+    /// Sets how many rooms one client may be in.
+    pub fn max_rooms_per_client(mut self, rooms: usize) -> Self {
+        self.max_rooms_per_client = rooms;
+        self
+    }
+}
+
+#[derive(Debug)]
+struct Member {
+    outbox: Outbox,
+}
+
+/// Every client of this process by id, and the rooms of every route.
+pub struct Hub {
+    clients: DashMap<Arc<str>, Member>,
+    routes: HashMap<Arc<str>, RoomRegistry>,
+    adapter: Arc<dyn Adapter>,
+    config: HubConfig,
+    next_key: AtomicU64,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("clients", &self.clients.len())
+            .field("routes", &self.routes.keys().collect::<Vec<_>>())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// A hub for these route paths, with the in-memory adapter.
+    pub fn new<'a>(routes: impl IntoIterator<Item = &'a str>, config: HubConfig) -> Arc<Self> {
+        Self::with_adapter(routes, config, Arc::new(LocalAdapter))
+    }
+
+    /// A hub for these route paths that sends through `adapter`.
+    pub fn with_adapter<'a>(
+        routes: impl IntoIterator<Item = &'a str>,
+        config: HubConfig,
+        adapter: Arc<dyn Adapter>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            clients: DashMap::new(),
+            routes: routes
+                .into_iter()
+                .map(|path| (Arc::from(path), RoomRegistry::default()))
+                .collect(),
+            adapter,
+            config,
+            next_key: AtomicU64::new(1),
+        })
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    /// Registers a new client on `route` with a fresh `ws:<uuid>` id, and returns it with the
+    /// receiving end of its queue. `None` when the hub does not serve `route`.
+    pub fn register(self: &Arc<Self>, route: &str) -> Option<(Client, OutboxReceiver)> {
+        let (route, _) = self.routes.get_key_value(route)?;
+        let (outbox, receiver) = Outbox::new(self.config.send_queue_bytes);
+        let id: Arc<str> = Arc::from(format!("ws:{}", uuid::Uuid::new_v4()));
+        let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+        self.clients.insert(
+            id.clone(),
+            Member {
+                outbox: outbox.clone(),
+            },
+        );
+        let client = Client::new(id, key, route.clone(), outbox, self.clone());
+        Some((client, receiver))
+    }
+
+    /// Removes a client: it leaves every room and no longer receives anything.
+    pub fn unregister(&self, client: &Client) {
+        client.leave_all();
+        self.clients.remove(client.id());
+    }
+
+    /// Sends through the adapter (this process and, with a scale-out adapter, the others).
+    pub fn send(&self, target: Target<'_>, frame: &Frame) {
+        self.adapter.send(self, target, frame);
+    }
+
+    /// Delivers to this process's clients only; returns how many received the frame.
+    ///
+    /// Adapters call this; applications call [`send`](Self::send) or a [`Client`] method.
+    pub fn deliver_local(&self, target: Target<'_>, frame: &Frame) -> usize {
+        match target {
+            Target::Client(id) => match self.clients.get(id) {
+                Some(member) => {
+                    member.outbox.push(frame.clone());
+                    1
+                }
+                None => 0,
+            },
+            Target::Room { route, room } => self
+                .routes
+                .get(route)
+                .map_or(0, |rooms| rooms.deliver(room, frame)),
+            Target::All { except } => {
+                let mut count = 0;
+                for member in self.clients.iter() {
+                    if Some(&**member.key()) != except {
+                        member.outbox.push(frame.clone());
+                        count += 1;
+                    }
+                }
+                count
+            }
+        }
+    }
+
+    pub(crate) fn rooms_of(&self, route: &str) -> Option<&RoomRegistry> {
+        self.routes.get(route)
+    }
+
+    /// How many clients are connected to this process.
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// How many rooms exist on `route` in this process.
+    pub fn room_count(&self, route: &str) -> usize {
+        self.routes.get(route).map_or(0, RoomRegistry::len)
+    }
+
+    /// How many of this process's clients are in `room` on `route`.
+    pub fn room_members(&self, route: &str, room: &str) -> usize {
+        self.routes
+            .get(route)
+            .map_or(0, |rooms| rooms.members(room))
+    }
+
+    /// Whether a client with this id is connected to this process.
+    pub fn is_connected(&self, client_id: &str) -> bool {
+        self.clients.contains_key(client_id)
+    }
+
+    /// Closes every client with `code` after what is already queued for it.
+    pub fn close_all(&self, code: u16, reason: &'static str) {
+        for member in self.clients.iter() {
+            member.outbox.close(code, reason);
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! Routes: which handlers answer which events on which path.
+//!
+//! Declared the way Vania declares them, then checked and frozen into a [`RouteTable`] once at
+//! start-up: dispatch only reads it.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::panic::Location;
+use std::sync::Arc;
+
+use crate::errors::RouterError;
+use crate::handler::{ErasedHandler, Handler};
+
+/// Events the framework answers itself; they cannot have handlers.
+pub const RESERVED_EVENTS: [&str; 2] = ["join-room", "left-room"];
+
+/// The lifecycle event run when a client connects (it gets the client only).
+pub const CONNECT: &str = "connect";
+/// The lifecycle event run when a client disconnects (it gets the client only).
+pub const DISCONNECT: &str = "disconnect";
+
+struct Registration {
+    path: String,
+    event: String,
+    handler: Arc<dyn ErasedHandler>,
+    location: String,
+}
+
+/// The WebSocket routes of an application, as Vania's `Router.websocket` declares them.
+///
+/// ```
+/// use vania_ws_core::{Client, Router};
+/// use serde_json::Value;
+///
+/// let router = Router::new()
+///     .websocket("/ws", |ev| {
+///         ev.on("message", |client: Client, payload: Value| async move {
+///             client.emit("message", &payload)
+///         });
+///         ev.on("connect", |client: Client| async move {
+///             tracing::info!(id = client.id(), "connected");
+///         });
+///     })
+///     .websocket("/clients", |_ev| {});
+/// let table = router.build().unwrap();
+/// assert!(table.get("/ws").is_some());
+/// ```
+#[derive(Default)]
+pub struct Router {
+    paths: Vec<(String, String)>,
+    registrations: Vec<Registration>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("paths", &self.paths)
+            .field("handlers", &self.registrations.len())
+            .finish()
+    }
+}
+
+/// Declares the events of one route; given to the closure of [`Router::websocket`].
+pub struct WebSocketEvent<'r> {
+    path: &'r str,
+    registrations: &'r mut Vec<Registration>,
+}
+
+impl std::fmt::Debug for WebSocketEvent<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocketEvent")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebSocketEvent<'_> {
+    /// Handles `event` on this route with an async closure of the client, or of the client and
+    /// a typed payload. `connect` and `disconnect` handlers take the client only.
+    #[track_caller]
+    pub fn on<H, M>(&mut self, event: &str, handler: H) -> &mut Self
+    where
+        H: Handler<M>,
+    {
+        self.registrations.push(Registration {
+            path: self.path.to_owned(),
+            event: event.to_owned(),
+            handler: handler.into_erased(),
+            location: Location::caller().to_string(),
+        });
+        self
+    }
+}
+
+impl Router {
+    /// An empty router.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Declares a WebSocket route at `path` and its events. Declaring a path twice adds to it.
+    #[track_caller]
+    pub fn websocket(mut self, path: &str, events: impl FnOnce(&mut WebSocketEvent<'_>)) -> Self {
+        self.paths
+            .push((path.to_owned(), Location::caller().to_string()));
+        let mut ev = WebSocketEvent {
+            path,
+            registrations: &mut self.registrations,
+        };
+        events(&mut ev);
+        self
+    }
+
+    /// Adds one handler, recording where it was declared. Generated controller code uses this;
+    /// it is also the explicit registration path for handlers built by hand.
+    pub fn route(
+        mut self,
+        path: &str,
+        event: &str,
+        handler: Arc<dyn ErasedHandler>,
+        location: impl Into<String>,
+    ) -> Self {
+        let location = location.into();
+        self.paths.push((path.to_owned(), location.clone()));
+        self.registrations.push(Registration {
+            path: path.to_owned(),
+            event: event.to_owned(),
+            handler,
+            location,
+        });
+        self
+    }
+
+    /// Checks the routes and freezes them: a path must start with `/`, an event name must not
+    /// be empty nor reserved, and one `(path, event)` has one handler.
+    pub fn build(self) -> Result<RouteTable, RouterError> {
+        let mut routes: HashMap<String, RouteParts> = HashMap::new();
+        for (path, location) in self.paths {
+            if !path.starts_with('/') {
+                return Err(RouterError::InvalidPath { path, location });
+            }
+            routes.entry(path).or_default();
+        }
+        let mut regs = self.registrations;
+        regs.sort_by(|a, b| (&a.path, &a.event).cmp(&(&b.path, &b.event)));
+        for reg in regs {
+            let parts = routes.entry(reg.path.clone()).or_default();
+            if reg.event.is_empty() {
+                return Err(RouterError::EmptyEvent {
+                    path: reg.path,
+                    location: reg.location,
+                });
+            }
+            if RESERVED_EVENTS.contains(&reg.event.as_str()) {
+                return Err(RouterError::Reserved {
+                    path: reg.path,
+                    event: reg.event,
+                    location: reg.location,
+                });
+            }
+            match parts.handlers.entry(reg.event) {
+                Entry::Occupied(first) => {
+                    return Err(RouterError::Duplicate {
+                        path: reg.path,
+                        event: first.key().clone(),
+                        first: first.get().1.clone(),
+                        second: reg.location,
+                    });
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert((reg.handler, reg.location));
+                }
+            }
+        }
+        let routes = routes
+            .into_iter()
+            .map(|(path, mut parts)| {
+                let path: Arc<str> = Arc::from(path);
+                let connect = parts.handlers.remove(CONNECT).map(|(h, _)| h);
+                let disconnect = parts.handlers.remove(DISCONNECT).map(|(h, _)| h);
+                let handlers = parts
+                    .handlers
+                    .into_iter()
+                    .map(|(event, (handler, _))| (event.into_boxed_str(), handler))
+                    .collect();
+                let route = Route {
+                    path: path.clone(),
+                    handlers,
+                    connect,
+                    disconnect,
+                };
+                (path, Arc::new(route))
+            })
+            .collect();
+        Ok(RouteTable { routes })
+    }
+}
+
+#[derive(Default)]
+struct RouteParts {
+    handlers: HashMap<String, (Arc<dyn ErasedHandler>, String)>,
+}
+
+/// One route's handlers, frozen.
+pub struct Route {
+    path: Arc<str>,
+    handlers: HashMap<Box<str>, Arc<dyn ErasedHandler>>,
+    connect: Option<Arc<dyn ErasedHandler>>,
+    disconnect: Option<Arc<dyn ErasedHandler>>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut events: Vec<_> = self.handlers.keys().collect();
+        events.sort();
+        f.debug_struct("Route")
+            .field("path", &self.path)
+            .field("events", &events)
+            .field("connect", &self.connect.is_some())
+            .field("disconnect", &self.disconnect.is_some())
+            .finish()
+    }
+}
+
+impl Route {
+    /// The route's path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The handler of `event`, if any (lifecycle events are not looked up here).
+    pub fn handler(&self, event: &str) -> Option<&Arc<dyn ErasedHandler>> {
+        self.handlers.get(event)
+    }
+
+    /// The `connect` handler.
+    pub fn connect_handler(&self) -> Option<&Arc<dyn ErasedHandler>> {
+        self.connect.as_ref()
+    }
+
+    /// The `disconnect` handler.
+    pub fn disconnect_handler(&self) -> Option<&Arc<dyn ErasedHandler>> {
+        self.disconnect.as_ref()
+    }
+}
+
+/// Every route, checked and frozen; looked up by path during the handshake.
+#[derive(Debug, Clone)]
+pub struct RouteTable {
+    routes: HashMap<Arc<str>, Arc<Route>>,
+}
+
+impl RouteTable {
+    /// The route at `path` (the path only, without the query).
+    pub fn get(&self, path: &str) -> Option<&Arc<Route>> {
+        self.routes.get(path)
+    }
+
+    /// Every route path, sorted.
+    pub fn paths(&self) -> Vec<&str> {
+        let mut paths: Vec<&str> = self.routes.keys().map(|p| &**p).collect();
+        paths.sort_unstable();
+        paths
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Client;
+
+    #[test]
+    fn duplicate_handlers_name_both_locations() {
+        let err = Router::new()
+            .websocket("/ws", |ev| {
+                ev.on("m", |_c: Client| async {});
+                ev.on("m", |_c: Client| async {});
+            })
+            .build()
+            .unwrap_err();
+        let RouterError::Duplicate { first, second, .. } = &err else {
+            panic!("{err}")
+        };
+        assert!(first.contains("router.rs") && second.contains("router.rs"));
+        assert_ne!(first, second);
+    }
+
+    #[test]
+    fn rejects_bad_paths_and_reserved_events() {
+        let bad = Router::new().websocket("ws", |_| {}).build();
+        assert!(matches!(bad, Err(RouterError::InvalidPath { .. })));
+        let reserved = Router::new()
+            .websocket("/ws", |ev| {
+                ev.on("join-room", |_c: Client| async {});
+            })
+            .build();
+        assert!(matches!(reserved, Err(RouterError::Reserved { .. })));
+        let empty = Router::new()
+            .websocket("/ws", |ev| {
+                ev.on("", |_c: Client| async {});
+            })
+            .build();
+        assert!(matches!(empty, Err(RouterError::EmptyEvent { .. })));
+    }
+
+    #[test]
+    fn a_path_declared_twice_is_merged() {
+        let table = Router::new()
+            .websocket("/ws", |ev| {
+                ev.on("a", |_c: Client| async {});
+            })
+            .websocket("/ws", |ev| {
+                ev.on("b", |_c: Client| async {});
+                ev.on("connect", |_c: Client| async {});
+            })
+            .build()
+            .unwrap();
+        let route = table.get("/ws").unwrap();
+        assert!(route.handler("a").is_some() && route.handler("b").is_some());
+        assert!(route.handler("connect").is_none() && route.connect_handler().is_some());
+        assert_eq!(table.paths(), ["/ws"]);
+    }
+}
