@@ -1,1 +1,42 @@
-//! placeholder
+//! vania-ws: real-time WebSocket apps in Rust, the way Vania declares them.
+//!
+//! Declare routes and their events, answer through the [`Client`] handle, and serve:
+//!
+//! ```no_run
+//! use vania_ws_server::serde_json::Value;
+//! use vania_ws_server::{Client, Router, Server, ServerConfig};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let router = Router::new().websocket("/ws", |ev| {
+//!         ev.on("message", |client: Client, payload: Value| async move {
+//!             client.emit("message", &payload)?; // to the sender
+//!             client.broadcast("message", &payload)?; // to everyone else
+//!             Ok::<_, vania_ws_server::SendError>(payload) // the reply to `"id"`
+//!         });
+//!     });
+//!     let server = Server::builder(router)
+//!         .config(ServerConfig::from_env()?)
+//!         .bind()
+//!         .await?;
+//!     server.run().await; // until Ctrl-C or SIGTERM, then a graceful drain
+//!     Ok(())
+//! }
+//! ```
+//!
+//! This crate is the one an application depends on: it re-exports the core's types.
+
+mod config;
+mod connection;
+mod server;
+
+pub use config::{ConfigError, ServerConfig};
+pub use server::{ServeError, Server, ServerBuilder, shutdown_signal};
+pub use vania_ws_core::{
+    Adapter, Client, DispatchError, ErrorCode, Frame, Handle, Handler, Hub, HubConfig, IntoReply,
+    JoinError, Json, LocalAdapter, Router, RouterError, SendError, Target, WebSocketEvent,
+    close_code, serde_json,
+};
+
+/// The core crate, for adapters and custom servers.
+pub use vania_ws_core as core;

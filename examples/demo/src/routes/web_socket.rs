@@ -1,0 +1,73 @@
+//! The WebSocket routes of the Vania page (`routes/web_socket.dart` in Vania): `/ws`,
+//! `/clients` and `/admins`, with handlers that make every delivery rule observable.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use vania_ws_server::{Client, Router, SendError};
+
+use crate::controllers::admin_controller;
+
+/// `room-message`'s payload.
+#[derive(Debug, Deserialize)]
+struct RoomMessage {
+    room: String,
+    message: Value,
+}
+
+/// `direct`'s payload.
+#[derive(Debug, Deserialize)]
+struct Direct {
+    to: String,
+    message: Value,
+}
+
+/// The demo's router.
+pub fn router() -> Router {
+    Router::new()
+        .websocket("/ws", |ev| {
+            ev.on("message", |client: Client, payload: Value| async move {
+                client.emit("message", &payload)?;
+                Ok::<_, SendError>(payload)
+            });
+            ev.on("user-typing", |client: Client, payload: Value| async move {
+                let typing = json!({ "session_id": client.id(), "payload": payload });
+                client.broadcast("user-typing", &typing)
+            });
+            ev.on(
+                "room-message",
+                |client: Client, payload: RoomMessage| async move {
+                    client.to_room("room-message", &payload.room, &payload.message)
+                },
+            );
+            ev.on("direct", |client: Client, payload: Direct| async move {
+                let message = json!({ "from": client.id(), "message": payload.message });
+                client.to(&payload.to, "direct", &message)
+            });
+            ev.on("whoami", |client: Client| async move {
+                json!({ "session_id": client.id(), "rooms": client.rooms() })
+            });
+            ev.on("fail", |_client: Client| async move {
+                Err::<(), _>("requested failure")
+            });
+            ev.on("panic", panic_on_purpose);
+            ev.on("disconnect", |client: Client| async move {
+                client.broadcast("user-left", &json!({ "session_id": client.id() }))
+            });
+        })
+        .websocket("/clients", |ev| {
+            ev.on(
+                "client-joined",
+                |client: Client, payload: Value| async move {
+                    client.broadcast("client-joined", &payload)
+                },
+            );
+        })
+        .websocket("/admins", |ev| {
+            ev.on("admin-message", admin_controller::message);
+        })
+}
+
+/// `panic`: shows that a panicking handler costs its request an `internal` error, no more.
+async fn panic_on_purpose(_client: Client) {
+    panic!("requested panic");
+}
