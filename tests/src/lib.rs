@@ -338,3 +338,8 @@ pub async fn assert_refused(url: &str, status: u16) {
         Err(err) => panic!("handshake to {url} failed with {err}, expected HTTP {status}"),
     }
 }
+
+/// The README's Rust example, compiled as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

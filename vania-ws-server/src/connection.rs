@@ -29,6 +29,8 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, shutdown: Canc
     let peer = stream.peer_addr().ok();
     let _ = stream.set_nodelay(true);
     let mut matched: Option<Arc<Route>> = None;
+    // The error type is tungstenite's, so its size is not ours to choose.
+    #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
         if !shared.config.websocket {
             return Err(reject(

@@ -1,0 +1,204 @@
+//! The `example-demo` binary as a user runs it: settings from the environment and `.env`,
+//! and a graceful stop on SIGTERM.
+
+use futures_util::{SinkExt, StreamExt};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+struct Demo {
+    child: Child,
+    addr: String,
+    log: Vec<String>,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh, empty working directory (so no stray `.env` is read).
+fn workdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vania-ws-demo-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts the binary and reads its log until the "listening" line.
+fn start(dir: &Path, env: &[(&str, &str)]) -> Demo {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_example-demo"));
+    command
+        .current_dir(dir)
+        .env_remove("APP_HOST")
+        .env_remove("APP_PORT")
+        .env_remove("APP_WEBSOCKET")
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut demo = Demo {
+        child: command.spawn().expect("the demo binary starts"),
+        addr: String::new(),
+        log: Vec::new(),
+    };
+    let stdout = demo.child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Keep draining after the test stops listening, so the demo never writes to a
+        // closed pipe.
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let line = rx
+            .recv_timeout(TIMEOUT)
+            .unwrap_or_else(|_| panic!("no `listening` line; log so far: {:#?}", demo.log));
+        demo.log.push(line.clone());
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            demo.addr = rest
+                .trim_start_matches("ws://")
+                .split([',', ' '])
+                .next()
+                .unwrap()
+                .to_owned();
+            return demo;
+        }
+    }
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the demo did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn serves_the_routes_and_drains_on_sigterm() {
+    let dir = workdir("sigterm");
+    let mut demo = start(&dir, &[("APP_PORT", "0")]);
+    assert!(demo.addr.starts_with("127.0.0.1:"), "{}", demo.addr);
+    let (mut ws, _) = connect_async(format!("ws://{}/ws", demo.addr))
+        .await
+        .unwrap();
+    let connected = ws.next().await.unwrap().unwrap();
+    assert!(connected.to_text().unwrap().contains("\"connected\""));
+    ws.send(Message::text(
+        r#"{"event":"message","payload":"hi","id":1}"#,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap().to_text().unwrap(),
+        r#"{"event":"message","payload":"hi"}"#
+    );
+    assert_eq!(
+        ws.next().await.unwrap().unwrap().to_text().unwrap(),
+        r#"{"event":"ack","id":1,"payload":"hi"}"#
+    );
+
+    sigterm(&demo.child);
+    let close = tokio::time::timeout(TIMEOUT, ws.next()).await.unwrap();
+    match close {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1001),
+        other => panic!("expected close 1001, got {other:?}"),
+    }
+    // Reading on answers the close; then the stream ends.
+    while let Some(Ok(_)) = ws.next().await {}
+    let status = wait_exit(&mut demo.child);
+    assert!(status.success(), "exit status {status}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn app_websocket_false_serves_nothing_and_says_why() {
+    let dir = workdir("disabled");
+    let demo = start(&dir, &[("APP_PORT", "0"), ("APP_WEBSOCKET", "false")]);
+    assert!(
+        demo.log
+            .iter()
+            .any(|line| line.contains("APP_WEBSOCKET is false")),
+        "{:#?}",
+        demo.log
+    );
+    match connect_async(format!("ws://{}/ws", demo.addr)).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 404),
+        other => panic!("expected 404, got {other:?}"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn reads_dot_env_and_the_environment_overrides_it() {
+    let dir = workdir("dotenv");
+    std::fs::write(dir.join(".env"), "APP_PORT=0\nAPP_WEBSOCKET=false\n").unwrap();
+    // From .env alone: port 0 and websockets off.
+    let demo = start(&dir, &[]);
+    assert!(
+        demo.log
+            .iter()
+            .any(|line| line.contains("APP_WEBSOCKET is false"))
+    );
+    drop(demo);
+    // The environment wins over .env.
+    let demo = start(&dir, &[("APP_WEBSOCKET", "true")]);
+    let (mut ws, _) = connect_async(format!("ws://{}/clients", demo.addr))
+        .await
+        .expect("websockets are on");
+    assert!(
+        ws.next()
+            .await
+            .unwrap()
+            .unwrap()
+            .to_text()
+            .unwrap()
+            .contains("connected")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn invalid_settings_fail_with_a_clear_message() {
+    let dir = workdir("invalid");
+    let output = Command::new(env!("CARGO_BIN_EXE_example-demo"))
+        .current_dir(&dir)
+        .env("APP_PORT", "eighty")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(all.contains("`APP_PORT` must be a port number"), "{all}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
