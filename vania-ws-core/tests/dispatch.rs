@@ -1,0 +1,161 @@
+//! In-memory dispatch tests: sessions, queues and the hub, with no network.
+
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use vania_ws_core::{
+    Adapter, Client, Frame, Hub, HubConfig, OutboxReceiver, Outgoing, RouteTable, Router,
+    SendError, Session, Target,
+};
+
+fn table() -> RouteTable {
+    Router::new()
+        .websocket("/ws", |ev| {
+            ev.on("to-room", |client: Client, room: String| async move {
+                client.to_room("news", &room, &json!({"big": "x".repeat(1000)}))
+            });
+            ev.on("all", |client: Client| async move {
+                client.broadcast("all", &json!(1))
+            });
+            ev.on("echo", |client: Client, v: Value| async move {
+                client.emit("echo", &v)?;
+                Ok::<_, SendError>(v)
+            });
+        })
+        .websocket("/other", |_| {})
+        .build()
+        .unwrap()
+}
+
+async fn open(hub: &Arc<Hub>, table: &RouteTable, path: &str) -> (Session, OutboxReceiver) {
+    let (session, mut rx) = Session::open(hub, table.get(path).unwrap().clone()).await;
+    let first = drain(&mut rx);
+    assert!(first[0].as_str().starts_with(r#"{"event":"connected""#));
+    (session, rx)
+}
+
+fn drain(rx: &mut OutboxReceiver) -> Vec<Frame> {
+    let mut frames = Vec::new();
+    while let Some(item) = rx.try_recv() {
+        match item {
+            Outgoing::Frame(frame) => frames.push(frame),
+            Outgoing::Close(code, _) => panic!("unexpected close {code}"),
+        }
+    }
+    frames
+}
+
+#[tokio::test]
+async fn a_room_payload_is_encoded_once_and_shared_by_every_recipient() {
+    let table = table();
+    let hub = Hub::new(table.paths(), HubConfig::default());
+    let mut members = Vec::new();
+    for _ in 0..5 {
+        let (session, rx) = open(&hub, &table, "/ws").await;
+        session
+            .handle_text(r#"{"event":"join-room","room":"r"}"#)
+            .await;
+        members.push((session, rx));
+    }
+    members[0]
+        .0
+        .handle_text(r#"{"event":"to-room","payload":"r"}"#)
+        .await;
+    let frames: Vec<Frame> = members
+        .iter_mut()
+        .map(|(_, rx)| {
+            let mut frames = drain(rx);
+            assert_eq!(frames.len(), 1);
+            frames.remove(0)
+        })
+        .collect();
+    let first = frames[0].as_str().as_ptr();
+    for frame in &frames {
+        assert_eq!(
+            frame.as_str().as_ptr(),
+            first,
+            "every recipient shares one buffer"
+        );
+    }
+}
+
+#[tokio::test]
+async fn broadcast_skips_the_sender_and_reaches_other_routes() {
+    let table = table();
+    let hub = Hub::new(table.paths(), HubConfig::default());
+    let (a, mut ra) = open(&hub, &table, "/ws").await;
+    let (_b, mut rb) = open(&hub, &table, "/other").await;
+    a.handle_text(r#"{"event":"all"}"#).await;
+    assert!(drain(&mut ra).is_empty());
+    assert_eq!(drain(&mut rb)[0].as_str(), r#"{"event":"all","payload":1}"#);
+}
+
+#[tokio::test]
+async fn close_frees_the_client_and_its_rooms() {
+    let table = table();
+    let hub = Hub::new(table.paths(), HubConfig::default());
+    let (a, _ra) = open(&hub, &table, "/ws").await;
+    a.handle_text(r#"{"event":"join-room","room":"r"}"#).await;
+    assert_eq!((hub.client_count(), hub.room_count("/ws")), (1, 1));
+    a.close().await;
+    assert_eq!((hub.client_count(), hub.room_count("/ws")), (0, 0));
+}
+
+#[tokio::test]
+async fn a_full_queue_closes_the_slow_client_only() {
+    let table = table();
+    let hub = Hub::new(table.paths(), HubConfig::default().send_queue_bytes(4096));
+    let (fast, mut fast_rx) = open(&hub, &table, "/ws").await;
+    let (slow, mut slow_rx) = open(&hub, &table, "/ws").await;
+    for session in [&fast, &slow] {
+        session
+            .handle_text(r#"{"event":"join-room","room":"r"}"#)
+            .await;
+    }
+    for _ in 0..10 {
+        fast.handle_text(r#"{"event":"to-room","payload":"r"}"#)
+            .await;
+        assert_eq!(drain(&mut fast_rx).len(), 1, "the fast client keeps up");
+    }
+    let mut queued = 0;
+    let mut closed = None;
+    while let Some(item) = slow_rx.try_recv() {
+        match item {
+            Outgoing::Frame(_) => queued += 1,
+            Outgoing::Close(code, _) => closed = Some(code),
+        }
+    }
+    assert!(queued < 10, "the slow client's queue is bounded: {queued}");
+    assert_eq!(closed, Some(1008));
+}
+
+struct Recording(Mutex<Vec<String>>);
+
+impl Adapter for Recording {
+    fn send(&self, hub: &Hub, target: Target<'_>, frame: &Frame) {
+        self.0.lock().unwrap().push(format!("{target:?}"));
+        hub.deliver_local(target, frame);
+    }
+}
+
+#[tokio::test]
+async fn sends_that_may_leave_the_process_go_through_the_adapter_once_per_call() {
+    let table = table();
+    let adapter = Arc::new(Recording(Mutex::new(Vec::new())));
+    let hub = Hub::with_adapter(table.paths(), HubConfig::default(), adapter.clone());
+    let (a, mut ra) = open(&hub, &table, "/ws").await;
+    let (_b, _rb) = open(&hub, &table, "/ws").await;
+    a.handle_text(r#"{"event":"join-room","room":"r"}"#).await;
+    a.handle_text(r#"{"event":"to-room","payload":"r"}"#).await;
+    a.handle_text(r#"{"event":"all"}"#).await;
+    a.handle_text(r#"{"event":"echo","payload":1}"#).await;
+    assert_eq!(drain(&mut ra).len(), 2, "to-room and echo");
+    let id = a.client().id().to_owned();
+    assert_eq!(
+        *adapter.0.lock().unwrap(),
+        vec![
+            r#"Room { route: "/ws", room: "r" }"#.to_owned(),
+            format!("All {{ except: Some({id:?}) }}"),
+        ],
+        "emit stays local; to_room and broadcast go through the adapter once each"
+    );
+}
