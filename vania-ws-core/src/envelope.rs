@@ -91,7 +91,7 @@ impl<'a> Envelope<'a> {
     }
 
     fn classify(text: &str, err: &serde_json::Error) -> EnvelopeError {
-        let error = if err.is_data() || serde_json::from_str::<IgnoredAny>(text).is_ok() {
+        let error = if err.is_data() || is_json(text) {
             DispatchError::new(
                 ErrorCode::InvalidEnvelope,
                 format!(
@@ -107,6 +107,16 @@ impl<'a> Envelope<'a> {
         };
         EnvelopeError { id: None, error }
     }
+}
+
+/// Whether `text` is one JSON value, however deeply nested (the parser's nesting limit of 128
+/// would call a deep but valid document invalid; this check grows its stack instead). Only the
+/// error path runs it.
+fn is_json(text: &str) -> bool {
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.disable_recursion_limit();
+    let valid = IgnoredAny::deserialize(serde_stacker::Deserializer::new(&mut de)).is_ok();
+    valid && de.end().is_ok()
 }
 
 /// A serde_json error's message without its " at line L column C" suffix.
@@ -252,6 +262,18 @@ mod tests {
             code(r#"{"event":"x","id":1.5}"#),
             ErrorCode::InvalidEnvelope
         );
+        assert_eq!(code("{} {}"), ErrorCode::InvalidJson);
+    }
+
+    #[test]
+    fn deep_nesting_is_classified_without_overflowing_the_stack() {
+        let deep = format!("{}{}", "[".repeat(50_000), "]".repeat(50_000));
+        assert_eq!(code(&deep), ErrorCode::InvalidEnvelope);
+        assert_eq!(code(&"[".repeat(50_000)), ErrorCode::InvalidJson);
+        // A deep payload is skipped, not parsed: the handler's type decides (see handler.rs).
+        let nested = format!("{}1{}", "[".repeat(50_000), "]".repeat(50_000));
+        let deep_payload = format!(r#"{{"event":"e","payload":{nested}}}"#);
+        assert_eq!(Envelope::parse(&deep_payload).unwrap().event, "e");
     }
 
     #[test]

@@ -304,6 +304,14 @@ mod tests {
     }
 
     #[test]
+    fn deeply_nested_payloads_are_refused_not_overflowing_the_stack() {
+        let nested = format!("{}1{}", "[".repeat(50_000), "]".repeat(50_000));
+        let err = decode_payload::<serde_json::Value>(Some(&raw(&nested))).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidPayload);
+        assert!(err.message.contains("recursion limit"), "{}", err.message);
+    }
+
+    #[test]
     fn replies() {
         assert_eq!(().into_reply(true).unwrap().as_deref(), Some("null"));
         assert_eq!(().into_reply(false).unwrap(), None);
