@@ -186,6 +186,11 @@ impl Client {
         room.len() <= MAX_ROOM_NAME_BYTES && self.lock_rooms().contains(room)
     }
 
+    /// The application state of type `T` registered with `Router::state`, if any.
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.inner.hub.state::<T>()
+    }
+
     /// A handle for sending from outside any handler (a background task, say).
     pub fn handle(&self) -> Handle {
         Handle::new(self.inner.hub.clone())

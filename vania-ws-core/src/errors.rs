@@ -140,6 +140,16 @@ pub enum RouterError {
         /// Where the second handler was registered.
         second: String,
     },
+    /// A collected controller that cannot be built with `Default`.
+    #[error(
+        "controller `{controller}` (declared at {location}) has no `Default` impl: register an instance with `Router::controller(…)`"
+    )]
+    ControllerWithoutDefault {
+        /// The controller type.
+        controller: String,
+        /// Where it was declared.
+        location: String,
+    },
     /// A handler for an event the framework handles itself.
     #[error(
         "event `{event}` on route `{path}` is handled by the framework and cannot have a handler (registered at {location})"

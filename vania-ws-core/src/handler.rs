@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::client::Client;
 use crate::envelope::strip_position;
 use crate::errors::{DispatchError, ErrorCode};
+use crate::extract::FromEvent;
 
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -36,7 +37,8 @@ pub trait ErasedHandler: Send + Sync + 'static {
 }
 
 /// Something that can handle an event: an async closure taking the [`Client`], or the client
-/// and a payload of any type that implements `serde::Deserialize`.
+/// and one more argument: a payload of any type that implements `serde::Deserialize`, or any
+/// other [`FromEvent`] extractor such as [`State<T>`](crate::State).
 ///
 /// `M` only tells the two shapes apart; it is inferred.
 #[diagnostic::on_unimplemented(
@@ -83,7 +85,7 @@ where
 impl<F, T, Fut, R> Handler<(Client, T)> for F
 where
     F: Fn(Client, T) -> Fut + Send + Sync + 'static,
-    T: DeserializeOwned + Send + 'static,
+    T: FromEvent + Send + 'static,
     Fut: Future<Output = R> + Send + 'static,
     R: IntoReply,
 {
@@ -95,7 +97,7 @@ where
 impl<F, T, Fut, R> ErasedHandler for WithPayload<F, T>
 where
     F: Fn(Client, T) -> Fut + Send + Sync + 'static,
-    T: DeserializeOwned + Send + 'static,
+    T: FromEvent + Send + 'static,
     Fut: Future<Output = R> + Send + 'static,
     R: IntoReply,
 {
@@ -105,8 +107,8 @@ where
         payload: Option<&RawValue>,
         want_reply: bool,
     ) -> Result<BoxFuture<Outcome>, DispatchError> {
-        let payload = decode_payload::<T>(payload)?;
-        let fut = (self.0)(client, payload);
+        let argument = T::from_event(&client, payload)?;
+        let fut = (self.0)(client, argument);
         Ok(Box::pin(async move { fut.await.into_reply(want_reply) }))
     }
 }

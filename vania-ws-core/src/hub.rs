@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::adapter::{Adapter, LocalAdapter, Target};
 use crate::client::Client;
 use crate::envelope::Frame;
+use crate::extract::StateMap;
 use crate::outbox::{Outbox, OutboxReceiver};
 use crate::room::RoomRegistry;
+use crate::router::RouteTable;
 
 /// Limits the hub applies to each client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +58,7 @@ pub struct Hub {
     adapter: Arc<dyn Adapter>,
     config: HubConfig,
     next_key: AtomicU64,
+    state: StateMap,
 }
 
 impl std::fmt::Debug for Hub {
@@ -89,7 +92,26 @@ impl Hub {
             adapter,
             config,
             next_key: AtomicU64::new(1),
+            state: StateMap::default(),
         })
+    }
+
+    /// A hub for the routes of `table`, holding its application state, sending through
+    /// `adapter`.
+    pub fn for_table(
+        table: &RouteTable,
+        config: HubConfig,
+        adapter: Arc<dyn Adapter>,
+    ) -> Arc<Self> {
+        let mut hub = Self::with_adapter(table.paths(), config, adapter);
+        Arc::get_mut(&mut hub)
+            .expect("a new hub has one owner")
+            .state = table.state().clone();
+        hub
+    }
+
+    pub(crate) fn state<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.state.get::<T>()
     }
 
     /// The limits in force.

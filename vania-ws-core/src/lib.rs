@@ -37,9 +37,11 @@
 
 mod adapter;
 mod client;
+mod controller;
 mod dispatch;
 mod envelope;
 mod errors;
+mod extract;
 mod handle;
 mod handler;
 mod hub;
@@ -49,9 +51,14 @@ mod router;
 
 pub use adapter::{Adapter, LocalAdapter, Target};
 pub use client::Client;
+pub use controller::{
+    Controller, ControllerRecord, ControllerRoute, DefaultProbe, NoDefault, ViaDefault,
+    collected_controllers,
+};
 pub use dispatch::Session;
 pub use envelope::{Envelope, EnvelopeError, Frame};
 pub use errors::{DispatchError, ErrorCode, JoinError, RouterError, SendError};
+pub use extract::{ClientRef, FromEvent, State};
 pub use handle::Handle;
 pub use handler::{
     BoxFuture, ErasedHandler, Handler, IntoReply, Json, Outcome, decode_payload, encode_reply,
@@ -63,3 +70,50 @@ pub use router::{CONNECT, DISCONNECT, RESERVED_EVENTS, Route, RouteTable, Router
 
 /// Re-exported for handler signatures.
 pub use serde_json;
+
+/// Re-exported for generated controller code.
+#[doc(hidden)]
+pub use inventory;
+
+/// What `#[ws_controller]`'s generated code refers to, by absolute path. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::{
+        BoxFuture, Client, ClientRef, Controller, ControllerRecord, ControllerRoute, DefaultProbe,
+        DispatchError, ErasedHandler, FromEvent, IntoReply, NoDefault, Outcome, ViaDefault,
+    };
+    pub use inventory;
+    pub use serde_json::value::RawValue;
+    pub use std::any::TypeId;
+    pub use std::boxed::Box;
+    pub use std::future::Future;
+    pub use std::marker::PhantomData;
+    pub use std::option::Option;
+    pub use std::result::Result;
+    pub use std::sync::Arc;
+    pub use std::vec::Vec;
+
+    /// `TypeId::of` as a plain function, for a `const` record.
+    pub fn type_id_of<T: 'static>() -> TypeId {
+        TypeId::of::<T>()
+    }
+
+    /// A handler's non-`Result` return value as its reply.
+    pub fn reply_value<T: serde::Serialize>(value: T, want_reply: bool) -> Outcome {
+        crate::encode_reply(&value, want_reply)
+    }
+
+    /// A handler's `Result` return value as its reply or `handler_error`.
+    pub fn reply_result<T, E>(value: Result<T, E>, want_reply: bool) -> Outcome
+    where
+        T: serde::Serialize + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        IntoReply::into_reply(value, want_reply)
+    }
+
+    /// Asks for a `Send` future where the handler is declared, so the error points there.
+    pub fn require_send<F: Future + Send>(future: F) -> F {
+        future
+    }
+}

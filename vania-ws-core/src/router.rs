@@ -3,12 +3,15 @@
 //! Declared the way Vania declares them, then checked and frozen into a [`RouteTable`] once at
 //! start-up: dispatch only reads it.
 
-use std::collections::HashMap;
+use std::any::TypeId;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::panic::Location;
 use std::sync::Arc;
 
+use crate::controller::{Controller, ControllerRoute, collected_controllers};
 use crate::errors::RouterError;
+use crate::extract::StateMap;
 use crate::handler::{ErasedHandler, Handler};
 
 /// Events the framework answers itself; they cannot have handlers.
@@ -49,6 +52,9 @@ struct Registration {
 pub struct Router {
     paths: Vec<(String, String)>,
     registrations: Vec<Registration>,
+    explicit_controllers: HashSet<TypeId>,
+    collect_controllers: bool,
+    state: StateMap,
 }
 
 impl std::fmt::Debug for Router {
@@ -111,6 +117,45 @@ impl Router {
         self
     }
 
+    /// Registers a controller instance: its handlers serve `C::PATH`. A controller registered
+    /// this way is skipped by [`controllers`](Self::controllers).
+    pub fn controller<C: Controller>(mut self, controller: C) -> Self {
+        self.explicit_controllers.insert(TypeId::of::<C>());
+        self.add_controller_routes(C::PATH, Arc::new(controller).routes());
+        self
+    }
+
+    /// Collects, when the table is built, every `#[ws_controller]` in the program that was not
+    /// registered with [`controller`](Self::controller), building each with `Default`. A
+    /// collected controller without `Default` fails [`build`](Self::build): register it
+    /// explicitly.
+    ///
+    /// Only controllers the linker keeps are seen: a controller in a crate the binary never
+    /// references is not collected.
+    pub fn controllers(mut self) -> Self {
+        self.collect_controllers = true;
+        self
+    }
+
+    /// Registers application state, handed to handlers that take a [`State<T>`](crate::State)
+    /// argument. One value per type; a second call with the same type replaces the first.
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.state.insert(Arc::new(value));
+        self
+    }
+
+    fn add_controller_routes(&mut self, path: &str, routes: Vec<ControllerRoute>) {
+        self.paths.push((path.to_owned(), String::new()));
+        for route in routes {
+            self.registrations.push(Registration {
+                path: path.to_owned(),
+                event: route.event.to_owned(),
+                handler: route.handler,
+                location: route.location.to_owned(),
+            });
+        }
+    }
+
     /// Adds one handler, recording where it was declared. Generated controller code uses this;
     /// it is also the explicit registration path for handlers built by hand.
     pub fn route(
@@ -133,15 +178,30 @@ impl Router {
 
     /// Checks the routes and freezes them: a path must start with `/`, an event name must not
     /// be empty nor reserved, and one `(path, event)` has one handler.
-    pub fn build(self) -> Result<RouteTable, RouterError> {
+    pub fn build(mut self) -> Result<RouteTable, RouterError> {
+        if self.collect_controllers {
+            let mut records: Vec<_> = collected_controllers()
+                .filter(|record| !self.explicit_controllers.contains(&(record.type_id)()))
+                .collect();
+            records.sort_by_key(|record| (record.path, record.location));
+            for record in records {
+                let routes = (record.default_routes)().ok_or_else(|| {
+                    RouterError::ControllerWithoutDefault {
+                        controller: record.type_name.to_owned(),
+                        location: record.location.to_owned(),
+                    }
+                })?;
+                self.add_controller_routes(record.path, routes);
+            }
+        }
         let mut routes: HashMap<String, RouteParts> = HashMap::new();
-        for (path, location) in self.paths {
+        for (path, location) in self.paths.drain(..) {
             if !path.starts_with('/') {
                 return Err(RouterError::InvalidPath { path, location });
             }
             routes.entry(path).or_default();
         }
-        let mut regs = self.registrations;
+        let mut regs = std::mem::take(&mut self.registrations);
         regs.sort_by(|a, b| (&a.path, &a.event).cmp(&(&b.path, &b.event)));
         for reg in regs {
             let parts = routes.entry(reg.path.clone()).or_default();
@@ -192,7 +252,10 @@ impl Router {
                 (path, Arc::new(route))
             })
             .collect();
-        Ok(RouteTable { routes })
+        Ok(RouteTable {
+            routes,
+            state: self.state,
+        })
     }
 }
 
@@ -248,12 +311,17 @@ impl Route {
 #[derive(Debug, Clone)]
 pub struct RouteTable {
     routes: HashMap<Arc<str>, Arc<Route>>,
+    state: StateMap,
 }
 
 impl RouteTable {
     /// The route at `path` (the path only, without the query).
     pub fn get(&self, path: &str) -> Option<&Arc<Route>> {
         self.routes.get(path)
+    }
+
+    pub(crate) fn state(&self) -> &StateMap {
+        &self.state
     }
 
     /// Every route path, sorted.

@@ -40,3 +40,13 @@ pub use vania_ws_core::{
 
 /// The core crate, for adapters and custom servers.
 pub use vania_ws_core as core;
+
+pub use vania_ws_core::{ClientRef, Controller, FromEvent, State};
+
+#[doc(hidden)]
+pub use vania_ws_core::__private;
+
+#[cfg(feature = "macros")]
+mod macros;
+#[cfg(feature = "macros")]
+pub use macros::{on, ws_controller};

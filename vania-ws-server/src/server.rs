@@ -87,8 +87,8 @@ impl ServerBuilder {
     pub async fn bind(self) -> Result<Server, ServeError> {
         let routes = self.router.build()?;
         let config = self.config;
-        let hub = Hub::with_adapter(
-            routes.paths(),
+        let hub = Hub::for_table(
+            &routes,
             HubConfig::default()
                 .send_queue_bytes(config.send_queue_bytes)
                 .max_rooms_per_client(config.max_rooms_per_client),

@@ -5,8 +5,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use vania_ws_server::{Client, Router, SendError};
 
-use crate::controllers::admin_controller;
-
 /// `room-message`'s payload.
 #[derive(Debug, Deserialize)]
 struct RoomMessage {
@@ -21,7 +19,8 @@ struct Direct {
     message: Value,
 }
 
-/// The demo's router.
+/// The demo's router: closures for `/ws` and `/clients`, and every `#[ws_controller]` of the
+/// app (here `AdminController` on `/admins`), collected with `controllers()`.
 pub fn router() -> Router {
     Router::new()
         .websocket("/ws", |ev| {
@@ -62,9 +61,7 @@ pub fn router() -> Router {
                 },
             );
         })
-        .websocket("/admins", |ev| {
-            ev.on("admin-message", admin_controller::message);
-        })
+        .controllers()
 }
 
 /// `panic`: shows that a panicking handler costs its request an `internal` error, no more.

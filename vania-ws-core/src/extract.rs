@@ -1,0 +1,125 @@
+//! Extractors: what a handler's arguments are made from.
+//!
+//! Every argument of a controller handler (and the second argument of a closure handler) is
+//! built by [`FromEvent`] from the client and the raw payload: [`Client`] itself, [`State<T>`]
+//! (application state registered on the router), or any type that implements
+//! `serde::Deserialize`, which is decoded from the payload. `&Client` is taken by reference
+//! through [`ClientRef`].
+
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use crate::client::Client;
+use crate::errors::{DispatchError, ErrorCode};
+use crate::handler::decode_payload;
+
+/// Builds a handler argument from the event: the client, its payload, and the app's state.
+///
+/// Implemented for [`Client`], [`State<T>`] and every type that implements
+/// `serde::Deserialize` (the payload). Implement it for your own types to make new extractors.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a handler argument",
+    label = "not an extractor or a payload type",
+    note = "handler arguments are `&Client`, `Client`, `State<T>`, or a payload type that implements `serde::Deserialize` (add `#[derive(Deserialize)]`)"
+)]
+pub trait FromEvent: Sized {
+    /// Builds the argument, or refuses the event with an error frame.
+    fn from_event(client: &Client, payload: Option<&RawValue>) -> Result<Self, DispatchError>;
+}
+
+impl<T: DeserializeOwned> FromEvent for T {
+    fn from_event(_client: &Client, payload: Option<&RawValue>) -> Result<Self, DispatchError> {
+        decode_payload(payload)
+    }
+}
+
+impl FromEvent for Client {
+    fn from_event(client: &Client, _payload: Option<&RawValue>) -> Result<Self, DispatchError> {
+        Ok(client.clone())
+    }
+}
+
+/// Types a handler may take by reference: only [`Client`].
+#[diagnostic::on_unimplemented(
+    message = "`&{Self}` cannot be a handler argument",
+    label = "only `&Client` is taken by reference",
+    note = "take `&Client`, or take other extractors and payloads by value"
+)]
+pub trait ClientRef {
+    /// The reference handed to the handler.
+    fn client_ref(client: &Client) -> &Self;
+}
+
+impl ClientRef for Client {
+    fn client_ref(client: &Client) -> &Self {
+        client
+    }
+}
+
+/// Application state registered with [`Router::state`](crate::Router::state), shared by every
+/// handler that asks for it. Dereferences to `T`; cloning is cheap.
+pub struct State<T: ?Sized>(pub Arc<T>);
+
+impl<T: ?Sized> Clone for State<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T: ?Sized> Deref for State<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for State<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("State").field(&&*self.0).finish()
+    }
+}
+
+impl<T: Send + Sync + 'static> FromEvent for State<T> {
+    fn from_event(client: &Client, _payload: Option<&RawValue>) -> Result<Self, DispatchError> {
+        client.state::<T>().map(State).ok_or_else(|| {
+            DispatchError::new(
+                ErrorCode::Internal,
+                format!(
+                    "no state of type `{}` was registered with `Router::state`",
+                    std::any::type_name::<T>()
+                ),
+            )
+        })
+    }
+}
+
+/// Application state by type.
+#[derive(Clone, Default)]
+pub(crate) struct StateMap {
+    values: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+}
+
+impl fmt::Debug for StateMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StateMap")
+            .field("len", &self.values.len())
+            .finish()
+    }
+}
+
+impl StateMap {
+    pub(crate) fn insert<T: Send + Sync + 'static>(&mut self, value: Arc<T>) {
+        self.values.insert(TypeId::of::<T>(), value);
+    }
+
+    pub(crate) fn get<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.values
+            .get(&TypeId::of::<T>())
+            .and_then(|value| value.clone().downcast::<T>().ok())
+    }
+}
