@@ -2,7 +2,7 @@
 //! `broadcast`, rooms as sets, and sends from outside any handler.
 
 use serde_json::{Value, json};
-use vania_ws_tests::{TestClient, TestServer};
+use vania_ws_server::testing::{TestClient, TestServer};
 
 async fn demo() -> TestServer {
     TestServer::start(example_demo::router()).await

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Barrier, mpsc};
+use vania_ws_server::testing::{TestClient, TestServer};
 use vania_ws_server::{Client, Router};
-use vania_ws_tests::{TestClient, TestServer};
 
 #[tokio::test]
 async fn connect_runs_after_connected_and_disconnect_can_still_use_rooms() {

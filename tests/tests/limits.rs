@@ -6,7 +6,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::{
     Frame, FrameHeader, coding::Data, coding::OpCode,
 };
 use vania_ws_server::ServerConfig;
-use vania_ws_tests::TestServer;
+use vania_ws_server::testing::TestServer;
 
 async fn demo_with_limit(limit: usize) -> TestServer {
     TestServer::start_with(

@@ -4,7 +4,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use vania_ws_server::ServerConfig;
-use vania_ws_tests::{TestServer, assert_refused};
+use vania_ws_server::testing::{TestServer, assert_refused};
 
 async fn demo() -> TestServer {
     TestServer::start(example_demo::router()).await
@@ -125,7 +125,7 @@ async fn stringified_json_payloads_are_parsed_for_typed_handlers() {
     );
 }
 
-async fn error_of(client: &mut vania_ws_tests::TestClient, text: &str) -> Value {
+async fn error_of(client: &mut vania_ws_server::testing::TestClient, text: &str) -> Value {
     client.send_text(text).await;
     let frame = client.recv().await;
     assert_eq!(frame["event"], "error", "{text} -> {frame}");

@@ -112,6 +112,41 @@ pub mod __private {
         IntoReply::into_reply(value, want_reply)
     }
 
+    /// Tells a `Result` reply from a `Serialize` one when the return type's name does not say
+    /// (an alias such as `AppResult<T>`, or a struct named `SearchResult`): autoref
+    /// specialization picks [`ReplyViaResult`] for a `Result`, else [`ReplyViaSerialize`].
+    pub struct ReplyProbe<T>(pub T);
+
+    /// The `Result` arm of [`ReplyProbe`].
+    pub trait ReplyViaResult {
+        /// The reply or `handler_error`.
+        fn into_outcome(&self, want_reply: bool) -> Outcome;
+    }
+
+    impl<T: serde::Serialize, E: std::fmt::Display> ReplyViaResult for ReplyProbe<Result<T, E>> {
+        fn into_outcome(&self, want_reply: bool) -> Outcome {
+            match &self.0 {
+                Ok(value) => crate::encode_reply(value, want_reply),
+                Err(err) => Err(DispatchError::new(
+                    crate::ErrorCode::HandlerError,
+                    err.to_string(),
+                )),
+            }
+        }
+    }
+
+    /// The `Serialize` arm of [`ReplyProbe`].
+    pub trait ReplyViaSerialize {
+        /// The reply.
+        fn into_outcome(&self, want_reply: bool) -> Outcome;
+    }
+
+    impl<T: serde::Serialize> ReplyViaSerialize for &ReplyProbe<T> {
+        fn into_outcome(&self, want_reply: bool) -> Outcome {
+            crate::encode_reply(&self.0, want_reply)
+        }
+    }
+
     /// Asks for a `Send` future where the handler is declared, so the error points there.
     pub fn require_send<F: Future + Send>(future: F) -> F {
         future

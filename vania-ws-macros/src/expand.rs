@@ -113,11 +113,20 @@ fn erased_handler(
     };
     let reply = match &handler.output {
         ReturnType::Default => quote! { __vws::reply_value(__out, __want_reply) },
-        ReturnType::Type(_, ty) if is_result(ty) => quote_spanned! {ty.span()=>
-            __vws::reply_result(__out, __want_reply)
-        },
-        ReturnType::Type(_, ty) => quote_spanned! {ty.span()=>
-            __vws::reply_value(__out, __want_reply)
+        ReturnType::Type(_, ty) => match result_name(ty) {
+            ResultName::Exact => quote_spanned! {ty.span()=>
+                __vws::reply_result(__out, __want_reply)
+            },
+            ResultName::Suffix => quote_spanned! {ty.span()=>
+                {
+                    #[allow(unused_imports)]
+                    use __vws::{ReplyViaResult as _, ReplyViaSerialize as _};
+                    (&__vws::ReplyProbe(__out)).into_outcome(__want_reply)
+                }
+            },
+            ResultName::Other => quote_spanned! {ty.span()=>
+                __vws::reply_value(__out, __want_reply)
+            },
         },
     };
     let keep_this = match handler.receiver {
@@ -147,16 +156,25 @@ fn erased_handler(
     }
 }
 
-/// Whether a return type is spelled `Result<…>` (any path ending in `Result`, aliases too).
-fn is_result(ty: &Type) -> bool {
+/// What a return type's name says about it being a `Result`.
+enum ResultName {
+    /// `Result<…>` or `path::Result<…>`: a `Result` (errors then speak of `Result`).
+    Exact,
+    /// A name ending in `Result` (`AppResult<T>`, `SearchResult`): decided by type.
+    Suffix,
+    /// Anything else: a `Serialize` reply.
+    Other,
+}
+
+fn result_name(ty: &Type) -> ResultName {
     match ty {
-        Type::Path(path) => path
-            .path
-            .segments
-            .last()
-            .is_some_and(|segment| segment.ident == "Result"),
-        Type::Paren(inner) => is_result(&inner.elem),
-        Type::Group(inner) => is_result(&inner.elem),
-        _ => false,
+        Type::Path(path) => match path.path.segments.last() {
+            Some(segment) if segment.ident == "Result" => ResultName::Exact,
+            Some(segment) if segment.ident.to_string().ends_with("Result") => ResultName::Suffix,
+            _ => ResultName::Other,
+        },
+        Type::Paren(inner) => result_name(&inner.elem),
+        Type::Group(inner) => result_name(&inner.elem),
+        _ => ResultName::Other,
     }
 }

@@ -24,7 +24,9 @@
 //! }
 //! ```
 //!
-//! This crate is the one an application depends on: it re-exports the core's types.
+//! This crate is the one an application depends on: it re-exports the core's types, the
+//! controller macros ([`ws_controller`], [`on`]; feature `macros`, on by default) and, with the
+//! feature `testing`, a test harness for apps ([`testing`]).
 
 mod config;
 mod connection;
@@ -46,7 +48,15 @@ pub use vania_ws_core::{ClientRef, Controller, FromEvent, State};
 #[doc(hidden)]
 pub use vania_ws_core::__private;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 #[cfg(feature = "macros")]
 mod macros;
 #[cfg(feature = "macros")]
 pub use macros::{on, ws_controller};
+
+/// The README's Rust examples, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -1,0 +1,363 @@
+//! Test your app over real sockets without writing WebSocket plumbing (feature `testing`).
+//!
+//! [`TestServer`] runs your [`Router`] on `127.0.0.1:0`; [`TestClient`] connects to a route,
+//! sends events and asserts on what it receives:
+//!
+//! ```
+//! use vania_ws_server::serde_json::{json, Value};
+//! use vania_ws_server::testing::TestServer;
+//! use vania_ws_server::{Client, Router, SendError};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let router = Router::new().websocket("/ws", |ev| {
+//!     ev.on("message", |client: Client, payload: Value| async move {
+//!         client.broadcast("message", &payload)
+//!     });
+//! });
+//! let server = TestServer::start(router).await;
+//! let mut alice = server.connect("/ws").await;
+//! let mut bob = server.connect("/ws").await;
+//! alice.ack("message", json!("hi")).await;                 // waits for the reply
+//! assert_eq!(bob.recv_event("message").await, json!("hi"));
+//! alice.assert_nothing_received().await;                   // broadcast skips the sender
+//! # }
+//! ```
+//!
+//! Waiting is done on replies, never on sleeps: [`TestClient::request`] sends a frame with an
+//! `id` and reads until its answer, and [`TestClient::barrier`] proves that nothing queued for a
+//! client before it is still in flight. The only timeouts are failure guards.
+
+use crate::{Handle, Router, Server, ServerConfig};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+/// How long any single expected frame may take before a test fails.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A server running in this process on an ephemeral loopback port.
+#[derive(Debug)]
+pub struct TestServer {
+    addr: SocketAddr,
+    handle: Handle,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Starts `router` with default settings on `127.0.0.1:0`.
+    pub async fn start(router: Router) -> Self {
+        Self::start_with(router, ServerConfig::default()).await
+    }
+
+    /// Starts `router` with `config`, on `127.0.0.1:0`.
+    pub async fn start_with(router: Router, config: ServerConfig) -> Self {
+        let server = Server::builder(router)
+            .config(config.host("127.0.0.1").port(0))
+            .bind()
+            .await
+            .expect("the test server binds");
+        let addr = server.local_addr().expect("a bound address");
+        let handle = server.handle();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run_until(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            handle,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// `ws://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The server-side send handle (also gives the hub's counts).
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Connects a client to `path` and reads its `connected` frame.
+    pub async fn connect(&self, path: &str) -> TestClient {
+        TestClient::connect(&self.url(path)).await
+    }
+
+    /// Signals shutdown and waits until the server has drained.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .expect("the server drains in time")
+                .expect("the server task does not panic");
+        }
+    }
+
+    /// Waits until `check` holds, for server-side state that no frame reports (such as a
+    /// room freed after a disconnect). Fails the test after [`FRAME_TIMEOUT`].
+    pub async fn eventually(&self, what: &str, check: impl Fn(&Handle) -> bool) {
+        let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
+        while !check(&self.handle) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// A WebSocket client that speaks the vania-ws protocol.
+#[derive(Debug)]
+pub struct TestClient {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    id: String,
+    next_request: u64,
+    pending: VecDeque<Value>,
+}
+
+/// How a connection ended, as the client saw it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Closed {
+    /// The close code, `None` when the connection ended without a close frame.
+    pub code: Option<u16>,
+    /// Every frame received before the close.
+    pub frames: Vec<Value>,
+}
+
+impl TestClient {
+    /// Connects to `url` and reads the `connected` frame, which must come first.
+    pub async fn connect(url: &str) -> Self {
+        let (ws, response) = tokio::time::timeout(FRAME_TIMEOUT, connect_async(url))
+            .await
+            .expect("the handshake finishes in time")
+            .unwrap_or_else(|err| panic!("connecting to {url} failed: {err}"));
+        assert_eq!(response.status(), 101);
+        let mut client = Self {
+            ws,
+            id: String::new(),
+            next_request: 1,
+            pending: VecDeque::new(),
+        };
+        let first = client.read_frame().await;
+        assert_eq!(
+            first["event"], "connected",
+            "the first frame is `connected`: {first}"
+        );
+        client.id = first["payload"]["session_id"]
+            .as_str()
+            .expect("connected carries a session_id")
+            .to_owned();
+        client
+    }
+
+    /// The session id from the `connected` frame.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Sends a raw text frame.
+    pub async fn send_text(&mut self, text: impl Into<String>) {
+        self.ws
+            .send(Message::text(text.into()))
+            .await
+            .expect("the frame is sent");
+    }
+
+    /// Sends a JSON value as a text frame.
+    pub async fn send(&mut self, frame: Value) {
+        self.send_text(frame.to_string()).await;
+    }
+
+    /// Sends `{"event": event, "payload": payload}` without an id.
+    pub async fn emit(&mut self, event: &str, payload: Value) {
+        self.send(json!({ "event": event, "payload": payload }))
+            .await;
+    }
+
+    /// Sends a raw WebSocket message.
+    pub async fn send_message(&mut self, message: Message) {
+        self.ws.send(message).await.expect("the message is sent");
+    }
+
+    /// Sends `frame` with a fresh `id` added and returns its answer (`ack` or `error`).
+    /// Other frames received meanwhile are kept for [`recv`](Self::recv).
+    pub async fn request_frame(&mut self, mut frame: Value) -> Value {
+        let id = self.next_request;
+        self.next_request += 1;
+        frame["id"] = json!(id);
+        self.send(frame).await;
+        loop {
+            let reply = self.read_frame().await;
+            if reply.get("id") == Some(&json!(id)) {
+                assert!(
+                    reply["event"] == "ack" || reply["event"] == "error",
+                    "a reply is `ack` or `error`: {reply}"
+                );
+                return reply;
+            }
+            self.pending.push_back(reply);
+        }
+    }
+
+    /// Sends `{"event", "payload", "id"}` and returns the answer (`ack` or `error`).
+    pub async fn request(&mut self, event: &str, payload: Value) -> Value {
+        self.request_frame(json!({ "event": event, "payload": payload }))
+            .await
+    }
+
+    /// Like [`request`](Self::request), and asserts the answer is an `ack`; returns its payload.
+    pub async fn ack(&mut self, event: &str, payload: Value) -> Value {
+        let reply = self.request(event, payload).await;
+        assert_eq!(
+            reply["event"], "ack",
+            "expected an ack for `{event}`: {reply}"
+        );
+        reply["payload"].clone()
+    }
+
+    /// Joins `room` and waits for the ack.
+    pub async fn join(&mut self, room: &str) {
+        let reply = self
+            .request_frame(json!({ "event": "join-room", "room": room }))
+            .await;
+        assert_eq!(reply["event"], "ack", "join-room {room}: {reply}");
+        assert_eq!(reply["payload"], json!({ "room": room }));
+    }
+
+    /// Leaves `room` and waits for the ack.
+    pub async fn leave(&mut self, room: &str) {
+        let reply = self
+            .request_frame(json!({ "event": "left-room", "room": room }))
+            .await;
+        assert_eq!(reply["event"], "ack", "left-room {room}: {reply}");
+    }
+
+    /// Round-trips a request with no side effect (an unknown event): every frame queued for
+    /// this client before it has then been received and is returned by [`recv`](Self::recv).
+    pub async fn barrier(&mut self) {
+        let reply = self.request("vania-ws-test-barrier", Value::Null).await;
+        assert_eq!(reply["payload"]["code"], "unknown_event");
+    }
+
+    /// Asserts that nothing was delivered to this client (using a [`barrier`](Self::barrier)).
+    pub async fn assert_nothing_received(&mut self) {
+        self.barrier().await;
+        assert!(
+            self.pending.is_empty(),
+            "expected no frames, got {:?}",
+            self.pending
+        );
+    }
+
+    /// The next frame that is not a reply to a request of this client.
+    pub async fn recv(&mut self) -> Value {
+        match self.pending.pop_front() {
+            Some(frame) => frame,
+            None => self.read_frame().await,
+        }
+    }
+
+    /// The next frame, which must have this event; returns its payload.
+    pub async fn recv_event(&mut self, event: &str) -> Value {
+        let frame = self.recv().await;
+        assert_eq!(frame["event"], event, "expected `{event}`, got {frame}");
+        frame["payload"].clone()
+    }
+
+    /// Takes the frames received so far and not yet read.
+    pub fn take_pending(&mut self) -> Vec<Value> {
+        self.pending.drain(..).collect()
+    }
+
+    /// Reads until the connection ends; returns the close code and the frames before it.
+    pub async fn closed(mut self) -> Closed {
+        let mut frames: Vec<Value> = self.pending.drain(..).collect();
+        loop {
+            let next = tokio::time::timeout(FRAME_TIMEOUT, self.ws.next())
+                .await
+                .expect("the connection closes in time");
+            match next {
+                Some(Ok(Message::Text(text))) => {
+                    frames.push(serde_json::from_str(&text).expect("frames are json"));
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Closed {
+                        code: frame.map(|f| u16::from(f.code)),
+                        frames,
+                    };
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return Closed { code: None, frames },
+            }
+        }
+    }
+
+    /// Closes normally (1000) and waits for the server's answer.
+    pub async fn close(mut self) {
+        let _ = self
+            .ws
+            .close(Some(CloseFrame {
+                code: 1000.into(),
+                reason: "".into(),
+            }))
+            .await;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(FRAME_TIMEOUT, self.ws.next()).await {}
+    }
+
+    async fn read_frame(&mut self) -> Value {
+        loop {
+            let next = tokio::time::timeout(FRAME_TIMEOUT, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("no frame within {FRAME_TIMEOUT:?}"));
+            match next {
+                Some(Ok(Message::Text(text))) => {
+                    return serde_json::from_str(&text)
+                        .unwrap_or_else(|err| panic!("server sent non-json {text:?}: {err}"));
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+}
+
+/// Asserts that a handshake to `url` is refused with HTTP `status`.
+pub async fn assert_refused(url: &str, status: u16) {
+    match connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), status, "handshake to {url}");
+        }
+        Ok(_) => panic!("handshake to {url} was accepted, expected HTTP {status}"),
+        Err(err) => panic!("handshake to {url} failed with {err}, expected HTTP {status}"),
+    }
+}
