@@ -1,0 +1,266 @@
+//! Controllers end to end: extractors, replies and errors over real sockets, explicit and
+//! collected registration, and mixing with closure routes.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use vania_ws_server::testing::TestServer;
+use vania_ws_server::{Client, Router, RouterError, SendError, State, on, ws_controller};
+
+#[derive(Deserialize)]
+struct Order {
+    item: String,
+    quantity: u32,
+}
+
+#[derive(Serialize)]
+struct Receipt {
+    item: String,
+    total: u32,
+}
+
+struct Prices {
+    unit: u32,
+}
+
+#[derive(Debug)]
+struct OutOfStock(String);
+
+impl std::fmt::Display for OutOfStock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is out of stock", self.0)
+    }
+}
+
+/// A controller with a dependency built by the app (no `Default`).
+struct Shop {
+    orders: Arc<AtomicUsize>,
+}
+
+#[ws_controller("/shop")]
+impl Shop {
+    #[on("order")]
+    async fn order(
+        &self,
+        client: &Client,
+        prices: State<Prices>,
+        order: Order,
+    ) -> Result<Receipt, OutOfStock> {
+        if order.item == "unicorn" {
+            return Err(OutOfStock(order.item));
+        }
+        self.orders.fetch_add(1, Ordering::SeqCst);
+        client
+            .to_room("orders", "staff", &json!({"item": order.item}))
+            .map_err(|err| OutOfStock(err.to_string()))?;
+        Ok(Receipt {
+            total: prices.unit * order.quantity,
+            item: order.item,
+        })
+    }
+
+    #[on("maybe")]
+    async fn maybe(&self, note: Option<String>) -> Value {
+        json!({ "note": note })
+    }
+
+    #[on("raw")]
+    async fn raw(&self, payload: Value, owned: Client) -> Result<Value, SendError> {
+        owned.emit("raw", &payload)?;
+        Ok(payload)
+    }
+
+    #[on("count")]
+    async fn count(&self) -> usize {
+        self.orders.load(Ordering::SeqCst)
+    }
+
+    #[on("boom")]
+    async fn boom(&self) {
+        panic!("controller panic");
+    }
+
+    #[on("connect")]
+    async fn connect(&self, client: &Client) -> Result<(), SendError> {
+        client.emit("welcome", &client.route())
+    }
+}
+
+fn shop_router(orders: Arc<AtomicUsize>) -> Router {
+    Router::new()
+        .controller(Shop { orders })
+        .state(Prices { unit: 3 })
+        // A closure route on the same path as the controller.
+        .websocket("/shop", |ev| {
+            ev.on("closure", |_client: Client, n: u32| async move { n + 1 });
+        })
+}
+
+#[tokio::test]
+async fn a_controller_handles_its_route_with_state_and_typed_replies() {
+    let orders = Arc::new(AtomicUsize::new(0));
+    let server = TestServer::start(shop_router(orders.clone())).await;
+    let mut staff = server.connect("/shop").await;
+    assert_eq!(staff.recv_event("welcome").await, json!("/shop"));
+    staff.join("staff").await;
+    let mut buyer = server.connect("/shop").await;
+    assert_eq!(buyer.recv_event("welcome").await, json!("/shop"));
+
+    let receipt = buyer
+        .ack("order", json!({"item": "tea", "quantity": 4}))
+        .await;
+    assert_eq!(receipt, json!({"item": "tea", "total": 12}));
+    assert_eq!(staff.recv_event("orders").await, json!({"item": "tea"}));
+    assert_eq!(orders.load(Ordering::SeqCst), 1);
+    assert_eq!(buyer.ack("count", Value::Null).await, json!(1));
+
+    let refused = buyer
+        .request("order", json!({"item": "unicorn", "quantity": 1}))
+        .await;
+    assert_eq!(
+        refused["payload"],
+        json!({"code": "handler_error", "message": "unicorn is out of stock"})
+    );
+    assert_eq!(buyer.ack("closure", json!(41)).await, json!(42));
+}
+
+#[tokio::test]
+async fn controller_payload_errors_name_the_field() {
+    let server = TestServer::start(shop_router(Arc::default())).await;
+    let mut buyer = server.connect("/shop").await;
+    buyer.recv_event("welcome").await;
+    let missing = buyer.request("order", json!({"item": "tea"})).await;
+    assert_eq!(missing["payload"]["code"], "invalid_payload");
+    assert_eq!(missing["payload"]["message"], "missing field `quantity`");
+    let mistyped = buyer
+        .request("order", json!({"item": "tea", "quantity": "four"}))
+        .await;
+    let message = mistyped["payload"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("quantity: invalid type: string \"four\""),
+        "{message}"
+    );
+    // A stringified payload is decoded too.
+    let text = json!({"item": "tea", "quantity": 1}).to_string();
+    assert_eq!(
+        buyer.ack("order", json!(text)).await,
+        json!({"item": "tea", "total": 3})
+    );
+}
+
+#[tokio::test]
+async fn optional_and_raw_payloads_and_panics() {
+    let server = TestServer::start(shop_router(Arc::default())).await;
+    let mut a = server.connect("/shop").await;
+    a.recv_event("welcome").await;
+    assert_eq!(a.ack("maybe", Value::Null).await, json!({"note": null}));
+    assert_eq!(a.ack("maybe", json!("hi")).await, json!({"note": "hi"}));
+    let wrong = a.request("maybe", json!(5)).await;
+    assert_eq!(wrong["payload"]["code"], "invalid_payload");
+    assert_eq!(
+        a.ack("raw", json!([1, {"a": 2}])).await,
+        json!([1, {"a": 2}])
+    );
+    assert_eq!(
+        a.take_pending(),
+        vec![json!({"event": "raw", "payload": [1, {"a": 2}]})]
+    );
+    let boom = a.request("boom", Value::Null).await;
+    assert_eq!(boom["payload"]["code"], "internal");
+    assert_eq!(a.ack("count", Value::Null).await, json!(0));
+}
+
+#[tokio::test]
+async fn missing_state_is_an_internal_error_naming_the_type() {
+    let router = Router::new().controller(Shop {
+        orders: Arc::default(),
+    });
+    let server = TestServer::start(router).await;
+    let mut a = server.connect("/shop").await;
+    a.recv_event("welcome").await;
+    let reply = a
+        .request("order", json!({"item": "tea", "quantity": 1}))
+        .await;
+    assert_eq!(reply["payload"]["code"], "internal");
+    let message = reply["payload"]["message"].as_str().unwrap();
+    assert!(message.contains("Prices"), "{message}");
+}
+
+#[test]
+fn a_closure_and_a_controller_on_one_event_fail_with_both_locations() {
+    let err = Router::new()
+        .controller(Shop {
+            orders: Arc::default(),
+        })
+        .websocket("/shop", |ev| {
+            ev.on("order", |_client: Client| async {});
+        })
+        .build()
+        .unwrap_err();
+    let RouterError::Duplicate {
+        path,
+        event,
+        first,
+        second,
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!((path.as_str(), event.as_str()), ("/shop", "order"));
+    let both = format!("{first} {second}");
+    let order_line = include_str!("controllers.rs")
+        .lines()
+        .position(|line| line.trim_start().starts_with("async fn order("))
+        .unwrap()
+        + 1;
+    let declared = format!("tests/tests/controllers.rs:{order_line}");
+    assert!(first == &declared || second == &declared, "{both}");
+    assert_eq!(both.matches("controllers.rs").count(), 2, "{both}");
+    assert!(err.to_string().contains("has two handlers"), "{err}");
+}
+
+#[derive(Default)]
+struct Collected;
+
+#[ws_controller("/collected")]
+impl Collected {
+    #[on("ping")]
+    async fn ping(&self) -> &'static str {
+        "pong"
+    }
+}
+
+#[tokio::test]
+async fn controllers_collects_default_controllers_and_skips_explicit_ones() {
+    // Shop has no Default, so it must be registered explicitly for `controllers()` to build.
+    let router = Router::new()
+        .controller(Shop {
+            orders: Arc::default(),
+        })
+        .state(Prices { unit: 1 })
+        .controllers();
+    let server = TestServer::start(router).await;
+    let mut a = server.connect("/collected").await;
+    assert_eq!(a.ack("ping", Value::Null).await, json!("pong"));
+    let mut shop = server.connect("/shop").await;
+    shop.recv_event("welcome").await;
+}
+
+#[test]
+fn an_uncollectable_controller_fails_the_build_with_its_name_and_place() {
+    let err = Router::new().controllers().build().unwrap_err();
+    let RouterError::ControllerWithoutDefault {
+        controller,
+        location,
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!(controller, "Shop");
+    assert!(
+        location.contains("tests/tests/controllers.rs"),
+        "{location}"
+    );
+    assert!(err.to_string().contains("Router::controller"), "{err}");
+}
