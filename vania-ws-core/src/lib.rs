@@ -120,11 +120,11 @@ pub mod __private {
     /// The `Result` arm of [`ReplyProbe`].
     pub trait ReplyViaResult {
         /// The reply or `handler_error`.
-        fn into_outcome(&self, want_reply: bool) -> Outcome;
+        fn to_outcome(&self, want_reply: bool) -> Outcome;
     }
 
     impl<T: serde::Serialize, E: std::fmt::Display> ReplyViaResult for ReplyProbe<Result<T, E>> {
-        fn into_outcome(&self, want_reply: bool) -> Outcome {
+        fn to_outcome(&self, want_reply: bool) -> Outcome {
             match &self.0 {
                 Ok(value) => crate::encode_reply(value, want_reply),
                 Err(err) => Err(DispatchError::new(
@@ -138,11 +138,11 @@ pub mod __private {
     /// The `Serialize` arm of [`ReplyProbe`].
     pub trait ReplyViaSerialize {
         /// The reply.
-        fn into_outcome(&self, want_reply: bool) -> Outcome;
+        fn to_outcome(&self, want_reply: bool) -> Outcome;
     }
 
     impl<T: serde::Serialize> ReplyViaSerialize for &ReplyProbe<T> {
-        fn into_outcome(&self, want_reply: bool) -> Outcome {
+        fn to_outcome(&self, want_reply: bool) -> Outcome {
             crate::encode_reply(&self.0, want_reply)
         }
     }

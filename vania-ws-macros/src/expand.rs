@@ -121,7 +121,7 @@ fn erased_handler(
                 {
                     #[allow(unused_imports)]
                     use __vws::{ReplyViaResult as _, ReplyViaSerialize as _};
-                    (&__vws::ReplyProbe(__out)).into_outcome(__want_reply)
+                    (&__vws::ReplyProbe(__out)).to_outcome(__want_reply)
                 }
             },
             ResultName::Other => quote_spanned! {ty.span()=>
