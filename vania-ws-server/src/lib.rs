@@ -57,6 +57,6 @@ mod macros;
 pub use macros::{on, ws_controller};
 
 /// The README's Rust examples, compiled as doctests so they cannot rot.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "testing"))]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
