@@ -171,20 +171,28 @@ async fn optional_and_raw_payloads_and_panics() {
     assert_eq!(a.ack("count", Value::Null).await, json!(0));
 }
 
-#[tokio::test]
-async fn missing_state_is_an_internal_error_naming_the_type() {
-    let router = Router::new().controller(Shop {
-        orders: Arc::default(),
-    });
-    let server = TestServer::start(router).await;
-    let mut a = server.connect("/shop").await;
-    a.recv_event("welcome").await;
-    let reply = a
-        .request("order", json!({"item": "tea", "quantity": 1}))
-        .await;
-    assert_eq!(reply["payload"]["code"], "internal");
-    let message = reply["payload"]["message"].as_str().unwrap();
-    assert!(message.contains("Prices"), "{message}");
+#[test]
+fn missing_state_fails_the_build_naming_the_type_and_the_handler() {
+    let err = Router::new()
+        .controller(Shop {
+            orders: Arc::default(),
+        })
+        .build()
+        .unwrap_err();
+    let RouterError::MissingState { state, event, .. } = &err else {
+        panic!("{err}")
+    };
+    assert!(state.ends_with("Prices"), "{state}");
+    assert_eq!(event, "order");
+    assert!(err.to_string().contains("add `.state(…)`"), "{err}");
+    // Closures that take `State<T>` are checked the same way.
+    let err = Router::new()
+        .websocket("/ws", |ev| {
+            ev.on("x", |_c: Client, _p: State<Prices>| async {});
+        })
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, RouterError::MissingState { .. }), "{err}");
 }
 
 #[test]
@@ -193,6 +201,7 @@ fn a_closure_and_a_controller_on_one_event_fail_with_both_locations() {
         .controller(Shop {
             orders: Arc::default(),
         })
+        .state(Prices { unit: 1 })
         .websocket("/shop", |ev| {
             ev.on("order", |_client: Client| async {});
         })

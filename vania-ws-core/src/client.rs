@@ -30,7 +30,14 @@ struct Inner {
     route: Arc<str>,
     outbox: Outbox,
     hub: Arc<Hub>,
-    rooms: Mutex<BTreeSet<Arc<str>>>,
+    rooms: Mutex<Rooms>,
+}
+
+/// The client's own rooms; `gone` once it left the hub, after which it joins nothing.
+#[derive(Default)]
+struct Rooms {
+    names: BTreeSet<Arc<str>>,
+    gone: bool,
 }
 
 impl fmt::Debug for Client {
@@ -57,7 +64,7 @@ impl Client {
                 route,
                 outbox,
                 hub,
-                rooms: Mutex::new(BTreeSet::new()),
+                rooms: Mutex::new(Rooms::default()),
             }),
         }
     }
@@ -136,15 +143,15 @@ impl Client {
             return Ok(false);
         };
         let mut rooms = self.lock_rooms();
-        if rooms.contains(room) {
+        if rooms.gone || rooms.names.contains(room) {
             return Ok(false);
         }
         let max = self.inner.hub.config().max_rooms_per_client;
-        if rooms.len() >= max {
+        if rooms.names.len() >= max {
             return Err(JoinError::RoomLimit(max));
         }
         let name = registry.join(room, self.inner.key, &self.inner.outbox);
-        rooms.insert(name);
+        rooms.names.insert(name);
         Ok(true)
     }
 
@@ -155,7 +162,7 @@ impl Client {
             return Err(JoinError::InvalidName(room.len()));
         }
         let mut rooms = self.lock_rooms();
-        if !rooms.remove(room) {
+        if !rooms.names.remove(room) {
             return Ok(false);
         }
         if let Some(registry) = self.inner.hub.rooms_of(&self.inner.route) {
@@ -164,10 +171,12 @@ impl Client {
         Ok(true)
     }
 
+    /// Leaves every room for good: later joins (from a clone kept by a task) do nothing.
     pub(crate) fn leave_all(&self) {
-        let rooms = std::mem::take(&mut *self.lock_rooms());
+        let mut rooms = self.lock_rooms();
+        rooms.gone = true;
         if let Some(registry) = self.inner.hub.rooms_of(&self.inner.route) {
-            for room in rooms {
+            for room in std::mem::take(&mut rooms.names) {
                 registry.leave(&room, self.inner.key);
             }
         }
@@ -176,6 +185,7 @@ impl Client {
     /// The rooms this client is in, sorted.
     pub fn rooms(&self) -> Vec<String> {
         self.lock_rooms()
+            .names
             .iter()
             .map(|room| room.to_string())
             .collect()
@@ -183,7 +193,7 @@ impl Client {
 
     /// Whether this client is in `room`.
     pub fn in_room(&self, room: &str) -> bool {
-        room.len() <= MAX_ROOM_NAME_BYTES && self.lock_rooms().contains(room)
+        room.len() <= MAX_ROOM_NAME_BYTES && self.lock_rooms().names.contains(room)
     }
 
     /// The application state of type `T` registered with `Router::state`, if any.
@@ -206,7 +216,7 @@ impl Client {
         &self.inner.outbox
     }
 
-    fn lock_rooms(&self) -> MutexGuard<'_, BTreeSet<Arc<str>>> {
+    fn lock_rooms(&self) -> MutexGuard<'_, Rooms> {
         // A panic while holding this lock cannot leave the set half-updated: recover it.
         self.inner
             .rooms

@@ -32,7 +32,6 @@ impl Session {
         let (client, receiver) = hub
             .register(route.path())
             .expect("the hub serves every route of the table it was built from");
-        client.outbox().push(Frame::connected(client.id()));
         tracing::debug!(
             client = client.id(),
             route = route.path(),

@@ -53,9 +53,14 @@ impl<'a> Envelope<'a> {
     /// Errors are `invalid_json` (not JSON) or `invalid_envelope` (JSON, but not an object with a
     /// string `event`, or with an `id` that is not an unsigned integer).
     pub fn parse(text: &'a str) -> Result<Self, EnvelopeError> {
+        // serde would also read a struct from a JSON array (`["whoami"]`): only an object is
+        // an envelope.
+        if !text.trim_start().starts_with('{') {
+            return Err(Self::classify(text, None));
+        }
         let raw: RawEnvelope<'a> = match serde_json::from_str(text) {
             Ok(raw) => raw,
-            Err(err) => return Err(Self::classify(text, &err)),
+            Err(err) => return Err(Self::classify(text, Some(&err))),
         };
         let id = match raw.id {
             None => None,
@@ -90,19 +95,28 @@ impl<'a> Envelope<'a> {
         })
     }
 
-    fn classify(text: &str, err: &serde_json::Error) -> EnvelopeError {
-        let error = if err.is_data() || is_json(text) {
+    fn classify(text: &str, err: Option<&serde_json::Error>) -> EnvelopeError {
+        let is_data = err.is_some_and(serde_json::Error::is_data);
+        let error = if is_data || is_json(text) {
+            let why = match err {
+                Some(err) => format!(": {}", strip_position(err)),
+                None => String::new(),
+            };
             DispatchError::new(
                 ErrorCode::InvalidEnvelope,
-                format!(
-                    "a frame must be an object with a string `event`: {}",
-                    strip_position(err)
-                ),
+                format!("a frame must be a json object with a string `event`{why}"),
             )
         } else {
+            let why = match err {
+                Some(err) => strip_position(err),
+                None => match serde_json::from_str::<IgnoredAny>(text) {
+                    Err(err) => strip_position(&err),
+                    Ok(_) => "invalid json".to_owned(),
+                },
+            };
             DispatchError::new(
                 ErrorCode::InvalidJson,
-                format!("frame is not valid json: {}", strip_position(err)),
+                format!("frame is not valid json: {why}"),
             )
         };
         EnvelopeError { id: None, error }
@@ -138,13 +152,12 @@ impl Frame {
         event: &str,
         payload: &T,
     ) -> Result<Self, serde_json::Error> {
-        let mut out = Vec::with_capacity(32 + event.len());
-        out.extend_from_slice(b"{\"event\":");
-        serde_json::to_writer(&mut out, event)?;
-        out.extend_from_slice(b",\"payload\":");
-        serde_json::to_writer(&mut out, payload)?;
-        out.push(b'}');
-        Ok(Self::from_json(out))
+        #[derive(Serialize)]
+        struct EventFrame<'a, T: ?Sized> {
+            event: &'a str,
+            payload: &'a T,
+        }
+        serde_json::to_string(&EventFrame { event, payload }).map(|json| Self(json.into()))
     }
 
     /// `{"event":"connected","payload":{"session_id": id}}`.
@@ -158,13 +171,13 @@ impl Frame {
 
     /// `{"event":"ack","id": id,"payload": payload}` where `payload` is JSON text.
     pub fn ack(id: u64, payload_json: &str) -> Self {
-        let mut out = Vec::with_capacity(40 + payload_json.len());
-        out.extend_from_slice(b"{\"event\":\"ack\",\"id\":");
-        out.extend_from_slice(id.to_string().as_bytes());
-        out.extend_from_slice(b",\"payload\":");
-        out.extend_from_slice(payload_json.as_bytes());
-        out.push(b'}');
-        Self::from_json(out)
+        use std::fmt::Write as _;
+        let mut out = String::with_capacity(48 + payload_json.len());
+        let _ = write!(
+            out,
+            r#"{{"event":"ack","id":{id},"payload":{payload_json}}}"#
+        );
+        Self(out.into())
     }
 
     /// `{"event":"error"[,"id": id],"payload":{"code": …,"message": …}}`.
@@ -189,14 +202,11 @@ impl Frame {
                 message: &error.message,
             },
         };
-        Self::from_json(serde_json::to_vec(&frame).expect("strings always encode"))
-    }
-
-    fn from_json(json: Vec<u8>) -> Self {
-        // serde_json writes only UTF-8, so this conversion cannot fail.
-        Self(Utf8Bytes::from(
-            String::from_utf8(json).expect("serde_json writes utf-8"),
-        ))
+        Self(
+            serde_json::to_string(&frame)
+                .expect("strings always encode")
+                .into(),
+        )
     }
 
     /// The frame's JSON text.
@@ -263,6 +273,16 @@ mod tests {
             ErrorCode::InvalidEnvelope
         );
         assert_eq!(code("{} {}"), ErrorCode::InvalidJson);
+        assert_eq!(code(r#"["whoami"]"#), ErrorCode::InvalidEnvelope);
+        assert_eq!(
+            code(r#" ["message",7,null,"hi"]"#),
+            ErrorCode::InvalidEnvelope
+        );
+        assert_eq!(
+            code(r#"["join-room",null,"lobby"]"#),
+            ErrorCode::InvalidEnvelope
+        );
+        assert_eq!(code("[1,"), ErrorCode::InvalidJson);
     }
 
     #[test]

@@ -150,6 +150,20 @@ pub enum RouterError {
         /// Where it was declared.
         location: String,
     },
+    /// A handler takes `State<T>` but no `T` was registered with `Router::state`.
+    #[error(
+        "the handler of `{event}` on `{path}` (declared at {location}) takes `State<{state}>`, but no `{state}` was registered: add `.state(…)` to the router"
+    )]
+    MissingState {
+        /// The state type.
+        state: String,
+        /// The route.
+        path: String,
+        /// The event.
+        event: String,
+        /// Where the handler was declared.
+        location: String,
+    },
     /// A handler for an event the framework handles itself.
     #[error(
         "event `{event}` on route `{path}` is handled by the framework and cannot have a handler (registered at {location})"

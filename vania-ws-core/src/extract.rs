@@ -30,6 +30,31 @@ use crate::handler::decode_payload;
 pub trait FromEvent: Sized {
     /// Builds the argument, or refuses the event with an error frame.
     fn from_event(client: &Client, payload: Option<&RawValue>) -> Result<Self, DispatchError>;
+
+    /// The application state this extractor needs, checked when the router is built so that
+    /// a missing `Router::state` fails start-up instead of a request.
+    fn required_state() -> Option<StateKey> {
+        None
+    }
+}
+
+/// A type of application state, by id and name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateKey {
+    /// The type's id.
+    pub id: TypeId,
+    /// The type's name, for the error.
+    pub name: &'static str,
+}
+
+impl StateKey {
+    /// The key of `T`.
+    pub fn of<T: 'static>() -> Self {
+        Self {
+            id: TypeId::of::<T>(),
+            name: std::any::type_name::<T>(),
+        }
+    }
 }
 
 impl<T: DeserializeOwned> FromEvent for T {
@@ -96,6 +121,10 @@ impl<T: Send + Sync + 'static> FromEvent for State<T> {
             )
         })
     }
+
+    fn required_state() -> Option<StateKey> {
+        Some(StateKey::of::<T>())
+    }
 }
 
 /// Application state by type.
@@ -115,6 +144,10 @@ impl fmt::Debug for StateMap {
 impl StateMap {
     pub(crate) fn insert<T: Send + Sync + 'static>(&mut self, value: Arc<T>) {
         self.values.insert(TypeId::of::<T>(), value);
+    }
+
+    pub(crate) fn contains(&self, key: &StateKey) -> bool {
+        self.values.contains_key(&key.id)
     }
 
     pub(crate) fn get<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::client::Client;
 use crate::envelope::strip_position;
 use crate::errors::{DispatchError, ErrorCode};
-use crate::extract::FromEvent;
+use crate::extract::{FromEvent, StateKey};
 
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -34,6 +34,11 @@ pub trait ErasedHandler: Send + Sync + 'static {
         payload: Option<&RawValue>,
         want_reply: bool,
     ) -> Result<BoxFuture<Outcome>, DispatchError>;
+
+    /// The application state the handler's arguments need (checked by `Router::build`).
+    fn required_state(&self) -> Vec<StateKey> {
+        Vec::new()
+    }
 }
 
 /// Something that can handle an event: an async closure taking the [`Client`], or the client
@@ -111,6 +116,10 @@ where
         let fut = (self.0)(client, argument);
         Ok(Box::pin(async move { fut.await.into_reply(want_reply) }))
     }
+
+    fn required_state(&self) -> Vec<StateKey> {
+        T::required_state().into_iter().collect()
+    }
 }
 
 /// Decodes a raw payload into `T`, as PROTOCOL.md section 3 says: a missing payload is `null`,
@@ -118,19 +127,33 @@ where
 /// send `JSON.stringify(obj)`). The error names the field that failed.
 pub fn decode_payload<T: DeserializeOwned>(payload: Option<&RawValue>) -> Result<T, DispatchError> {
     let text = payload.map_or("null", RawValue::get);
-    let first = match decode_with_path::<T>(text) {
-        Ok(value) => return Ok(value),
-        Err(message) => message,
-    };
-    if text.starts_with('"') {
-        if let Ok(inner) = serde_json::from_str::<String>(text) {
-            if serde_json::from_str::<IgnoredAny>(&inner).is_ok() {
-                return decode_with_path::<T>(&inner)
-                    .map_err(|message| DispatchError::new(ErrorCode::InvalidPayload, message));
-            }
+    // The common case pays for one parse; the field path is only tracked to explain a failure.
+    if let Ok(value) = serde_json::from_str::<T>(text) {
+        return Ok(value);
+    }
+    let stringified = text
+        .starts_with('"')
+        .then(|| serde_json::from_str::<String>(text).ok())
+        .flatten();
+    if let Some(inner) = stringified {
+        if let Ok(value) = serde_json::from_str::<T>(&inner) {
+            return Ok(value);
+        }
+        if serde_json::from_str::<IgnoredAny>(&inner).is_ok() {
+            return Err(invalid_payload::<T>(&inner));
         }
     }
-    Err(DispatchError::new(ErrorCode::InvalidPayload, first))
+    Err(invalid_payload::<T>(text))
+}
+
+/// Decodes again, this time tracking the field path, to say what did not fit.
+fn invalid_payload<T: DeserializeOwned>(text: &str) -> DispatchError {
+    let message = match decode_with_path::<T>(text) {
+        // Unreachable for a payload that failed to decode; keep a message regardless.
+        Ok(_) => "the payload does not fit the handler's type".to_owned(),
+        Err(message) => message,
+    };
+    DispatchError::new(ErrorCode::InvalidPayload, message)
 }
 
 fn decode_with_path<T: DeserializeOwned>(text: &str) -> Result<T, String> {

@@ -58,7 +58,7 @@ pub use controller::{
 pub use dispatch::Session;
 pub use envelope::{Envelope, EnvelopeError, Frame};
 pub use errors::{DispatchError, ErrorCode, JoinError, RouterError, SendError};
-pub use extract::{ClientRef, FromEvent, State};
+pub use extract::{ClientRef, FromEvent, State, StateKey};
 pub use handle::Handle;
 pub use handler::{
     BoxFuture, ErasedHandler, Handler, IntoReply, Json, Outcome, decode_payload, encode_reply,
@@ -80,7 +80,8 @@ pub use inventory;
 pub mod __private {
     pub use crate::{
         BoxFuture, Client, ClientRef, Controller, ControllerRecord, ControllerRoute, DefaultProbe,
-        DispatchError, ErasedHandler, FromEvent, IntoReply, NoDefault, Outcome, ViaDefault,
+        DispatchError, ErasedHandler, FromEvent, IntoReply, NoDefault, Outcome, StateKey,
+        ViaDefault,
     };
     pub use inventory;
     pub use serde_json::value::RawValue;

@@ -218,6 +218,19 @@ impl Router {
                     location: reg.location,
                 });
             }
+            if let Some(missing) = reg
+                .handler
+                .required_state()
+                .into_iter()
+                .find(|key| !self.state.contains(key))
+            {
+                return Err(RouterError::MissingState {
+                    state: missing.name.to_owned(),
+                    path: reg.path,
+                    event: reg.event,
+                    location: reg.location,
+                });
+            }
             match parts.handlers.entry(reg.event) {
                 Entry::Occupied(first) => {
                     return Err(RouterError::Duplicate {

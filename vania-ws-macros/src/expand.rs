@@ -20,6 +20,9 @@ pub(crate) fn controller(model: &Controller) -> TokenStream {
         .as_ref()
         .expect("validated: the path is present");
     let type_line = model.item.impl_token.span.start().line;
+    // Spanned at the type, so `Send + Sync + 'static` errors point at it.
+    let controller_trait =
+        quote_spanned! {Span::call_site().located_at(self_ty.span())=> __vws::Controller};
 
     let mut routes = Vec::new();
     let mut handlers = Vec::new();
@@ -46,7 +49,7 @@ pub(crate) fn controller(model: &Controller) -> TokenStream {
         const _: () = {
             use #krate::__private as __vws;
 
-            impl __vws::Controller for #self_ty {
+            impl #controller_trait for #self_ty {
                 const PATH: &'static str = #path;
 
                 fn routes(self: __vws::Arc<Self>) -> __vws::Vec<__vws::ControllerRoute> {
@@ -83,74 +86,102 @@ fn erased_handler(
     method: &syn::Ident,
     handler: &Handler,
 ) -> TokenStream {
+    // Generated locals keep call-site hygiene everywhere; expressions whose type checks should
+    // point at the user's tokens get the user's *location* only (`at`), so a controller
+    // written by a `macro_rules!` still resolves them.
+    let at = |span: Span| Span::call_site().located_at(span);
+    let local = |name: &str| syn::Ident::new(name, Span::call_site());
+    let client = local("__client");
+    let payload = local("__payload");
+    let this = local("__this");
+    let out = local("__out");
+    let want_reply = local("__want_reply");
+
     let mut extract = Vec::new();
     let mut call_args = Vec::new();
+    let mut state_checks = Vec::new();
     for (i, arg) in handler.args.iter().enumerate() {
-        let var = format_ident!("__arg{}", i);
+        let var = format_ident!("__arg{}", i, span = Span::call_site());
         match &arg.by_ref {
             Some(inner) => {
-                let span = arg.ty.span();
-                call_args.push(quote_spanned! {span=>
-                    <#inner as __vws::ClientRef>::client_ref(&__client)
+                call_args.push(quote_spanned! {at(arg.ty.span())=>
+                    <#inner as __vws::ClientRef>::client_ref(&#client)
                 });
             }
             None => {
                 let ty = &arg.ty;
-                extract.push(quote_spanned! {ty.span()=>
-                    let #var = <#ty as __vws::FromEvent>::from_event(&__client, __payload)?;
+                let from_event = quote_spanned! {at(ty.span())=>
+                    <#ty as __vws::FromEvent>::from_event(&__client, __payload)
+                };
+                extract.push(quote! {
+                    let #var = #from_event?;
+                });
+                state_checks.push(quote! {
+                    <#ty as __vws::FromEvent>::required_state()
                 });
                 call_args.push(quote!(#var));
             }
         }
     }
+    // Spanned at the method name, so "future is not `Send`" points there.
     let call = match handler.receiver {
-        ReceiverKind::Shared => quote_spanned! {method.span()=>
+        ReceiverKind::Shared => quote_spanned! {at(method.span())=>
             __vws::require_send(__this.#method(#(#call_args),*))
         },
-        ReceiverKind::None | ReceiverKind::Other(_) => quote_spanned! {method.span()=>
+        ReceiverKind::None | ReceiverKind::Other(_) => quote_spanned! {at(method.span())=>
             __vws::require_send(<#self_ty>::#method(#(#call_args),*))
         },
     };
     let reply = match &handler.output {
-        ReturnType::Default => quote! { __vws::reply_value(__out, __want_reply) },
+        ReturnType::Default => quote! { __vws::reply_value(#out, #want_reply) },
         ReturnType::Type(_, ty) => match result_name(ty) {
-            ResultName::Exact => quote_spanned! {ty.span()=>
+            ResultName::Exact => quote_spanned! {at(ty.span())=>
                 __vws::reply_result(__out, __want_reply)
             },
-            ResultName::Suffix => quote_spanned! {ty.span()=>
-                {
-                    #[allow(unused_imports)]
-                    use __vws::{ReplyViaResult as _, ReplyViaSerialize as _};
+            ResultName::Suffix => {
+                let probe = quote_spanned! {at(ty.span())=>
                     (&__vws::ReplyProbe(__out)).to_outcome(__want_reply)
+                };
+                quote! {
+                    {
+                        #[allow(unused_imports)]
+                        use __vws::{ReplyViaResult as _, ReplyViaSerialize as _};
+                        #probe
+                    }
                 }
-            },
-            ResultName::Other => quote_spanned! {ty.span()=>
+            }
+            ResultName::Other => quote_spanned! {at(ty.span())=>
                 __vws::reply_value(__out, __want_reply)
             },
         },
     };
     let keep_this = match handler.receiver {
-        ReceiverKind::Shared => quote!(let __this = __vws::Arc::clone(&self.0);),
+        ReceiverKind::Shared => quote!(let #this = __vws::Arc::clone(&self.0);),
         _ => quote!(),
     };
-    let span = Span::call_site();
-    quote_spanned! {span=>
+    quote! {
         #[allow(non_camel_case_types)]
         struct #name(__vws::Arc<#self_ty>);
 
         impl __vws::ErasedHandler for #name {
             fn call(
                 &self,
-                __client: __vws::Client,
-                __payload: __vws::Option<&__vws::RawValue>,
-                __want_reply: bool,
+                #client: __vws::Client,
+                #payload: __vws::Option<&__vws::RawValue>,
+                #want_reply: bool,
             ) -> __vws::Result<__vws::BoxFuture<__vws::Outcome>, __vws::DispatchError> {
                 #(#extract)*
                 #keep_this
                 __vws::Result::Ok(__vws::Box::pin(async move {
-                    let __out = #call.await;
+                    let #out = #call.await;
                     #reply
                 }))
+            }
+
+            fn required_state(&self) -> __vws::Vec<__vws::StateKey> {
+                let keys: __vws::Vec<__vws::Option<__vws::StateKey>> =
+                    __vws::Vec::from([#(#state_checks),*]);
+                keys.into_iter().flatten().collect()
             }
         }
     }

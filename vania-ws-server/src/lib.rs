@@ -26,7 +26,7 @@
 //!
 //! This crate is the one an application depends on: it re-exports the core's types, the
 //! controller macros ([`ws_controller`], [`on`]; feature `macros`, on by default) and, with the
-//! feature `testing`, a test harness for apps ([`testing`]).
+//! feature `testing`, a test harness for apps (the `testing` module).
 
 mod config;
 mod connection;
