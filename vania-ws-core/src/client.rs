@@ -31,6 +31,7 @@ struct Inner {
     outbox: Outbox,
     hub: Arc<Hub>,
     rooms: Mutex<Rooms>,
+    extensions: http::Extensions,
 }
 
 /// The client's own rooms; `gone` once it left the hub, after which it joins nothing.
@@ -56,6 +57,7 @@ impl Client {
         route: Arc<str>,
         outbox: Outbox,
         hub: Arc<Hub>,
+        extensions: http::Extensions,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -65,6 +67,7 @@ impl Client {
                 outbox,
                 hub,
                 rooms: Mutex::new(Rooms::default()),
+                extensions,
             }),
         }
     }
@@ -196,6 +199,11 @@ impl Client {
         room.len() <= MAX_ROOM_NAME_BYTES && self.lock_rooms().names.contains(room)
     }
 
+    /// What the connection guards attached at the handshake (an identity, say).
+    pub fn extensions(&self) -> &http::Extensions {
+        &self.inner.extensions
+    }
+
     /// The application state of type `T` registered with `Router::state`, if any.
     pub fn state<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
         self.inner.hub.state::<T>()
@@ -209,6 +217,10 @@ impl Client {
     /// Closes this client's connection with `code` once what is already queued has been sent.
     pub fn close(&self, code: u16, reason: &'static str) {
         self.inner.outbox.close(code, reason);
+    }
+
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.inner.hub
     }
 
     /// The client's outgoing queue.

@@ -52,14 +52,18 @@ impl Session {
     /// Handles one incoming text frame: parses it, runs its handler to the end, and queues the
     /// reply (`ack`) or the `error` frame.
     pub async fn handle_text(&self, text: &str) {
+        self.hub()
+            .metrics()
+            .messages_in
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let envelope = match Envelope::parse(text) {
             Ok(envelope) => envelope,
             Err(refused) => return self.send_error(refused.id, &refused.error),
         };
         let id = envelope.id;
         let outcome = match &*envelope.event {
-            "join-room" => self.join_or_leave(envelope.room, true),
-            "left-room" => self.join_or_leave(envelope.room, false),
+            "join-room" => self.join_or_leave(envelope.room, true).await,
+            "left-room" => self.join_or_leave(envelope.room, false).await,
             event => self.call(event, envelope.payload, id.is_some()).await,
         };
         match (outcome, id) {
@@ -73,6 +77,10 @@ impl Session {
 
     /// Answers a binary frame: this route takes none.
     pub fn handle_binary(&self) {
+        self.hub()
+            .metrics()
+            .messages_in
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.send_error(
             None,
             &DispatchError::new(
@@ -82,8 +90,36 @@ impl Session {
         );
     }
 
+    /// Refuses a frame over the connection's rate limit with `rate_limited` (carrying the
+    /// frame's `id` when it had one); the frame is not dispatched.
+    pub fn refuse_rate_limited(&self, text: Option<&str>) {
+        let metrics = self.hub().metrics();
+        metrics
+            .messages_in
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics
+            .rate_limited
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = text.and_then(|text| match Envelope::parse(text) {
+            Ok(envelope) => envelope.id,
+            Err(refused) => refused.id,
+        });
+        self.send_error(
+            id,
+            &DispatchError::new(
+                ErrorCode::RateLimited,
+                "too many events: slow down (this event was not handled)",
+            ),
+        );
+    }
+
+    fn hub(&self) -> &Arc<Hub> {
+        self.client.hub()
+    }
+
     /// Queues an `error` frame for this client.
     pub fn send_error(&self, id: Option<u64>, error: &DispatchError) {
+        self.hub().metrics().error(error.code);
         tracing::debug!(
             client = self.client.id(),
             route = self.route.path(),
@@ -100,8 +136,7 @@ impl Session {
         if let Some(handler) = self.route.disconnect_handler() {
             self.run_lifecycle(handler, "disconnect").await;
         }
-        let hub = self.client.handle().hub().clone();
-        hub.unregister(&self.client);
+        self.hub().unregister(&self.client);
         tracing::debug!(
             client = self.client.id(),
             route = self.route.path(),
@@ -166,11 +201,21 @@ impl Session {
         }
     }
 
-    fn join_or_leave(&self, room: Option<&RawValue>, join: bool) -> Outcome {
+    async fn join_or_leave(&self, room: Option<&RawValue>, join: bool) -> Outcome {
         let name = room
             .and_then(|raw| serde_json::from_str::<std::borrow::Cow<'_, str>>(raw.get()).ok())
             .ok_or_else(|| DispatchError::new(ErrorCode::InvalidRoom, "`room` must be a string"))?;
         if join {
+            if !crate::room::is_valid_room_name(&name) {
+                return Err(crate::errors::JoinError::InvalidName(name.len()).into());
+            }
+            if !self.client.in_room(&name) {
+                for guard in self.route.join_guards() {
+                    guard(self.client.clone(), name.to_string())
+                        .await
+                        .map_err(|message| DispatchError::new(ErrorCode::Forbidden, message))?;
+                }
+            }
             self.client.join(&name)?;
         } else {
             self.client.leave(&name)?;

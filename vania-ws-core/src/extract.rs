@@ -156,3 +156,35 @@ impl StateMap {
             .and_then(|value| value.clone().downcast::<T>().ok())
     }
 }
+
+/// A value a connection guard attached to the handshake (`Handshake::extensions`), cloned
+/// out for the handler. Missing, it fails the event with `internal`: a guard on the route must
+/// insert it.
+#[derive(Debug, Clone)]
+pub struct Extension<T>(pub T);
+
+impl<T> Deref for Extension<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> FromEvent for Extension<T> {
+    fn from_event(client: &Client, _payload: Option<&RawValue>) -> Result<Self, DispatchError> {
+        client
+            .extensions()
+            .get::<T>()
+            .cloned()
+            .map(Extension)
+            .ok_or_else(|| {
+                DispatchError::new(
+                    ErrorCode::Internal,
+                    format!(
+                        "no `{}` was attached to this connection by a guard",
+                        std::any::type_name::<T>()
+                    ),
+                )
+            })
+    }
+}

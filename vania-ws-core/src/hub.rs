@@ -9,6 +9,7 @@ use crate::adapter::{Adapter, LocalAdapter, Target};
 use crate::client::Client;
 use crate::envelope::Frame;
 use crate::extract::StateMap;
+use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::outbox::{Outbox, OutboxReceiver};
 use crate::room::RoomRegistry;
 use crate::router::RouteTable;
@@ -59,6 +60,7 @@ pub struct Hub {
     config: HubConfig,
     next_key: AtomicU64,
     state: StateMap,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for Hub {
@@ -93,6 +95,7 @@ impl Hub {
             config,
             next_key: AtomicU64::new(1),
             state: StateMap::default(),
+            metrics: Metrics::default(),
         })
     }
 
@@ -122,6 +125,15 @@ impl Hub {
     /// Registers a new client on `route` with a fresh `ws:<uuid>` id, queues its `connected`
     /// frame, and returns it with the receiving end of its queue. `None` when the hub does not serve `route`.
     pub fn register(self: &Arc<Self>, route: &str) -> Option<(Client, OutboxReceiver)> {
+        self.register_with(route, http::Extensions::new())
+    }
+
+    /// Like [`register`](Self::register), with the values a connection guard attached.
+    pub fn register_with(
+        self: &Arc<Self>,
+        route: &str,
+        extensions: http::Extensions,
+    ) -> Option<(Client, OutboxReceiver)> {
         let (route, _) = self.routes.get_key_value(route)?;
         let (outbox, receiver) = Outbox::new(self.config.send_queue_bytes);
         let id: Arc<str> = Arc::from(format!("ws:{}", uuid::Uuid::new_v4()));
@@ -134,7 +146,7 @@ impl Hub {
                 outbox: outbox.clone(),
             },
         );
-        let client = Client::new(id, key, route.clone(), outbox, self.clone());
+        let client = Client::new(id, key, route.clone(), outbox, self.clone(), extensions);
         Some((client, receiver))
     }
 
@@ -180,6 +192,24 @@ impl Hub {
 
     pub(crate) fn rooms_of(&self, route: &str) -> Option<&RoomRegistry> {
         self.routes.get(route)
+    }
+
+    /// The live counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// A copy of the counters, with the current client and room counts.
+    pub fn metrics_snapshot(&self) -> MetricsSnapshot {
+        let rooms = self.routes.values().map(RoomRegistry::len).sum();
+        self.metrics.snapshot(self.clients.len(), rooms)
+    }
+
+    /// Bytes queued for a client of this process and not yet written, if it is connected.
+    pub fn queued_bytes(&self, client_id: &str) -> Option<usize> {
+        self.clients
+            .get(client_id)
+            .map(|member| member.outbox.queued_bytes())
     }
 
     /// How many clients are connected to this process.

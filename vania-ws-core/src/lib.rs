@@ -42,9 +42,11 @@ mod dispatch;
 mod envelope;
 mod errors;
 mod extract;
+mod guard;
 mod handle;
 mod handler;
 mod hub;
+mod metrics;
 mod outbox;
 mod room;
 mod router;
@@ -58,18 +60,23 @@ pub use controller::{
 pub use dispatch::Session;
 pub use envelope::{Envelope, EnvelopeError, Frame};
 pub use errors::{DispatchError, ErrorCode, JoinError, RouterError, SendError};
-pub use extract::{ClientRef, FromEvent, State, StateKey};
+pub use extract::{ClientRef, Extension, FromEvent, State, StateKey};
+pub use guard::{ConnectionGuard, Handshake, JoinGuard, Rejection};
 pub use handle::Handle;
 pub use handler::{
     BoxFuture, ErasedHandler, Handler, IntoReply, Json, Outcome, decode_payload, encode_reply,
 };
 pub use hub::{Hub, HubConfig};
+pub use metrics::{Metrics, MetricsSnapshot};
 pub use outbox::{Outbox, OutboxReceiver, Outgoing, Pushed, close_code};
 pub use room::{MAX_ROOM_NAME_BYTES, is_valid_room_name};
 pub use router::{CONNECT, DISCONNECT, RESERVED_EVENTS, Route, RouteTable, Router, WebSocketEvent};
 
 /// Re-exported for handler signatures.
 pub use serde_json;
+
+/// Re-exported for guards (`HeaderMap`, `Extensions`).
+pub use http;
 
 /// Re-exported for generated controller code.
 #[doc(hidden)]

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::envelope::Frame;
 
@@ -31,6 +32,10 @@ pub mod close_code {
 pub enum Outgoing {
     /// A text frame.
     Frame(Frame),
+    /// A binary frame.
+    Binary(bytes::Bytes),
+    /// A WebSocket ping (heartbeat).
+    Ping,
     /// Close the connection with this code and reason, after everything queued before.
     Close(u16, &'static str),
 }
@@ -40,6 +45,8 @@ struct State {
     queued_bytes: AtomicUsize,
     limit: usize,
     closing: AtomicBool,
+    overflowed: AtomicBool,
+    closed: CancellationToken,
 }
 
 /// The sending side of one client's queue. Cloning is cheap.
@@ -75,6 +82,8 @@ impl Outbox {
             queued_bytes: AtomicUsize::new(0),
             limit: limit_bytes,
             closing: AtomicBool::new(false),
+            overflowed: AtomicBool::new(false),
+            closed: CancellationToken::new(),
         });
         (
             Outbox {
@@ -87,17 +96,33 @@ impl Outbox {
 
     /// Queues a frame without waiting.
     pub fn push(&self, frame: Frame) -> Pushed {
+        self.push_item(frame.len(), Outgoing::Frame(frame))
+    }
+
+    /// Queues a binary frame without waiting, bounded like text frames.
+    pub fn push_binary(&self, data: bytes::Bytes) -> Pushed {
+        self.push_item(data.len(), Outgoing::Binary(data))
+    }
+
+    /// Queues a ping (not counted against the byte bound).
+    pub fn ping(&self) {
+        if !self.is_closing() {
+            let _ = self.tx.send(Outgoing::Ping);
+        }
+    }
+
+    fn push_item(&self, len: usize, item: Outgoing) -> Pushed {
         if self.state.closing.load(Ordering::Relaxed) {
             return Pushed::Closed;
         }
-        let len = frame.len();
         let before = self.state.queued_bytes.fetch_add(len, Ordering::AcqRel);
         if before > 0 && before + len > self.state.limit {
             self.state.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            self.state.overflowed.store(true, Ordering::Release);
             self.close(close_code::POLICY, "slow consumer: send queue overflow");
             return Pushed::Overflow;
         }
-        if self.tx.send(Outgoing::Frame(frame)).is_err() {
+        if self.tx.send(item).is_err() {
             self.state.queued_bytes.fetch_sub(len, Ordering::AcqRel);
             return Pushed::Closed;
         }
@@ -109,7 +134,18 @@ impl Outbox {
     pub fn close(&self, code: u16, reason: &'static str) {
         if !self.state.closing.swap(true, Ordering::AcqRel) {
             let _ = self.tx.send(Outgoing::Close(code, reason));
+            self.state.closed.cancel();
         }
+    }
+
+    /// Completes once [`close`](Self::close) was called (at once if it already was).
+    pub async fn closing(&self) {
+        self.state.closed.cancelled().await;
+    }
+
+    /// Whether the queue overflowed (the client was a slow consumer).
+    pub fn overflowed(&self) -> bool {
+        self.state.overflowed.load(Ordering::Acquire)
     }
 
     /// Whether [`close`](Self::close) was called.
@@ -144,11 +180,12 @@ impl OutboxReceiver {
     }
 
     fn account(&self, item: Option<&Outgoing>) {
-        if let Some(Outgoing::Frame(frame)) = item {
-            self.state
-                .queued_bytes
-                .fetch_sub(frame.len(), Ordering::AcqRel);
-        }
+        let len = match item {
+            Some(Outgoing::Frame(frame)) => frame.len(),
+            Some(Outgoing::Binary(data)) => data.len(),
+            _ => return,
+        };
+        self.state.queued_bytes.fetch_sub(len, Ordering::AcqRel);
     }
 }
 
@@ -178,6 +215,8 @@ mod tests {
         let (tx, mut rx) = Outbox::new(100);
         assert_eq!(tx.push(frame(60)), Pushed::Queued);
         assert_eq!(tx.push(frame(60)), Pushed::Overflow);
+        assert!(tx.overflowed());
+        tx.closing().await;
         assert_eq!(tx.push(frame(1)), Pushed::Closed);
         assert!(matches!(rx.recv().await, Some(Outgoing::Frame(_))));
         assert!(matches!(

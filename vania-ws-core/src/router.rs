@@ -9,10 +9,13 @@ use std::collections::{HashMap, HashSet};
 use std::panic::Location;
 use std::sync::Arc;
 
+use crate::client::Client;
 use crate::controller::{Controller, ControllerRoute, collected_controllers};
 use crate::errors::RouterError;
 use crate::extract::StateMap;
+use crate::guard::{self, ConnectionGuard, Handshake, JoinGuard, Rejection};
 use crate::handler::{ErasedHandler, Handler};
+use std::future::Future;
 
 /// Events the framework answers itself; they cannot have handlers.
 pub const RESERVED_EVENTS: [&str; 2] = ["join-room", "left-room"];
@@ -55,6 +58,8 @@ pub struct Router {
     explicit_controllers: HashSet<TypeId>,
     collect_controllers: bool,
     state: StateMap,
+    guards: Vec<(Option<String>, ConnectionGuard)>,
+    join_guards: Vec<(String, JoinGuard)>,
 }
 
 impl std::fmt::Debug for Router {
@@ -70,6 +75,8 @@ impl std::fmt::Debug for Router {
 pub struct WebSocketEvent<'r> {
     path: &'r str,
     registrations: &'r mut Vec<Registration>,
+    guards: &'r mut Vec<(Option<String>, ConnectionGuard)>,
+    join_guards: &'r mut Vec<(String, JoinGuard)>,
 }
 
 impl std::fmt::Debug for WebSocketEvent<'_> {
@@ -81,6 +88,28 @@ impl std::fmt::Debug for WebSocketEvent<'_> {
 }
 
 impl WebSocketEvent<'_> {
+    /// Guards this route's handshake: see [`Router::guard`].
+    pub fn guard<F, Fut>(&mut self, guard: F) -> &mut Self
+    where
+        F: Fn(Handshake) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Handshake, Rejection>> + Send + 'static,
+    {
+        self.guards
+            .push((Some(self.path.to_owned()), guard::connection_guard(guard)));
+        self
+    }
+
+    /// Guards this route's `join-room`: see [`Router::join_guard`].
+    pub fn join_guard<F, Fut>(&mut self, guard: F) -> &mut Self
+    where
+        F: Fn(Client, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.join_guards
+            .push((self.path.to_owned(), guard::join_guard(guard)));
+        self
+    }
+
     /// Handles `event` on this route with an async closure of the client, or of the client and
     /// a typed payload. `connect` and `disconnect` handlers take the client only.
     #[track_caller]
@@ -112,6 +141,8 @@ impl Router {
         let mut ev = WebSocketEvent {
             path,
             registrations: &mut self.registrations,
+            guards: &mut self.guards,
+            join_guards: &mut self.join_guards,
         };
         events(&mut ev);
         self
@@ -141,6 +172,60 @@ impl Router {
     /// argument. One value per type; a second call with the same type replaces the first.
     pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
         self.state.insert(Arc::new(value));
+        self
+    }
+
+    /// Guards the handshake of the route at `path`: the guard runs before the upgrade with the
+    /// request's path, query, headers and peer address, and either refuses it with an HTTP
+    /// status (no socket is opened, no `connect` handler runs) or accepts it, possibly
+    /// attaching values to `Handshake::extensions` for the connection's handlers.
+    ///
+    /// ```
+    /// use vania_ws_core::{Handshake, Rejection, Router};
+    ///
+    /// #[derive(Clone)]
+    /// struct User(String);
+    ///
+    /// let router = Router::new().guard("/admins", |mut request: Handshake| async move {
+    ///     match request.query_param("token") {
+    ///         Some("secret") => {
+    ///             request.extensions.insert(User("admin".into()));
+    ///             Ok(request)
+    ///         }
+    ///         _ => Err(Rejection::unauthorized("a valid token is required")),
+    ///     }
+    /// });
+    /// # let _ = router;
+    /// ```
+    pub fn guard<F, Fut>(mut self, path: &str, guard: F) -> Self
+    where
+        F: Fn(Handshake) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Handshake, Rejection>> + Send + 'static,
+    {
+        self.guards
+            .push((Some(path.to_owned()), guard::connection_guard(guard)));
+        self
+    }
+
+    /// Guards the handshake of every route; runs before the routes' own guards.
+    pub fn guard_all<F, Fut>(mut self, guard: F) -> Self
+    where
+        F: Fn(Handshake) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Handshake, Rejection>> + Send + 'static,
+    {
+        self.guards.push((None, guard::connection_guard(guard)));
+        self
+    }
+
+    /// Guards `join-room` on the route at `path`: `Err(message)` refuses the join with a
+    /// `forbidden` error carrying `message` (private rooms, say).
+    pub fn join_guard<F, Fut>(mut self, path: &str, guard: F) -> Self
+    where
+        F: Fn(Client, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.join_guards
+            .push((path.to_owned(), guard::join_guard(guard)));
         self
     }
 
@@ -245,6 +330,28 @@ impl Router {
                 }
             }
         }
+        for (path, guard) in &self.guards {
+            if let Some(path) = path {
+                routes
+                    .entry(path.clone())
+                    .or_default()
+                    .guards
+                    .push(guard.clone());
+            }
+        }
+        for (path, guard) in &self.join_guards {
+            routes
+                .entry(path.clone())
+                .or_default()
+                .join_guards
+                .push(guard.clone());
+        }
+        let global_guards = self
+            .guards
+            .iter()
+            .filter(|(path, _)| path.is_none())
+            .map(|(_, guard)| guard.clone())
+            .collect();
         let routes = routes
             .into_iter()
             .map(|(path, mut parts)| {
@@ -261,6 +368,8 @@ impl Router {
                     handlers,
                     connect,
                     disconnect,
+                    guards: parts.guards,
+                    join_guards: parts.join_guards,
                 };
                 (path, Arc::new(route))
             })
@@ -268,6 +377,7 @@ impl Router {
         Ok(RouteTable {
             routes,
             state: self.state,
+            global_guards,
         })
     }
 }
@@ -275,6 +385,8 @@ impl Router {
 #[derive(Default)]
 struct RouteParts {
     handlers: HashMap<String, (Arc<dyn ErasedHandler>, String)>,
+    guards: Vec<ConnectionGuard>,
+    join_guards: Vec<JoinGuard>,
 }
 
 /// One route's handlers, frozen.
@@ -283,6 +395,8 @@ pub struct Route {
     handlers: HashMap<Box<str>, Arc<dyn ErasedHandler>>,
     connect: Option<Arc<dyn ErasedHandler>>,
     disconnect: Option<Arc<dyn ErasedHandler>>,
+    guards: Vec<ConnectionGuard>,
+    join_guards: Vec<JoinGuard>,
 }
 
 impl std::fmt::Debug for Route {
@@ -318,19 +432,45 @@ impl Route {
     pub fn disconnect_handler(&self) -> Option<&Arc<dyn ErasedHandler>> {
         self.disconnect.as_ref()
     }
+
+    /// This route's own connection guards.
+    pub fn guards(&self) -> &[ConnectionGuard] {
+        &self.guards
+    }
+
+    /// This route's join guards.
+    pub fn join_guards(&self) -> &[JoinGuard] {
+        &self.join_guards
+    }
 }
 
 /// Every route, checked and frozen; looked up by path during the handshake.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RouteTable {
     routes: HashMap<Arc<str>, Arc<Route>>,
     state: StateMap,
+    global_guards: Vec<ConnectionGuard>,
+}
+
+impl std::fmt::Debug for RouteTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteTable")
+            .field("routes", &self.routes)
+            .field("state", &self.state)
+            .field("global_guards", &self.global_guards.len())
+            .finish()
+    }
 }
 
 impl RouteTable {
     /// The route at `path` (the path only, without the query).
     pub fn get(&self, path: &str) -> Option<&Arc<Route>> {
         self.routes.get(path)
+    }
+
+    /// The guards of every route, run before a route's own.
+    pub fn global_guards(&self) -> &[ConnectionGuard] {
+        &self.global_guards
     }
 
     pub(crate) fn state(&self) -> &StateMap {
