@@ -171,7 +171,12 @@ async fn graceful_shutdown_delivers_what_was_queued_then_closes_1001() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_messages_from_one_sender_arrive_in_order() {
     const N: u64 = 10_000;
-    let server = TestServer::start(example_demo::router()).await;
+    // A flood by design: the rate limit (tested on its own) is off here.
+    let server = TestServer::start_with(
+        example_demo::router(),
+        vania_ws_server::ServerConfig::default().rate_limit(0, 0),
+    )
+    .await;
     let mut sender = server.connect("/ws").await;
     let mut receiver = server.connect("/ws").await;
     let to = receiver.id().to_owned();

@@ -262,7 +262,12 @@ async fn room_frames_validate_the_room() {
 
 #[tokio::test]
 async fn a_thousand_bad_frames_of_mixed_kinds_each_get_their_error() {
-    let server = demo().await;
+    // A flood by design: the rate limit (tested on its own) is off here.
+    let server = TestServer::start_with(
+        example_demo::router(),
+        ServerConfig::default().rate_limit(0, 0),
+    )
+    .await;
     let mut a = server.connect("/ws").await;
     let huge_event = format!(r#"{{"event":"{}"}}"#, "e".repeat(10 * 1024));
     let kinds: [(Message, &str); 8] = [

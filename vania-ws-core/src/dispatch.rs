@@ -26,21 +26,36 @@ pub struct Session {
 }
 
 impl Session {
-    /// Registers a new client on `route`, queues its `connected` frame and runs the route's
-    /// `connect` handler. Returns the session and the receiving end of the client's queue.
-    pub async fn open(hub: &Arc<Hub>, route: Arc<Route>) -> (Session, OutboxReceiver) {
+    /// Registers a new client on `route` (its `connected` frame queued first) with the values
+    /// its connection guards attached. Run [`run_connect`](Self::run_connect) next, once the
+    /// queue is being drained.
+    pub fn new(
+        hub: &Arc<Hub>,
+        route: Arc<Route>,
+        extensions: http::Extensions,
+    ) -> (Session, OutboxReceiver) {
         let (client, receiver) = hub
-            .register(route.path())
+            .register_with(route.path(), extensions)
             .expect("the hub serves every route of the table it was built from");
         tracing::debug!(
             client = client.id(),
             route = route.path(),
             "client connected"
         );
-        let session = Session { client, route };
-        if let Some(handler) = session.route.connect_handler() {
-            session.run_lifecycle(handler, "connect").await;
+        (Session { client, route }, receiver)
+    }
+
+    /// Runs the route's `connect` handler, if any.
+    pub async fn run_connect(&self) {
+        if let Some(handler) = self.route.connect_handler() {
+            self.run_lifecycle(handler, "connect").await;
         }
+    }
+
+    /// [`new`](Self::new) without extensions, then [`run_connect`](Self::run_connect).
+    pub async fn open(hub: &Arc<Hub>, route: Arc<Route>) -> (Session, OutboxReceiver) {
+        let (session, receiver) = Self::new(hub, route, http::Extensions::new());
+        session.run_connect().await;
         (session, receiver)
     }
 

@@ -56,6 +56,12 @@ impl Handle {
         Ok(())
     }
 
+    /// The server's counters: connections, rooms, messages, errors by code, slow consumers,
+    /// rate-limit hits, pings timed out.
+    pub fn metrics(&self) -> crate::MetricsSnapshot {
+        self.hub.metrics_snapshot()
+    }
+
     /// The hub behind this handle, for counts and adapters.
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub

@@ -38,7 +38,7 @@ fn drain(rx: &mut OutboxReceiver) -> Vec<Frame> {
     while let Some(item) = rx.try_recv() {
         match item {
             Outgoing::Frame(frame) => frames.push(frame),
-            Outgoing::Close(code, _) => panic!("unexpected close {code}"),
+            other => panic!("unexpected {other:?}"),
         }
     }
     frames
@@ -122,6 +122,7 @@ async fn a_full_queue_closes_the_slow_client_only() {
         match item {
             Outgoing::Frame(_) => queued += 1,
             Outgoing::Close(code, _) => closed = Some(code),
+            other => panic!("unexpected {other:?}"),
         }
     }
     assert!(queued < 10, "the slow client's queue is bounded: {queued}");

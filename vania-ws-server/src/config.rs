@@ -24,6 +24,32 @@ pub enum ConfigError {
     DotEnv(#[from] dotenvy::Error),
 }
 
+/// Every variable of `.env` in the working directory (if there is one) and of the process
+/// environment, which wins: for an app's own settings (`ADMIN_TOKEN`, say) read the same way
+/// as the server's.
+pub fn load_env() -> Result<HashMap<String, String>, ConfigError> {
+    layered_vars(Path::new(".env"), std::env::vars())
+}
+
+fn layered_vars(
+    path: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<HashMap<String, String>, ConfigError> {
+    let mut vars: HashMap<String, String> = HashMap::new();
+    match dotenvy::from_path_iter(path) {
+        Ok(iter) => {
+            for pair in iter {
+                let (key, value) = pair?;
+                vars.insert(key, value);
+            }
+        }
+        Err(err) if err.not_found() => {}
+        Err(err) => return Err(err.into()),
+    }
+    vars.extend(env);
+    Ok(vars)
+}
+
 /// Everything the server can be told. Start from [`ServerConfig::default`] or
 /// [`ServerConfig::from_env`] and adjust with the builder methods.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +73,25 @@ pub struct ServerConfig {
     pub max_rooms_per_client: usize,
     /// `WS_SHUTDOWN_TIMEOUT_MS`: the drain deadline on shutdown. Default 10 s.
     pub shutdown_timeout: Duration,
+    /// `WS_MAX_CONNECTIONS`: open connections at most; more answer 503. Default 10,000.
+    pub max_connections: usize,
+    /// `WS_ALLOWED_ORIGINS`: browser origins allowed to connect (`scheme://host[:port]`,
+    /// compared exactly; `*` for any). `None` (unset): same-host origins only. A handshake
+    /// without `Origin` (not a browser) is always accepted.
+    pub allowed_origins: Option<Vec<String>>,
+    /// `WS_PING_INTERVAL_MS`: how often the server pings. Default 25 s.
+    pub ping_interval: Duration,
+    /// `WS_PONG_TIMEOUT_MS`: how long a ping may go unanswered before the client is dropped.
+    /// Default 20 s.
+    pub pong_timeout: Duration,
+    /// `WS_RATE_LIMIT_PER_SEC`: events per second a connection may send, on average; `0`
+    /// turns the limit off. Default 100.
+    pub rate_limit_per_sec: u32,
+    /// `WS_RATE_LIMIT_BURST`: events a connection may send at once. Default 200.
+    pub rate_limit_burst: u32,
+    /// `WS_CLOSE_TIMEOUT_MS`: how long a closing connection waits for the peer's close frame
+    /// (or for a stalled write) before the TCP connection is dropped. Default 5 s.
+    pub close_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +105,13 @@ impl Default for ServerConfig {
             send_queue_bytes: 1 << 20,
             max_rooms_per_client: 100,
             shutdown_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            allowed_origins: None,
+            ping_interval: Duration::from_secs(25),
+            pong_timeout: Duration::from_secs(20),
+            rate_limit_per_sec: 100,
+            rate_limit_burst: 200,
+            close_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -80,19 +132,7 @@ impl ServerConfig {
         path: &Path,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut vars: HashMap<String, String> = HashMap::new();
-        match dotenvy::from_path_iter(path) {
-            Ok(iter) => {
-                for pair in iter {
-                    let (key, value) = pair?;
-                    vars.insert(key, value);
-                }
-            }
-            Err(err) if err.not_found() => {}
-            Err(err) => return Err(err.into()),
-        }
-        vars.extend(env);
-        Self::from_vars(&vars)
+        Self::from_vars(&layered_vars(path, env)?)
     }
 
     /// Reads the settings from a map of keys to values.
@@ -132,6 +172,39 @@ impl ServerConfig {
         }
         if let Some(v) = get("WS_SHUTDOWN_TIMEOUT_MS") {
             config.shutdown_timeout = millis("WS_SHUTDOWN_TIMEOUT_MS", v)?;
+        }
+        if let Some(v) = get("WS_MAX_CONNECTIONS") {
+            config.max_connections = parse("WS_MAX_CONNECTIONS", v, "a number")?;
+        }
+        if let Some(v) = get("WS_ALLOWED_ORIGINS") {
+            config.allowed_origins = Some(
+                v.split(',')
+                    .map(|origin| origin.trim().to_owned())
+                    .filter(|origin| !origin.is_empty())
+                    .collect(),
+            );
+        }
+        if let Some(v) = get("WS_PING_INTERVAL_MS") {
+            config.ping_interval = millis("WS_PING_INTERVAL_MS", v)?;
+        }
+        if let Some(v) = get("WS_PONG_TIMEOUT_MS") {
+            config.pong_timeout = millis("WS_PONG_TIMEOUT_MS", v)?;
+        }
+        if let Some(v) = get("WS_RATE_LIMIT_PER_SEC") {
+            config.rate_limit_per_sec = parse("WS_RATE_LIMIT_PER_SEC", v, "a number")?;
+        }
+        if let Some(v) = get("WS_RATE_LIMIT_BURST") {
+            config.rate_limit_burst = parse("WS_RATE_LIMIT_BURST", v, "a number")?;
+        }
+        if let Some(v) = get("WS_CLOSE_TIMEOUT_MS") {
+            config.close_timeout = millis("WS_CLOSE_TIMEOUT_MS", v)?;
+        }
+        if config.ping_interval.is_zero() {
+            return Err(ConfigError::Invalid {
+                key: "WS_PING_INTERVAL_MS",
+                expected: "more than 0",
+                value: "0".to_owned(),
+            });
         }
         Ok(config)
     }
@@ -183,6 +256,42 @@ impl ServerConfig {
         self.shutdown_timeout = timeout;
         self
     }
+
+    /// Sets how many connections may be open at once.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections;
+        self
+    }
+
+    /// Sets the browser origins allowed to connect (`"*"` for any).
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_origins = Some(origins.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets the ping interval and how long a ping may go unanswered.
+    pub fn heartbeat(mut self, interval: Duration, pong_timeout: Duration) -> Self {
+        self.ping_interval = interval;
+        self.pong_timeout = pong_timeout;
+        self
+    }
+
+    /// Sets the per-connection rate limit (`0` events per second turns it off).
+    pub fn rate_limit(mut self, per_sec: u32, burst: u32) -> Self {
+        self.rate_limit_per_sec = per_sec;
+        self.rate_limit_burst = burst;
+        self
+    }
+
+    /// Sets how long a closing connection waits for its peer.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
 }
 
 fn parse<T: std::str::FromStr>(
@@ -230,6 +339,38 @@ mod tests {
         .unwrap();
         assert_eq!((config.host.as_str(), config.port), ("0.0.0.0", 9001));
         assert!(!config.websocket);
+    }
+
+    #[test]
+    fn reads_limit_keys() {
+        let config = ServerConfig::from_vars(&vars(&[
+            ("WS_MAX_MESSAGE_BYTES", "1024"),
+            ("WS_MAX_CONNECTIONS", "7"),
+            ("WS_HANDSHAKE_TIMEOUT_MS", "1500"),
+            (
+                "WS_ALLOWED_ORIGINS",
+                "https://a.example, https://b.example:8443",
+            ),
+            ("WS_PING_INTERVAL_MS", "100"),
+            ("WS_PONG_TIMEOUT_MS", "200"),
+            ("WS_SEND_QUEUE_BYTES", "4096"),
+            ("WS_MAX_ROOMS_PER_CLIENT", "3"),
+            ("WS_RATE_LIMIT_PER_SEC", "5"),
+            ("WS_RATE_LIMIT_BURST", "6"),
+            ("WS_SHUTDOWN_TIMEOUT_MS", "250"),
+        ]))
+        .unwrap();
+        let expected = ServerConfig::default()
+            .max_message_bytes(1024)
+            .max_connections(7)
+            .handshake_timeout(Duration::from_millis(1500))
+            .allowed_origins(["https://a.example", "https://b.example:8443"])
+            .heartbeat(Duration::from_millis(100), Duration::from_millis(200))
+            .send_queue_bytes(4096)
+            .max_rooms_per_client(3)
+            .rate_limit(5, 6)
+            .shutdown_timeout(Duration::from_millis(250));
+        assert_eq!(config, expected);
     }
 
     #[test]

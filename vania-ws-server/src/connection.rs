@@ -1,146 +1,231 @@
 //! One connection: the handshake, then a reader that dispatches frames in order and a writer
-//! that drains the client's queue to the socket.
+//! that drains the client's queue to the socket. The reader also keeps the heartbeat, the rate
+//! limit and the shutdown phases.
 
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::StatusCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{WebSocketStream, accept_hdr_async_with_config};
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use vania_ws_core::{OutboxReceiver, Outgoing, Route, Session, close_code};
+use vania_ws_core::{Client, Hub, Metrics, OutboxReceiver, Outgoing, Session, close_code};
 
+use crate::handshake;
 use crate::server::Shared;
 
-/// How long a closing connection waits for the peer's close frame.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How many queued frames the writer batches before one flush.
 const WRITE_BATCH: usize = 64;
 
 type Sink = futures_util::stream::SplitSink<WebSocketStream<TcpStream>, Message>;
 
-pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, shutdown: CancellationToken) {
-    let peer = stream.peer_addr().ok();
+pub(crate) async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
+    let Ok(peer) = stream.peer_addr() else { return };
     let _ = stream.set_nodelay(true);
-    let mut matched: Option<Arc<Route>> = None;
-    // The error type is tungstenite's, so its size is not ours to choose.
-    #[allow(clippy::result_large_err)]
-    let callback = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
-        if !shared.config.websocket {
-            return Err(reject(
-                StatusCode::NOT_FOUND,
-                "websockets are disabled (APP_WEBSOCKET=false)",
-            ));
-        }
-        match shared.routes.get(request.uri().path()) {
-            Some(route) => {
-                matched = Some(route.clone());
-                Ok(response)
-            }
-            None => Err(reject(
-                StatusCode::NOT_FOUND,
-                "no websocket route at this path",
-            )),
-        }
-    };
-    let handshake = accept_hdr_async_with_config(stream, callback, Some(shared.ws_config));
-    let ws = match tokio::time::timeout(shared.config.handshake_timeout, handshake).await {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(err)) => {
-            tracing::debug!(?peer, error = %err, "handshake refused");
-            return;
-        }
+    // The drain phase waits for this token: held while the connection may still dispatch.
+    let dispatching = shared.drain_tracker.token();
+    let upgraded = tokio::time::timeout(
+        shared.config.handshake_timeout,
+        handshake::upgrade(&mut stream, peer, &shared),
+    )
+    .await;
+    let upgrade = match upgraded {
+        Ok(Some(upgrade)) => upgrade,
+        Ok(None) => return,
         Err(_) => {
-            tracing::debug!(?peer, "handshake timed out");
+            tracing::debug!(%peer, "handshake timed out");
             return;
         }
     };
-    let Some(route) = matched else { return };
-    let (session, queue) = Session::open(&shared.hub, route.clone()).await;
-    let span = tracing::info_span!("ws", client = session.client().id(), route = route.path());
-    run(ws, session, queue, shutdown).instrument(span).await;
-}
-
-fn reject(status: StatusCode, reason: &str) -> ErrorResponse {
-    let mut response = ErrorResponse::new(Some(reason.to_owned()));
-    *response.status_mut() = status;
-    response
-}
-
-async fn run(
-    ws: WebSocketStream<TcpStream>,
-    session: Session,
-    queue: OutboxReceiver,
-    shutdown: CancellationToken,
-) {
-    let (sink, mut stream) = ws.split();
-    let writer_done = Arc::new(Notify::new());
-    let writer = tokio::spawn(
-        write_loop(sink, queue, writer_done.clone()).instrument(tracing::Span::current()),
+    let ws = WebSocketStream::from_partially_read(
+        stream,
+        upgrade.leftover,
+        Role::Server,
+        Some(shared.ws_config),
+    )
+    .await;
+    let (session, queue) = Session::new(&shared.hub, upgrade.route.clone(), upgrade.extensions);
+    let span = tracing::info_span!(
+        "ws",
+        client = session.client().id(),
+        route = upgrade.route.path()
     );
-    let client = session.client().clone();
-    let mut closing_since: Option<tokio::time::Instant> = None;
-    loop {
-        let deadline = closing_since.map(|since| since + CLOSE_TIMEOUT);
-        let message = tokio::select! {
-            biased;
-            () = shutdown.cancelled(), if closing_since.is_none() => {
-                client.close(close_code::GOING_AWAY, "server shutting down");
-                closing_since = Some(tokio::time::Instant::now());
-                continue;
-            }
-            () = writer_done.notified(), if closing_since.is_none() => {
-                // The writer sent a close frame or lost the socket: wait for the peer's close.
-                closing_since = Some(tokio::time::Instant::now());
-                continue;
-            }
-            () = sleep_until(deadline) => break,
-            message = stream.next() => message,
-        };
-        let message = match message {
-            None => break,
-            Some(Ok(message)) => message,
-            Some(Err(err)) => {
-                let (code, reason) = close_for(&err);
-                tracing::debug!(error = %err, code, "read failed");
-                if let Some(code) = code {
-                    client.close(code, reason);
-                    closing_since.get_or_insert_with(tokio::time::Instant::now);
-                    // The socket's read side is unusable; let the writer send the close frame.
-                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, writer_done.notified()).await;
+    let connection = Connection {
+        shared,
+        session,
+        dispatching: Some(dispatching),
+    };
+    connection.run(ws, queue).instrument(span).await;
+    drop(upgrade.slot);
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    session: Session,
+    dispatching: Option<tokio_util::task::task_tracker::TaskTrackerToken>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Reading and dispatching.
+    Open,
+    /// Shutting down: no new frame is dispatched; waiting for the close phase.
+    Draining,
+    /// A close frame is on its way (or the socket failed): waiting for the peer, until then.
+    Closing(Instant),
+}
+
+impl Connection {
+    async fn run(mut self, ws: WebSocketStream<TcpStream>, queue: OutboxReceiver) {
+        let (sink, mut stream) = ws.split();
+        let writer_done = Arc::new(Notify::new());
+        let writer = tokio::spawn(
+            write_loop(sink, queue, self.shared.hub.clone(), writer_done.clone())
+                .instrument(tracing::Span::current()),
+        );
+        let client = self.session.client().clone();
+        let config = &self.shared.config;
+        let force = self.shared.force.clone();
+
+        // `connected` is already queued; the writer is running, so a slow `connect` handler
+        // delays nothing that was sent before it.
+        tokio::select! {
+            () = self.session.run_connect() => {}
+            () = force.cancelled() => {}
+        }
+
+        let mut phase = Phase::Open;
+        let mut heartbeat = Heartbeat::new(config.ping_interval, config.pong_timeout);
+        let mut bucket = TokenBucket::new(config.rate_limit_per_sec, config.rate_limit_burst);
+        loop {
+            let closing_deadline = match phase {
+                Phase::Closing(since) => Some(since + config.close_timeout),
+                _ => None,
+            };
+            // No heartbeat while draining (frames are not read then) or closing.
+            let beat = (phase == Phase::Open).then(|| heartbeat.next_deadline());
+            let reading = phase != Phase::Draining;
+            let not_closing = !matches!(phase, Phase::Closing(_));
+            let message = tokio::select! {
+                biased;
+                () = force.cancelled() => break,
+                () = self.shared.drain.cancelled(), if phase == Phase::Open => {
+                    phase = Phase::Draining;
+                    self.dispatching = None;
+                    continue;
                 }
-                break;
+                () = self.shared.close.cancelled(), if not_closing => {
+                    client.close(close_code::GOING_AWAY, "server shutting down");
+                    phase = Phase::Closing(Instant::now());
+                    continue;
+                }
+                () = client.outbox().closing(), if not_closing => {
+                    phase = Phase::Closing(Instant::now());
+                    continue;
+                }
+                () = writer_done.notified(), if not_closing => {
+                    phase = Phase::Closing(Instant::now());
+                    continue;
+                }
+                message = stream.next(), if reading => message,
+                () = sleep_until(closing_deadline) => break,
+                () = sleep_until(beat) => {
+                    match heartbeat.tick(Instant::now()) {
+                        Beat::Ping => client.outbox().ping(),
+                        Beat::Wait => {}
+                        Beat::TimedOut => {
+                            tracing::debug!("no pong in time: dropping the client");
+                            Metrics::bump(&self.shared.hub.metrics().pings_timed_out);
+                            break;
+                        }
+                    }
+                    continue;
+                }
+            };
+            let message = match message {
+                None => break,
+                Some(Ok(message)) => message,
+                Some(Err(err)) => {
+                    let (code, reason) = close_for(&err);
+                    tracing::debug!(error = %err, ?code, "read failed");
+                    if let Some(code) = code {
+                        // The read side is unusable; the writer still sends the close frame.
+                        client.close(code, reason);
+                        let _ = tokio::time::timeout(config.close_timeout, writer_done.notified())
+                            .await;
+                    }
+                    break;
+                }
+            };
+            match message {
+                Message::Text(_) | Message::Binary(_) if phase != Phase::Open => {
+                    // Closing: nothing more is dispatched, only the peer's close is awaited.
+                }
+                Message::Text(text) => {
+                    if !bucket.take(Instant::now()) {
+                        self.session.refuse_rate_limited(Some(&text));
+                        if bucket.is_abusive() {
+                            client.close(close_code::POLICY, "rate limit exceeded");
+                        }
+                        continue;
+                    }
+                    tokio::select! {
+                        () = self.session.handle_text(&text) => {}
+                        () = force.cancelled() => break,
+                    }
+                }
+                Message::Binary(_) => {
+                    if !bucket.take(Instant::now()) {
+                        self.session.refuse_rate_limited(None);
+                        if bucket.is_abusive() {
+                            client.close(close_code::POLICY, "rate limit exceeded");
+                        }
+                        continue;
+                    }
+                    self.session.handle_binary();
+                }
+                Message::Close(_) => {
+                    // tungstenite queues the close reply; reading on flushes it and ends the
+                    // stream.
+                    if not_closing {
+                        phase = Phase::Closing(Instant::now());
+                    }
+                }
+                Message::Pong(_) => heartbeat.pong(),
+                Message::Ping(_) | Message::Frame(_) => {}
             }
-        };
-        if closing_since.is_some() || client.outbox().is_closing() {
-            // Closing: nothing more is dispatched, only the peer's close is awaited.
-            closing_since.get_or_insert_with(tokio::time::Instant::now);
-            continue;
         }
-        match message {
-            Message::Text(text) => session.handle_text(&text).await,
-            Message::Binary(_) => session.handle_binary(),
-            Message::Close(_) => {
-                // tungstenite queues the close reply; reading on flushes it and ends the stream.
-            }
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
-        }
+        self.dispatching = None;
+        self.finish(client, writer).await;
     }
-    session.close().await;
-    client.close(close_code::NORMAL, "");
-    let abort = writer.abort_handle();
-    if tokio::time::timeout(CLOSE_TIMEOUT, writer).await.is_err() {
-        abort.abort();
+
+    async fn finish(self, client: Client, writer: tokio::task::JoinHandle<()>) {
+        if client.outbox().overflowed() {
+            Metrics::bump(&self.shared.hub.metrics().slow_consumers);
+            tracing::debug!("closed as a slow consumer");
+        }
+        let force = self.shared.force.clone();
+        tokio::select! {
+            () = self.session.close() => {}
+            () = force.cancelled() => {}
+        }
+        client.close(close_code::NORMAL, "");
+        let abort = writer.abort_handle();
+        if tokio::time::timeout(self.shared.config.close_timeout, writer)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
     }
 }
 
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
@@ -156,17 +241,22 @@ fn close_for(err: &WsError) -> (Option<u16>, &'static str) {
     }
 }
 
-async fn write_loop(mut sink: Sink, mut queue: OutboxReceiver, done: Arc<Notify>) {
+async fn write_loop(mut sink: Sink, mut queue: OutboxReceiver, hub: Arc<Hub>, done: Arc<Notify>) {
+    let out = &hub.metrics().messages_out;
     'outer: while let Some(item) = queue.recv().await {
         let mut next = Some(item);
         let mut batched = 0;
         while let Some(item) = next.take() {
-            match item {
+            let message = match item {
                 Outgoing::Frame(frame) => {
-                    if sink.feed(Message::Text(frame.into_text())).await.is_err() {
-                        break 'outer;
-                    }
+                    out.fetch_add(1, Ordering::Relaxed);
+                    Message::Text(frame.into_text())
                 }
+                Outgoing::Binary(data) => {
+                    out.fetch_add(1, Ordering::Relaxed);
+                    Message::Binary(data)
+                }
+                Outgoing::Ping => Message::Ping(Default::default()),
                 Outgoing::Close(code, reason) => {
                     let frame = CloseFrame {
                         code: CloseCode::from(code),
@@ -175,6 +265,9 @@ async fn write_loop(mut sink: Sink, mut queue: OutboxReceiver, done: Arc<Notify>
                     let _ = sink.send(Message::Close(Some(frame))).await;
                     break 'outer;
                 }
+            };
+            if sink.feed(message).await.is_err() {
+                break 'outer;
             }
             batched += 1;
             if batched < WRITE_BATCH {
@@ -186,4 +279,97 @@ async fn write_loop(mut sink: Sink, mut queue: OutboxReceiver, done: Arc<Notify>
         }
     }
     done.notify_one();
+}
+
+/// What the heartbeat asks for at a tick.
+enum Beat {
+    Ping,
+    Wait,
+    TimedOut,
+}
+
+/// Server pings every `interval`; a ping unanswered after `timeout` drops the client.
+struct Heartbeat {
+    interval: Duration,
+    timeout: Duration,
+    next_ping: Instant,
+    pong_due: Option<Instant>,
+}
+
+impl Heartbeat {
+    fn new(interval: Duration, timeout: Duration) -> Self {
+        Self {
+            interval,
+            timeout,
+            next_ping: Instant::now() + interval,
+            pong_due: None,
+        }
+    }
+
+    fn next_deadline(&self) -> Instant {
+        match self.pong_due {
+            Some(due) => due.min(self.next_ping),
+            None => self.next_ping,
+        }
+    }
+
+    fn tick(&mut self, now: Instant) -> Beat {
+        if self.pong_due.is_some_and(|due| now >= due) {
+            return Beat::TimedOut;
+        }
+        if now >= self.next_ping {
+            self.next_ping = now + self.interval;
+            self.pong_due.get_or_insert(now + self.timeout);
+            return Beat::Ping;
+        }
+        Beat::Wait
+    }
+
+    /// The peer answered.
+    fn pong(&mut self) {
+        self.pong_due = None;
+    }
+}
+
+/// The per-connection event budget: `burst` at once, refilled at `rate` per second. Refusals
+/// in a row beyond ten times the burst mark the client as abusive.
+struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+    refused_in_a_row: u64,
+}
+
+impl TokenBucket {
+    fn new(rate: u32, burst: u32) -> Self {
+        Self {
+            rate: f64::from(rate),
+            burst: f64::from(burst.max(1)),
+            tokens: f64::from(burst.max(1)),
+            last: Instant::now(),
+            refused_in_a_row: 0,
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        if self.rate == 0.0 {
+            return true;
+        }
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.refused_in_a_row = 0;
+            true
+        } else {
+            self.refused_in_a_row += 1;
+            false
+        }
+    }
+
+    fn is_abusive(&self) -> bool {
+        self.refused_in_a_row as f64 >= 10.0 * self.burst
+    }
 }

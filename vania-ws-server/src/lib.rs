@@ -30,9 +30,10 @@
 
 mod config;
 mod connection;
+mod handshake;
 mod server;
 
-pub use config::{ConfigError, ServerConfig};
+pub use config::{ConfigError, ServerConfig, load_env};
 pub use server::{ServeError, Server, ServerBuilder, shutdown_signal};
 pub use vania_ws_core::{
     Adapter, Client, DispatchError, ErrorCode, Frame, Handle, Handler, Hub, HubConfig, IntoReply,
@@ -43,7 +44,9 @@ pub use vania_ws_core::{
 /// The core crate, for adapters and custom servers.
 pub use vania_ws_core as core;
 
-pub use vania_ws_core::{ClientRef, Controller, FromEvent, State};
+pub use vania_ws_core::{
+    ClientRef, Controller, Extension, FromEvent, Handshake, MetricsSnapshot, Rejection, State, http,
+};
 
 #[doc(hidden)]
 pub use vania_ws_core::__private;

@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use vania_ws_core::{
-    Adapter, Handle, Hub, HubConfig, LocalAdapter, RouteTable, Router, RouterError, close_code,
+    Adapter, Handle, Hub, HubConfig, LocalAdapter, RouteTable, Router, RouterError,
 };
 
 use crate::config::{ConfigError, ServerConfig};
@@ -39,6 +39,14 @@ pub(crate) struct Shared {
     pub(crate) routes: RouteTable,
     pub(crate) hub: Arc<Hub>,
     pub(crate) ws_config: WebSocketConfig,
+    /// Shutdown, phase 1: stop dispatching new frames.
+    pub(crate) drain: CancellationToken,
+    /// Tokens held by connections that may still dispatch; phase 1 waits for them.
+    pub(crate) drain_tracker: TaskTracker,
+    /// Shutdown, phase 2: close every connection with 1001 after its queued frames.
+    pub(crate) close: CancellationToken,
+    /// Past the shutdown deadline: drop every connection now.
+    pub(crate) force: CancellationToken,
 }
 
 /// Builds a [`Server`] from a [`Router`] and settings.
@@ -99,7 +107,7 @@ impl ServerBuilder {
             .await
             .map_err(|source| ServeError::Bind { addr, source })?;
         let ws_config = WebSocketConfig::default()
-            .read_buffer_size(8 * 1024)
+            .read_buffer_size(4 * 1024)
             .write_buffer_size(16 * 1024)
             .max_message_size(Some(config.max_message_bytes))
             .max_frame_size(Some(config.max_message_bytes));
@@ -110,6 +118,10 @@ impl ServerBuilder {
                 routes,
                 hub,
                 ws_config,
+                drain: CancellationToken::new(),
+                drain_tracker: TaskTracker::new(),
+                close: CancellationToken::new(),
+                force: CancellationToken::new(),
             }),
         })
     }
@@ -193,7 +205,6 @@ impl Server {
                 "vania-ws listening on {addr}, but APP_WEBSOCKET is false: no websocket route is served, every path answers 404"
             );
         }
-        let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         tokio::pin!(signal);
         loop {
@@ -201,7 +212,7 @@ impl Server {
                 () = &mut signal => break,
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, _peer)) => {
-                        tracker.spawn(connection::serve(stream, shared.clone(), shutdown.clone()));
+                        tracker.spawn(connection::serve(stream, shared.clone()));
                     }
                     Err(err) => {
                         tracing::warn!(error = %err, "accept failed");
@@ -212,23 +223,26 @@ impl Server {
             }
         }
         drop(self.listener);
+        let deadline = tokio::time::Instant::now() + shared.config.shutdown_timeout;
         tracing::info!(
             clients = shared.hub.client_count(),
             "shutting down: draining connections"
         );
-        shutdown.cancel();
+        // Phase 1: no new frame is dispatched; handlers in flight finish and may still send.
+        shared.drain.cancel();
+        shared.drain_tracker.close();
+        let drained = tokio::time::timeout_at(deadline, shared.drain_tracker.wait()).await;
+        // Phase 2: every client gets what is queued for it, then close 1001.
+        shared.close.cancel();
         tracker.close();
-        if tokio::time::timeout(shared.config.shutdown_timeout, tracker.wait())
-            .await
-            .is_err()
-        {
+        let closed = tokio::time::timeout_at(deadline, tracker.wait()).await;
+        if drained.is_err() || closed.is_err() {
             tracing::warn!(
                 clients = shared.hub.client_count(),
-                "shutdown timeout passed with connections still open"
+                "shutdown timeout passed with connections still open: dropping them"
             );
-            shared
-                .hub
-                .close_all(close_code::GOING_AWAY, "server shutting down");
+            shared.force.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
         }
         tracing::info!("vania-ws stopped");
     }
