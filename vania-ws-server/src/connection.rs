@@ -100,6 +100,8 @@ impl Connection {
         }
 
         let mut phase = Phase::Open;
+        // A peer that stopped answering gets no close handshake: its TCP connection is dropped.
+        let mut dead = false;
         let mut heartbeat = Heartbeat::new(config.ping_interval, config.pong_timeout);
         let mut bucket = TokenBucket::new(config.rate_limit_per_sec, config.rate_limit_burst);
         loop {
@@ -141,6 +143,7 @@ impl Connection {
                         Beat::TimedOut => {
                             tracing::debug!("no pong in time: dropping the client");
                             Metrics::bump(&self.shared.hub.metrics().pings_timed_out);
+                            dead = true;
                             break;
                         }
                     }
@@ -201,6 +204,9 @@ impl Connection {
             }
         }
         self.dispatching = None;
+        if dead {
+            writer.abort();
+        }
         self.finish(client, writer).await;
     }
 

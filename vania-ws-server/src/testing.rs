@@ -38,6 +38,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
@@ -157,7 +158,15 @@ pub struct Closed {
 impl TestClient {
     /// Connects to `url` and reads the `connected` frame, which must come first.
     pub async fn connect(url: &str) -> Self {
-        let (ws, response) = tokio::time::timeout(FRAME_TIMEOUT, connect_async(url))
+        Self::connect_request(url).await
+    }
+
+    /// Connects with a request built by hand (extra headers such as `Origin`, say) and reads
+    /// the `connected` frame.
+    pub async fn connect_request(request: impl IntoClientRequest + Unpin) -> Self {
+        let request = request.into_client_request().expect("a valid request");
+        let url = request.uri().to_string();
+        let (ws, response) = tokio::time::timeout(FRAME_TIMEOUT, connect_async(request))
             .await
             .expect("the handshake finishes in time")
             .unwrap_or_else(|err| panic!("connecting to {url} failed: {err}"));
@@ -294,6 +303,14 @@ impl TestClient {
         frame["payload"].clone()
     }
 
+    /// Keeps reading (and so answering pings) for `duration`, asserting that no frame arrives.
+    pub async fn idle(&mut self, duration: Duration) {
+        assert!(self.pending.is_empty(), "unread frames: {:?}", self.pending);
+        if let Ok(frame) = tokio::time::timeout(duration, self.read_frame()).await {
+            panic!("expected no frame while idle, got {frame}");
+        }
+    }
+
     /// Takes the frames received so far and not yet read.
     pub fn take_pending(&mut self) -> Vec<Value> {
         self.pending.drain(..).collect()
@@ -351,9 +368,14 @@ impl TestClient {
     }
 }
 
-/// Asserts that a handshake to `url` is refused with HTTP `status`.
-pub async fn assert_refused(url: &str, status: u16) {
-    match connect_async(url).await {
+/// Asserts that a handshake (a URL, or a request built by hand) is refused with HTTP `status`.
+pub async fn assert_refused(request: impl IntoClientRequest + Unpin, status: u16) {
+    let request = request.into_client_request().expect("a valid request");
+    let url = request.uri().to_string();
+    let result = tokio::time::timeout(FRAME_TIMEOUT, connect_async(request))
+        .await
+        .expect("the handshake is answered in time");
+    match result {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             assert_eq!(response.status(), status, "handshake to {url}");
         }
