@@ -2,7 +2,7 @@
 //! handshake timeout, heartbeat, slow consumers, rate limit, fragmented oversize messages and
 //! the counters. Every load here is bounded in count and stops by itself.
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
