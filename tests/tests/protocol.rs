@@ -262,15 +262,21 @@ async fn room_frames_validate_the_room() {
 
 #[tokio::test]
 async fn a_thousand_bad_frames_of_mixed_kinds_each_get_their_error() {
-    // A flood by design: the rate limit (tested on its own) is off here.
+    // A flood by design: the rate limit (tested on its own) is off here, and the size limit
+    // is raised for the 100 KB nested-brackets frame.
     let server = TestServer::start_with(
         example_demo::router(),
-        ServerConfig::default().rate_limit(0, 0),
+        ServerConfig::default()
+            .rate_limit(0, 0)
+            .max_message_bytes(256 * 1024),
     )
     .await;
     let mut a = server.connect("/ws").await;
     let huge_event = format!(r#"{{"event":"{}"}}"#, "e".repeat(10 * 1024));
-    let kinds: [(Message, &str); 8] = [
+    let nested = format!("{}{}", "[".repeat(50_000), "]".repeat(50_000));
+    let kinds: [(Message, &str); 10] = [
+        (Message::text(nested), "invalid_envelope"),
+        (Message::text("[".repeat(50_000)), "invalid_json"),
         (Message::text("{{{"), "invalid_json"),
         (Message::text("[]"), "invalid_envelope"),
         (Message::text(r#"{"event":5}"#), "invalid_envelope"),

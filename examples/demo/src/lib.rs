@@ -8,4 +8,4 @@
 pub mod controllers;
 pub mod routes;
 
-pub use routes::web_socket::router;
+pub use routes::web_socket::{router, router_with_admin_token};

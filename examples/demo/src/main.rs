@@ -1,8 +1,9 @@
 //! Runs the demo app on `APP_HOST:APP_PORT` (from the environment or `.env`; default
-//! `127.0.0.1:8000`) until Ctrl-C or SIGTERM: `cargo run --release -p example-demo`.
+//! `127.0.0.1:8000`) until Ctrl-C or SIGTERM: `cargo run --release -p example-demo`. With
+//! `ADMIN_TOKEN` set, `/admins` needs `?token=<ADMIN_TOKEN>`.
 
 use tracing_subscriber::EnvFilter;
-use vania_ws_server::{Server, ServerConfig};
+use vania_ws_server::{Server, ServerConfig, load_env};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -19,8 +20,13 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn serve() -> Result<(), vania_ws_server::ServeError> {
-    let config = ServerConfig::from_env()?;
-    let server = Server::builder(example_demo::router())
+    let vars = load_env()?;
+    let config = ServerConfig::from_vars(&vars)?;
+    let admin_token = vars.get("ADMIN_TOKEN").filter(|t| !t.is_empty()).cloned();
+    if admin_token.is_some() {
+        tracing::info!("ADMIN_TOKEN is set: `/admins` needs `?token=<ADMIN_TOKEN>`");
+    }
+    let server = Server::builder(example_demo::router_with_admin_token(admin_token))
         .config(config)
         .bind()
         .await?;

@@ -40,6 +40,7 @@ fn start(dir: &Path, env: &[(&str, &str)]) -> Demo {
         .env_remove("APP_HOST")
         .env_remove("APP_PORT")
         .env_remove("APP_WEBSOCKET")
+        .env_remove("ADMIN_TOKEN")
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
@@ -200,5 +201,88 @@ fn invalid_settings_fail_with_a_clear_message() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(all.contains("`APP_PORT` must be a port number"), "{all}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_a_thousand_clients_in_fifty_rooms() {
+    use serde_json::json;
+    use vania_ws_server::testing::TestClient;
+
+    const CLIENTS: usize = 1_000;
+    const ROOMS: usize = 50;
+    const PER_SENDER: usize = 5;
+    let dir = workdir("drain");
+    let mut demo = start(
+        &dir,
+        &[("APP_PORT", "0"), ("WS_SHUTDOWN_TIMEOUT_MS", "15000")],
+    );
+    let url = format!("ws://{}/ws", demo.addr);
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for i in 0..CLIENTS {
+        let mut client = TestClient::connect(&url).await;
+        client.join(&format!("room-{}", i % ROOMS)).await;
+        clients.push(client);
+    }
+    // The first member of each room sends to it; every ack means the frames are queued for
+    // all twenty members before the signal.
+    for (i, sender) in clients.iter_mut().enumerate().take(ROOMS) {
+        for n in 0..PER_SENDER {
+            let room = format!("room-{i}");
+            sender
+                .ack("room-message", json!({"room": room, "message": n}))
+                .await;
+        }
+    }
+    let started = std::time::Instant::now();
+    sigterm(&demo.child);
+    let readers: Vec<_> = clients
+        .into_iter()
+        .map(|client| tokio::spawn(client.closed()))
+        .collect();
+    for (i, reader) in readers.into_iter().enumerate() {
+        let closed = reader.await.unwrap();
+        assert_eq!(closed.code, Some(1001), "client {i}");
+        let messages: Vec<_> = closed
+            .frames
+            .iter()
+            .filter(|frame| frame["event"] == "room-message")
+            .map(|frame| frame["payload"].clone())
+            .collect();
+        let expected: Vec<_> = (0..PER_SENDER).map(|n| json!(n)).collect();
+        assert_eq!(
+            messages, expected,
+            "client {i} got everything queued before the signal"
+        );
+    }
+    let status = wait_exit(&mut demo.child);
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "drained within the deadline"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn admin_token_from_the_environment_guards_admins() {
+    let dir = workdir("admin-token");
+    let demo = start(&dir, &[("APP_PORT", "0"), ("ADMIN_TOKEN", "tok")]);
+    match connect_async(format!("ws://{}/admins", demo.addr)).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 401),
+        other => panic!("expected 401, got {other:?}"),
+    }
+    let (mut ws, _) = connect_async(format!("ws://{}/admins?token=tok", demo.addr))
+        .await
+        .expect("the right token is accepted");
+    assert!(
+        ws.next()
+            .await
+            .unwrap()
+            .unwrap()
+            .to_text()
+            .unwrap()
+            .contains("connected")
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

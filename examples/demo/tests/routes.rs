@@ -1,7 +1,7 @@
 //! The demo's routes through `vania_ws_server::testing`, the way an app tests its own.
 
 use serde_json::{Value, json};
-use vania_ws_server::testing::TestServer;
+use vania_ws_server::testing::{TestServer, assert_refused};
 
 #[tokio::test]
 async fn the_admins_controller_and_the_closure_routes_serve_together() {
@@ -26,4 +26,20 @@ async fn the_admins_controller_and_the_closure_routes_serve_together() {
             .unwrap()
             .starts_with("text: invalid type: integer `5`")
     );
+}
+
+#[tokio::test]
+async fn with_an_admin_token_admins_need_it_and_others_do_not() {
+    let router = example_demo::router_with_admin_token(Some("s3cret".to_owned()));
+    let server = TestServer::start(router).await;
+    assert_refused(server.url("/admins"), 401).await;
+    assert_refused(server.url("/admins?token=wrong"), 401).await;
+    assert_refused(server.url("/admins?token=s3cre"), 401).await;
+    let mut admin = server.connect("/admins?token=s3cret").await;
+    assert_eq!(
+        admin.ack("admin-message", json!({"text": "hi"})).await,
+        json!({"delivered": true})
+    );
+    server.connect("/ws").await;
+    server.connect("/clients").await;
 }

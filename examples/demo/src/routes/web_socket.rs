@@ -3,7 +3,8 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use vania_ws_server::{Client, Router, SendError};
+use subtle::ConstantTimeEq;
+use vania_ws_server::{Client, Handshake, Rejection, Router, SendError};
 
 /// `room-message`'s payload.
 #[derive(Debug, Deserialize)]
@@ -19,9 +20,36 @@ struct Direct {
     message: Value,
 }
 
-/// The demo's router: closures for `/ws` and `/clients`, and every `#[ws_controller]` of the
-/// app (here `AdminController` on `/admins`), collected with `controllers()`.
+/// The demo's router with `/admins` open to anyone (no `ADMIN_TOKEN`).
 pub fn router() -> Router {
+    router_with_admin_token(None)
+}
+
+/// The demo's router: closures for `/ws` and `/clients`, and every `#[ws_controller]` of the
+/// app (here `AdminController` on `/admins`), collected with `controllers()`. With a token,
+/// `/admins` accepts only handshakes carrying `?token=<token>` and answers 401 to any other.
+pub fn router_with_admin_token(admin_token: Option<String>) -> Router {
+    let router = routes();
+    match admin_token {
+        Some(token) => router.guard("/admins", move |request: Handshake| {
+            let allowed = request
+                .query_param("token")
+                .is_some_and(|given| bool::from(given.as_bytes().ct_eq(token.as_bytes())));
+            async move {
+                if allowed {
+                    Ok(request)
+                } else {
+                    Err(Rejection::unauthorized(
+                        "`/admins` needs `?token=<ADMIN_TOKEN>`",
+                    ))
+                }
+            }
+        }),
+        None => router,
+    }
+}
+
+fn routes() -> Router {
     Router::new()
         .websocket("/ws", |ev| {
             ev.on("message", |client: Client, payload: Value| async move {
