@@ -88,6 +88,16 @@ impl Client {
         Ok(())
     }
 
+    /// Sends a raw text frame to this client (not an envelope: for raw routes).
+    pub fn send_text(&self, text: impl Into<tungstenite::Utf8Bytes>) {
+        self.inner.outbox.push(Frame::raw(text.into()));
+    }
+
+    /// Sends a binary frame to this client.
+    pub fn send_binary(&self, data: impl Into<bytes::Bytes>) {
+        self.inner.outbox.push_binary(data.into());
+    }
+
     /// Sends to one client, on whichever route (or node) it is connected.
     /// Sending to a client that is not connected does nothing.
     pub fn to<T: Serialize + ?Sized>(

@@ -26,7 +26,8 @@ pub struct Session {
 }
 
 impl Session {
-    /// Registers a new client on `route` (its `connected` frame queued first) with the values
+    /// Registers a new client on `route` (its `connected` frame queued first, unless the route
+    /// takes raw text) with the values
     /// its connection guards attached. Run [`run_connect`](Self::run_connect) next, once the
     /// queue is being drained.
     pub fn new(
@@ -35,7 +36,7 @@ impl Session {
         extensions: http::Extensions,
     ) -> (Session, OutboxReceiver) {
         let (client, receiver) = hub
-            .register_with(route.path(), extensions)
+            .register_with(route.path(), extensions, route.text_handler().is_none())
             .expect("the hub serves every route of the table it was built from");
         tracing::debug!(
             client = client.id(),
@@ -87,6 +88,34 @@ impl Session {
             }
             (Ok(_), _) => {}
             (Err(error), id) => self.send_error(id, &error),
+        }
+    }
+
+    /// Hands a text frame to the route's raw text handler, when it has one; `false` when the
+    /// route dispatches envelopes instead.
+    pub async fn handle_raw_text(&self, text: &tungstenite::Utf8Bytes) -> bool {
+        let Some(handler) = self.route.text_handler() else {
+            return false;
+        };
+        self.hub()
+            .metrics()
+            .messages_in
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        handler(self.client.clone(), text.clone()).await;
+        true
+    }
+
+    /// Hands a binary frame to the route's binary handler, or answers `unsupported_frame`.
+    pub async fn handle_binary_data(&self, data: bytes::Bytes) {
+        match self.route.binary_handler() {
+            Some(handler) => {
+                self.hub()
+                    .metrics()
+                    .messages_in
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                handler(self.client.clone(), data).await;
+            }
+            None => self.handle_binary(),
         }
     }
 

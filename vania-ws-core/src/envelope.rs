@@ -209,6 +209,11 @@ impl Frame {
         )
     }
 
+    /// A text frame as it is, not necessarily JSON (for raw routes).
+    pub fn raw(text: Utf8Bytes) -> Self {
+        Self(text)
+    }
+
     /// The frame's JSON text.
     pub fn as_str(&self) -> &str {
         self.0.as_str()

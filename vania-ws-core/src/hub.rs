@@ -125,21 +125,25 @@ impl Hub {
     /// Registers a new client on `route` with a fresh `ws:<uuid>` id, queues its `connected`
     /// frame, and returns it with the receiving end of its queue. `None` when the hub does not serve `route`.
     pub fn register(self: &Arc<Self>, route: &str) -> Option<(Client, OutboxReceiver)> {
-        self.register_with(route, http::Extensions::new())
+        self.register_with(route, http::Extensions::new(), true)
     }
 
-    /// Like [`register`](Self::register), with the values a connection guard attached.
+    /// Like [`register`](Self::register), with the values a connection guard attached;
+    /// `greet: false` skips the `connected` frame (raw routes speak another protocol).
     pub fn register_with(
         self: &Arc<Self>,
         route: &str,
         extensions: http::Extensions,
+        greet: bool,
     ) -> Option<(Client, OutboxReceiver)> {
         let (route, _) = self.routes.get_key_value(route)?;
         let (outbox, receiver) = Outbox::new(self.config.send_queue_bytes);
         let id: Arc<str> = Arc::from(format!("ws:{}", uuid::Uuid::new_v4()));
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         // `connected` is queued before the client can be found, so it is always the first frame.
-        outbox.push(Frame::connected(&id));
+        if greet {
+            outbox.push(Frame::connected(&id));
+        }
         self.clients.insert(
             id.clone(),
             Member {

@@ -70,7 +70,10 @@ pub use hub::{Hub, HubConfig};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use outbox::{Outbox, OutboxReceiver, Outgoing, Pushed, close_code};
 pub use room::{MAX_ROOM_NAME_BYTES, is_valid_room_name};
-pub use router::{CONNECT, DISCONNECT, RESERVED_EVENTS, Route, RouteTable, Router, WebSocketEvent};
+pub use router::{
+    ANY_PATH, BinaryHandler, CONNECT, DISCONNECT, RESERVED_EVENTS, Route, RouteTable, Router,
+    TextHandler, WebSocketEvent,
+};
 
 /// Re-exported for handler signatures.
 pub use serde_json;

@@ -20,10 +20,21 @@ use std::future::Future;
 /// Events the framework answers itself; they cannot have handlers.
 pub const RESERVED_EVENTS: [&str; 2] = ["join-room", "left-room"];
 
+/// The route path that serves every path without a route of its own:
+/// `Router::new().websocket("*", …)`.
+pub const ANY_PATH: &str = "*";
+
 /// The lifecycle event run when a client connects (it gets the client only).
 pub const CONNECT: &str = "connect";
 /// The lifecycle event run when a client disconnects (it gets the client only).
 pub const DISCONNECT: &str = "disconnect";
+
+/// A raw text handler: the whole text frame, not parsed as an envelope.
+pub type TextHandler =
+    Arc<dyn Fn(Client, tungstenite::Utf8Bytes) -> crate::handler::BoxFuture<()> + Send + Sync>;
+/// A binary handler: the whole binary frame.
+pub type BinaryHandler =
+    Arc<dyn Fn(Client, bytes::Bytes) -> crate::handler::BoxFuture<()> + Send + Sync>;
 
 struct Registration {
     path: String,
@@ -60,6 +71,7 @@ pub struct Router {
     state: StateMap,
     guards: Vec<(Option<String>, ConnectionGuard)>,
     join_guards: Vec<(String, JoinGuard)>,
+    raw: Vec<(String, Raw)>,
 }
 
 impl std::fmt::Debug for Router {
@@ -77,6 +89,13 @@ pub struct WebSocketEvent<'r> {
     registrations: &'r mut Vec<Registration>,
     guards: &'r mut Vec<(Option<String>, ConnectionGuard)>,
     join_guards: &'r mut Vec<(String, JoinGuard)>,
+    raw: &'r mut Vec<(String, Raw)>,
+}
+
+#[derive(Clone)]
+enum Raw {
+    Text(TextHandler),
+    Binary(BinaryHandler),
 }
 
 impl std::fmt::Debug for WebSocketEvent<'_> {
@@ -88,6 +107,29 @@ impl std::fmt::Debug for WebSocketEvent<'_> {
 }
 
 impl WebSocketEvent<'_> {
+    /// Takes this route's text frames raw: each whole text message goes to `handler`, with no
+    /// envelope parsing and no event dispatch (for protocols other than vania-ws's JSON).
+    pub fn on_text<F, Fut>(&mut self, handler: F) -> &mut Self
+    where
+        F: Fn(Client, tungstenite::Utf8Bytes) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler: TextHandler = Arc::new(move |client, text| Box::pin(handler(client, text)));
+        self.raw.push((self.path.to_owned(), Raw::Text(handler)));
+        self
+    }
+
+    /// Takes this route's binary frames (without it, a binary frame gets `unsupported_frame`).
+    pub fn on_binary<F, Fut>(&mut self, handler: F) -> &mut Self
+    where
+        F: Fn(Client, bytes::Bytes) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler: BinaryHandler = Arc::new(move |client, data| Box::pin(handler(client, data)));
+        self.raw.push((self.path.to_owned(), Raw::Binary(handler)));
+        self
+    }
+
     /// Guards this route's handshake: see [`Router::guard`].
     pub fn guard<F, Fut>(&mut self, guard: F) -> &mut Self
     where
@@ -143,6 +185,7 @@ impl Router {
             registrations: &mut self.registrations,
             guards: &mut self.guards,
             join_guards: &mut self.join_guards,
+            raw: &mut self.raw,
         };
         events(&mut ev);
         self
@@ -281,7 +324,7 @@ impl Router {
         }
         let mut routes: HashMap<String, RouteParts> = HashMap::new();
         for (path, location) in self.paths.drain(..) {
-            if !path.starts_with('/') {
+            if !path.starts_with('/') && path != ANY_PATH {
                 return Err(RouterError::InvalidPath { path, location });
             }
             routes.entry(path).or_default();
@@ -339,6 +382,13 @@ impl Router {
                     .push(guard.clone());
             }
         }
+        for (path, raw) in &self.raw {
+            let parts = routes.entry(path.clone()).or_default();
+            match raw {
+                Raw::Text(handler) => parts.text = Some(handler.clone()),
+                Raw::Binary(handler) => parts.binary = Some(handler.clone()),
+            }
+        }
         for (path, guard) in &self.join_guards {
             routes
                 .entry(path.clone())
@@ -370,6 +420,8 @@ impl Router {
                     disconnect,
                     guards: parts.guards,
                     join_guards: parts.join_guards,
+                    text: parts.text,
+                    binary: parts.binary,
                 };
                 (path, Arc::new(route))
             })
@@ -387,6 +439,8 @@ struct RouteParts {
     handlers: HashMap<String, (Arc<dyn ErasedHandler>, String)>,
     guards: Vec<ConnectionGuard>,
     join_guards: Vec<JoinGuard>,
+    text: Option<TextHandler>,
+    binary: Option<BinaryHandler>,
 }
 
 /// One route's handlers, frozen.
@@ -397,6 +451,8 @@ pub struct Route {
     disconnect: Option<Arc<dyn ErasedHandler>>,
     guards: Vec<ConnectionGuard>,
     join_guards: Vec<JoinGuard>,
+    text: Option<TextHandler>,
+    binary: Option<BinaryHandler>,
 }
 
 impl std::fmt::Debug for Route {
@@ -442,6 +498,16 @@ impl Route {
     pub fn join_guards(&self) -> &[JoinGuard] {
         &self.join_guards
     }
+
+    /// The raw text handler, when the route takes text frames raw.
+    pub fn text_handler(&self) -> Option<&TextHandler> {
+        self.text.as_ref()
+    }
+
+    /// The binary handler, when the route takes binary frames.
+    pub fn binary_handler(&self) -> Option<&BinaryHandler> {
+        self.binary.as_ref()
+    }
 }
 
 /// Every route, checked and frozen; looked up by path during the handshake.
@@ -465,7 +531,7 @@ impl std::fmt::Debug for RouteTable {
 impl RouteTable {
     /// The route at `path` (the path only, without the query).
     pub fn get(&self, path: &str) -> Option<&Arc<Route>> {
-        self.routes.get(path)
+        self.routes.get(path).or_else(|| self.routes.get(ANY_PATH))
     }
 
     /// The guards of every route, run before a route's own.

@@ -178,11 +178,15 @@ impl Connection {
                         continue;
                     }
                     tokio::select! {
-                        () = self.session.handle_text(&text) => {}
+                        () = async {
+                            if !self.session.handle_raw_text(&text).await {
+                                self.session.handle_text(&text).await;
+                            }
+                        } => {}
                         () = force.cancelled() => break,
                     }
                 }
-                Message::Binary(_) => {
+                Message::Binary(data) => {
                     if !bucket.take(Instant::now()) {
                         self.session.refuse_rate_limited(None);
                         if bucket.is_abusive() {
@@ -190,7 +194,10 @@ impl Connection {
                         }
                         continue;
                     }
-                    self.session.handle_binary();
+                    tokio::select! {
+                        () = self.session.handle_binary_data(data) => {}
+                        () = force.cancelled() => break,
+                    }
                 }
                 Message::Close(_) => {
                     // tungstenite queues the close reply; reading on flushes it and ends the
