@@ -253,3 +253,23 @@ async fn two_hundred_concurrent_clients_join_send_and_leave_without_loss_or_dupl
         .eventually("every client gone", |h| h.hub().client_count() == 0)
         .await;
 }
+
+#[tokio::test]
+async fn shutdown_ends_within_its_deadline_even_with_clients_that_never_answer() {
+    let config = vania_ws_server::ServerConfig::default()
+        .shutdown_timeout(Duration::from_millis(300))
+        .close_timeout(Duration::from_secs(30));
+    let server = TestServer::start_with(example_demo::router(), config).await;
+    // Connected, then never read from again: they will not answer the close.
+    let mut deaf = Vec::new();
+    for _ in 0..5 {
+        deaf.push(server.connect("/ws").await);
+    }
+    let handle = server.handle().clone();
+    let started = tokio::time::Instant::now();
+    server.shutdown().await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "drain took {took:?}");
+    assert_eq!(handle.hub().client_count(), 0);
+    drop(deaf);
+}

@@ -177,9 +177,21 @@ impl Session {
     /// Runs the `disconnect` handler (the client's rooms are still readable and it can still
     /// send), then removes the client from every room and from the hub.
     pub async fn close(self) {
+        self.run_disconnect().await;
+        self.unregister();
+    }
+
+    /// Runs the route's `disconnect` handler, if any (the first half of
+    /// [`close`](Self::close)).
+    pub async fn run_disconnect(&self) {
         if let Some(handler) = self.route.disconnect_handler() {
             self.run_lifecycle(handler, "disconnect").await;
         }
+    }
+
+    /// Removes the client from every room and from the hub (the second half of
+    /// [`close`](Self::close); alone, when the `disconnect` handler must be skipped).
+    pub fn unregister(&self) {
         self.hub().unregister(&self.client);
         tracing::debug!(
             client = self.client.id(),

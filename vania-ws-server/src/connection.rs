@@ -223,11 +223,17 @@ impl Connection {
             tracing::debug!("closed as a slow consumer");
         }
         let force = self.shared.force.clone();
+        // Past the shutdown deadline the `disconnect` handler is skipped, never the cleanup.
         tokio::select! {
-            () = self.session.close() => {}
+            biased;
             () = force.cancelled() => {}
+            () = self.session.run_disconnect() => {}
         }
+        self.session.unregister();
         client.close(close_code::NORMAL, "");
+        if force.is_cancelled() {
+            writer.abort();
+        }
         let abort = writer.abort_handle();
         if tokio::time::timeout(self.shared.config.close_timeout, writer)
             .await

@@ -286,3 +286,72 @@ async fn admin_token_from_the_environment_guards_admins() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_stays_flat_under_churn_and_malformed_floods() {
+    use serde_json::json;
+    use vania_ws_server::testing::TestClient;
+
+    let dir = workdir("memory");
+    let demo = start(&dir, &[("APP_PORT", "0"), ("WS_RATE_LIMIT_PER_SEC", "0")]);
+    let url = format!("ws://{}/ws", demo.addr);
+    let round = |url: String| async move {
+        // 1,000 connect / join / disconnect cycles, 4 at a time.
+        let mut tasks = Vec::new();
+        for t in 0..4 {
+            let url = url.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..250 {
+                    let mut client = TestClient::connect(&url).await;
+                    client.join(&format!("room-{t}-{i}")).await;
+                    client.close().await;
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        // 1,000 malformed frames on one connection.
+        let mut client = TestClient::connect(&url).await;
+        for i in 0..1_000 {
+            match i % 4 {
+                0 => client.send_text("{{{").await,
+                1 => client.send_text("[1,2,3]").await,
+                2 => {
+                    client
+                        .send(json!({"event": "direct", "payload": [i]}))
+                        .await
+                }
+                _ => client.send(json!({"event": "e".repeat(5_000)})).await,
+            }
+        }
+        for _ in 0..1_000 {
+            assert_eq!(client.recv().await["event"], "error");
+        }
+        client.close().await;
+    };
+    round(url.clone()).await;
+    let warm = rss_kib(demo.child.id());
+    for _ in 0..3 {
+        round(url.clone()).await;
+    }
+    let after = rss_kib(demo.child.id());
+    let growth = after.saturating_sub(warm);
+    eprintln!("server RSS: {warm} KiB after one round, {after} KiB after four");
+    assert!(
+        growth < 8 * 1024,
+        "server memory grew by {growth} KiB over 3,000 cycles and 3,000 bad frames"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
