@@ -2,7 +2,7 @@
 //! handshake timeout, heartbeat, slow consumers, rate limit, fragmented oversize messages and
 //! the counters. Every load here is bounded in count and stops by itself.
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -100,7 +100,7 @@ fn guarded_router(connects: Arc<AtomicUsize>) -> Router {
         })
         .websocket("/secure", move |ev| {
             ev.guard(|mut request: Handshake| async move {
-                let user = match request.query_param("token") {
+                let user = match request.query_param("token").as_deref() {
                     Some("admin-token") => User {
                         name: "ann".into(),
                         admin: true,
@@ -212,7 +212,10 @@ async fn over_the_connection_limit_exactly_the_extra_get_503() {
 #[tokio::test]
 async fn connections_that_never_finish_the_handshake_are_closed_by_the_timeout() {
     const IDLE: usize = 500;
-    let config = ServerConfig::default().handshake_timeout(Duration::from_millis(300));
+    // A limit well under the idle count: half-open handshakes must not use it up.
+    let config = ServerConfig::default()
+        .handshake_timeout(Duration::from_millis(300))
+        .max_connections(100);
     let server = TestServer::start_with(example_demo::router(), config).await;
     let mut idle = Vec::with_capacity(IDLE);
     for _ in 0..IDLE {
@@ -252,7 +255,12 @@ async fn a_client_that_never_answers_pings_is_dropped_and_leaves_its_rooms() {
             h.metrics().pings_timed_out == 1 && h.hub().room_members("/ws", "r") == 1
         }),
     );
-    assert!(started.elapsed() < Duration::from_secs(5));
+    // Dropped within interval + timeout (250 ms), give or take scheduling.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(alive.ack("echo", json!(1)).await, json!(1));
     assert_eq!(server.handle().metrics().pings_timed_out, 1);
     drop(silent);
@@ -288,16 +296,12 @@ async fn a_slow_consumer_is_closed_and_the_others_receive_everything_in_order() 
         }));
     }
     let filler = "x".repeat(4096);
-    let mut max_queued = 0;
     for batch in 0..FRAMES / BATCH {
         for i in batch * BATCH..(batch + 1) * BATCH {
             server
                 .handle()
                 .to_room("/ws", "busy", "bulk", &json!({"seq": i, "fill": filler}))
                 .unwrap();
-        }
-        if let Some(queued) = server.handle().hub().queued_bytes(&slow_id) {
-            max_queued = max_queued.max(queued);
         }
         // Pace the sender on what the fast clients have received, not on time.
         for rx in &mut progress {
@@ -310,10 +314,6 @@ async fn a_slow_consumer_is_closed_and_the_others_receive_everything_in_order() 
         let mut fast = reader.await.unwrap();
         fast.assert_nothing_received().await;
     }
-    assert!(
-        max_queued <= QUEUE,
-        "the slow queue stays within its bound: {max_queued}"
-    );
     server
         .eventually("the slow consumer closed", |h| {
             h.metrics().slow_consumers == 1 && !h.hub().is_connected(&slow_id)
@@ -476,4 +476,53 @@ async fn counters_report_traffic_and_errors() {
         (5, 9),
         "{metrics:?}"
     );
+}
+
+#[tokio::test]
+async fn panics_in_guards_and_raw_handlers_are_contained() {
+    let router = Router::new()
+        .websocket("/guarded", |ev| {
+            ev.guard(|request: Handshake| async move {
+                if request.query_param("boom").is_some() {
+                    panic!("guard panic");
+                }
+                Ok(request)
+            });
+            ev.join_guard(|_client: Client, room: String| async move {
+                if room == "boom" {
+                    panic!("join guard panic");
+                }
+                Ok(())
+            });
+        })
+        .websocket("/raw", |ev| {
+            ev.on_text(|client: Client, text| async move {
+                if text.as_str() == "boom" {
+                    panic!("raw handler panic");
+                }
+                client.send_text(text);
+            });
+        });
+    let server = TestServer::start(router).await;
+    assert_refused(server.url("/guarded?boom=1"), 500).await;
+    let mut client = server.connect("/guarded").await;
+    let reply = client
+        .request_frame(json!({"event": "join-room", "room": "boom"}))
+        .await;
+    assert_eq!(reply["payload"]["code"], "internal");
+    client.join("fine").await;
+
+    let (mut raw, _) = connect_async(server.url("/raw")).await.unwrap();
+    raw.send(Message::text("echo")).await.unwrap();
+    assert_eq!(raw.next().await.unwrap().unwrap(), Message::text("echo"));
+    raw.send(Message::text("boom")).await.unwrap();
+    match raw.next().await {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1011),
+        other => panic!("expected close 1011, got {other:?}"),
+    }
+    server
+        .eventually("the raw client freed", |h| h.hub().client_count() == 1)
+        .await;
+    // The server is fine.
+    client.join("still-fine").await;
 }

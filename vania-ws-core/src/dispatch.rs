@@ -60,6 +60,11 @@ impl Session {
         (session, receiver)
     }
 
+    /// The connection's route.
+    pub fn route(&self) -> &Arc<Route> {
+        &self.route
+    }
+
     /// The connection's client.
     pub fn client(&self) -> &Client {
         &self.client
@@ -101,8 +106,24 @@ impl Session {
             .metrics()
             .messages_in
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        handler(self.client.clone(), text.clone()).await;
+        let run = AssertUnwindSafe(handler(self.client.clone(), text.clone())).catch_unwind();
+        if let Err(panic) = run.await {
+            self.raw_handler_panicked(&*panic);
+        }
         true
+    }
+
+    /// A raw handler panicked: the raw protocol has no error frame, so the connection is
+    /// closed with 1011 (internal error); the server keeps running.
+    fn raw_handler_panicked(&self, panic: &(dyn Any + Send)) {
+        tracing::error!(
+            client = self.client.id(),
+            route = self.route.path(),
+            panic = panic_message(panic),
+            "raw handler panicked: closing the connection with 1011"
+        );
+        self.client
+            .close(crate::close_code::INTERNAL, "internal error");
     }
 
     /// Hands a binary frame to the route's binary handler, or answers `unsupported_frame`.
@@ -113,7 +134,10 @@ impl Session {
                     .metrics()
                     .messages_in
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                handler(self.client.clone(), data).await;
+                let run = AssertUnwindSafe(handler(self.client.clone(), data)).catch_unwind();
+                if let Err(panic) = run.await {
+                    self.raw_handler_panicked(&*panic);
+                }
             }
             None => self.handle_binary(),
         }
@@ -178,7 +202,7 @@ impl Session {
     /// send), then removes the client from every room and from the hub.
     pub async fn close(self) {
         self.run_disconnect().await;
-        self.unregister();
+        // `Drop` unregisters.
     }
 
     /// Runs the route's `disconnect` handler, if any (the first half of
@@ -267,9 +291,31 @@ impl Session {
             }
             if !self.client.in_room(&name) {
                 for guard in self.route.join_guards() {
-                    guard(self.client.clone(), name.to_string())
-                        .await
-                        .map_err(|message| DispatchError::new(ErrorCode::Forbidden, message))?;
+                    let client = self.client.clone();
+                    let room = name.to_string();
+                    let verdict =
+                        std::panic::catch_unwind(AssertUnwindSafe(|| guard(client, room)));
+                    let verdict = match verdict {
+                        Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
+                        Err(panic) => Err(panic),
+                    };
+                    match verdict {
+                        Ok(Ok(())) => {}
+                        Ok(Err(message)) => {
+                            return Err(DispatchError::new(ErrorCode::Forbidden, message));
+                        }
+                        Err(panic) => {
+                            tracing::error!(
+                                client = self.client.id(),
+                                panic = panic_message(&*panic),
+                                "join guard panicked"
+                            );
+                            return Err(DispatchError::new(
+                                ErrorCode::Internal,
+                                "the join guard panicked",
+                            ));
+                        }
+                    }
                 }
             }
             self.client.join(&name)?;
@@ -292,4 +338,13 @@ fn panic_message(panic: &(dyn Any + Send)) -> &str {
         .copied()
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("(no message)")
+}
+
+impl Drop for Session {
+    /// However the connection ends (a panic included), its client leaves the hub and its rooms.
+    fn drop(&mut self) {
+        if self.client.hub().is_connected(self.client.id()) {
+            self.unregister();
+        }
+    }
 }

@@ -27,12 +27,11 @@ pub struct Handshake {
 }
 
 impl Handshake {
-    /// The first value of query parameter `name` (not percent-decoded).
-    pub fn query_param(&self, name: &str) -> Option<&str> {
-        self.query.as_deref()?.split('&').find_map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (key == name).then_some(value)
-        })
+    /// The first value of query parameter `name`, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        form_urlencoded::parse(self.query.as_deref()?.as_bytes())
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
     }
 
     /// A header's value as text, if present and valid.
@@ -101,13 +100,14 @@ mod tests {
     fn query_params() {
         let handshake = Handshake {
             path: "/a".into(),
-            query: Some("x=1&token=abc&flag".into()),
+            query: Some("x=1&token=abc&flag&enc=a%2Bb%20c".into()),
             headers: HeaderMap::new(),
             peer: "127.0.0.1:1".parse().unwrap(),
             extensions: Extensions::new(),
         };
-        assert_eq!(handshake.query_param("token"), Some("abc"));
-        assert_eq!(handshake.query_param("flag"), Some(""));
+        assert_eq!(handshake.query_param("token").as_deref(), Some("abc"));
+        assert_eq!(handshake.query_param("flag").as_deref(), Some(""));
+        assert_eq!(handshake.query_param("enc").as_deref(), Some("a+b c"));
         assert_eq!(handshake.query_param("nope"), None);
     }
 }

@@ -230,7 +230,7 @@ impl Router {
     /// struct User(String);
     ///
     /// let router = Router::new().guard("/admins", |mut request: Handshake| async move {
-    ///     match request.query_param("token") {
+    ///     match request.query_param("token").as_deref() {
     ///         Some("secret") => {
     ///             request.extensions.insert(User("admin".into()));
     ///             Ok(request)

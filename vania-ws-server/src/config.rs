@@ -199,14 +199,30 @@ impl ServerConfig {
         if let Some(v) = get("WS_CLOSE_TIMEOUT_MS") {
             config.close_timeout = millis("WS_CLOSE_TIMEOUT_MS", v)?;
         }
-        if config.ping_interval.is_zero() {
-            return Err(ConfigError::Invalid {
-                key: "WS_PING_INTERVAL_MS",
-                expected: "more than 0",
-                value: "0".to_owned(),
-            });
-        }
+        config.validate()?;
         Ok(config)
+    }
+
+    /// Checks values that cannot work: zero heartbeat times, a zero message size, a zero
+    /// connection limit. `Server` checks this again when it binds.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let zero = |key: &'static str, is_zero: bool| {
+            if is_zero {
+                Err(ConfigError::Invalid {
+                    key,
+                    expected: "more than 0",
+                    value: "0".to_owned(),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        zero("WS_PING_INTERVAL_MS", self.ping_interval.is_zero())?;
+        zero("WS_PONG_TIMEOUT_MS", self.pong_timeout.is_zero())?;
+        zero("WS_MAX_MESSAGE_BYTES", self.max_message_bytes == 0)?;
+        zero("WS_MAX_CONNECTIONS", self.max_connections == 0)?;
+        zero("WS_SEND_QUEUE_BYTES", self.send_queue_bytes == 0)?;
+        Ok(())
     }
 
     /// Sets the address to listen on.
@@ -371,6 +387,17 @@ mod tests {
             .rate_limit(5, 6)
             .shutdown_timeout(Duration::from_millis(250));
         assert_eq!(config, expected);
+    }
+
+    #[test]
+    fn zero_heartbeat_times_are_refused() {
+        let err = ServerConfig::from_vars(&vars(&[("WS_PONG_TIMEOUT_MS", "0")])).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("`WS_PONG_TIMEOUT_MS` must be more than 0")
+        );
+        let built = ServerConfig::default().heartbeat(Duration::ZERO, Duration::from_secs(1));
+        assert!(built.validate().is_err());
     }
 
     #[test]

@@ -27,13 +27,13 @@ type Sink = futures_util::stream::SplitSink<WebSocketStream<TcpStream>, Message>
 pub(crate) async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
     let Ok(peer) = stream.peer_addr() else { return };
     let _ = stream.set_nodelay(true);
-    // The drain phase waits for this token: held while the connection may still dispatch.
-    let dispatching = shared.drain_tracker.token();
-    let upgraded = tokio::time::timeout(
-        shared.config.handshake_timeout,
-        handshake::upgrade(&mut stream, peer, &shared),
-    )
-    .await;
+    let upgraded = tokio::select! {
+        upgraded = tokio::time::timeout(
+            shared.config.handshake_timeout,
+            handshake::upgrade(&mut stream, peer, &shared),
+        ) => upgraded,
+        () = shared.force.cancelled() => return,
+    };
     let upgrade = match upgraded {
         Ok(Some(upgrade)) => upgrade,
         Ok(None) => return,
@@ -42,6 +42,9 @@ pub(crate) async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
             return;
         }
     };
+    // The drain phase waits for this token: held while the connection may still dispatch.
+    // (The handshake refuses upgrades once the drain has begun.)
+    let dispatching = shared.drain_tracker.token();
     let ws = WebSocketStream::from_partially_read(
         stream,
         upgrade.leftover,
@@ -102,8 +105,13 @@ impl Connection {
         let mut phase = Phase::Open;
         // A peer that stopped answering gets no close handshake: its TCP connection is dropped.
         let mut dead = false;
+        // The closing deadline passed: the peer is not reading, do not wait on the writer.
+        let mut unresponsive = false;
         let mut heartbeat = Heartbeat::new(config.ping_interval, config.pong_timeout);
         let mut bucket = TokenBucket::new(config.rate_limit_per_sec, config.rate_limit_burst);
+        // Raw routes speak their own protocol: no vania-ws error frames, no rate limit.
+        let raw_text = self.session.route().text_handler().is_some();
+        let raw_binary = self.session.route().binary_handler().is_some();
         loop {
             let closing_deadline = match phase {
                 Phase::Closing(since) => Some(since + config.close_timeout),
@@ -124,18 +132,25 @@ impl Connection {
                 () = self.shared.close.cancelled(), if not_closing => {
                     client.close(close_code::GOING_AWAY, "server shutting down");
                     phase = Phase::Closing(Instant::now());
+                    self.dispatching = None;
                     continue;
                 }
                 () = client.outbox().closing(), if not_closing => {
                     phase = Phase::Closing(Instant::now());
+                    self.dispatching = None;
                     continue;
                 }
                 () = writer_done.notified(), if not_closing => {
                     phase = Phase::Closing(Instant::now());
+                    self.dispatching = None;
                     continue;
                 }
+                () = sleep_until(closing_deadline) => {
+                    // The peer did not complete the close in time: drop it.
+                    unresponsive = true;
+                    break;
+                }
                 message = stream.next(), if reading => message,
-                () = sleep_until(closing_deadline) => break,
                 () = sleep_until(beat) => {
                     match heartbeat.tick(Instant::now()) {
                         Beat::Ping => client.outbox().ping(),
@@ -170,7 +185,7 @@ impl Connection {
                     // Closing: nothing more is dispatched, only the peer's close is awaited.
                 }
                 Message::Text(text) => {
-                    if !bucket.take(Instant::now()) {
+                    if !raw_text && !bucket.take(Instant::now()) {
                         self.session.refuse_rate_limited(Some(&text));
                         if bucket.is_abusive() {
                             client.close(close_code::POLICY, "rate limit exceeded");
@@ -187,7 +202,7 @@ impl Connection {
                     }
                 }
                 Message::Binary(data) => {
-                    if !bucket.take(Instant::now()) {
+                    if !raw_binary && !bucket.take(Instant::now()) {
                         self.session.refuse_rate_limited(None);
                         if bucket.is_abusive() {
                             client.close(close_code::POLICY, "rate limit exceeded");
@@ -204,6 +219,7 @@ impl Connection {
                     // stream.
                     if not_closing {
                         phase = Phase::Closing(Instant::now());
+                        self.dispatching = None;
                     }
                 }
                 Message::Pong(_) => heartbeat.pong(),
@@ -211,7 +227,7 @@ impl Connection {
             }
         }
         self.dispatching = None;
-        if dead {
+        if dead || unresponsive {
             writer.abort();
         }
         self.finish(client, writer).await;
@@ -350,14 +366,15 @@ impl Heartbeat {
     }
 }
 
-/// The per-connection event budget: `burst` at once, refilled at `rate` per second. Refusals
-/// in a row beyond ten times the burst mark the client as abusive.
+/// The per-connection event budget: `burst` at once, refilled at `rate` per second. Ten times
+/// the burst refused, with the bucket never refilling to full in between, marks the client as
+/// abusive (a flood); a client that pauses long enough to refill starts with a clean slate.
 struct TokenBucket {
     rate: f64,
     burst: f64,
     tokens: f64,
     last: Instant,
-    refused_in_a_row: u64,
+    refused: u64,
 }
 
 impl TokenBucket {
@@ -367,7 +384,7 @@ impl TokenBucket {
             burst: f64::from(burst.max(1)),
             tokens: f64::from(burst.max(1)),
             last: Instant::now(),
-            refused_in_a_row: 0,
+            refused: 0,
         }
     }
 
@@ -378,17 +395,19 @@ impl TokenBucket {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= self.burst {
+            self.refused = 0;
+        }
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
-            self.refused_in_a_row = 0;
             true
         } else {
-            self.refused_in_a_row += 1;
+            self.refused += 1;
             false
         }
     }
 
     fn is_abusive(&self) -> bool {
-        self.refused_in_a_row as f64 >= 10.0 * self.burst
+        self.refused as f64 >= 10.0 * self.burst
     }
 }

@@ -3,7 +3,9 @@
 //! (400/426), the Origin check (403), the connection limit (503) and the guards (their status),
 //! async guards included.
 
+use futures_util::FutureExt;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -161,8 +163,6 @@ async fn negotiate(
         }
     }
 
-    let slot = reserve_slot(shared).ok_or_else(|| refuse(503, "too many connections"))?;
-
     let mut handshake = Handshake {
         path,
         query,
@@ -171,10 +171,26 @@ async fn negotiate(
         extensions: Extensions::new(),
     };
     for guard in shared.routes.global_guards().iter().chain(route.guards()) {
-        handshake = guard(handshake)
-            .await
-            .map_err(|rejection| Refusal::Respond(rejection, None))?;
+        let verdict = match std::panic::catch_unwind(AssertUnwindSafe(|| guard(handshake))) {
+            Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
+            Err(panic) => Err(panic),
+        };
+        handshake = match verdict {
+            Ok(Ok(handshake)) => handshake,
+            Ok(Err(rejection)) => return Err(Refusal::Respond(rejection, None)),
+            Err(_) => {
+                tracing::error!(%peer, "connection guard panicked");
+                return Err(refuse(500, "internal error"));
+            }
+        };
     }
+
+    // Only now does the connection count against the limit: one still in its handshake
+    // (guards included) does not.
+    if shared.drain.is_cancelled() {
+        return Err(refuse(503, "server shutting down"));
+    }
+    let slot = reserve_slot(shared).ok_or_else(|| refuse(503, "too many connections"))?;
 
     let accept = derive_accept_key(&key);
     let response = format!(
@@ -193,27 +209,44 @@ async fn negotiate(
 }
 
 fn reserve_slot(shared: &Arc<Shared>) -> Option<Slot> {
-    let open = &shared.hub.metrics().connections;
-    let before = open.fetch_add(1, Ordering::AcqRel);
-    let slot = Slot {
+    let max = shared.config.max_connections as u64;
+    shared
+        .hub
+        .metrics()
+        .connections
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+            (open < max).then_some(open + 1)
+        })
+        .ok()?;
+    Some(Slot {
         shared: shared.clone(),
-    };
-    if before >= shared.config.max_connections as u64 {
-        drop(slot);
-        return None;
-    }
-    Some(slot)
+    })
 }
 
 /// Whether a browser at `origin` may connect: an exact match in the allow-list (`*` allows
-/// any), or, without a list, the same host as the request's `Host`.
+/// any), or, without a list, the same host as the request's `Host` (a default port, 80 or
+/// 443, written or not, is the same host).
 pub(crate) fn origin_allowed(origin: &str, host: Option<&str>, allowed: Option<&[String]>) -> bool {
     match allowed {
         Some(list) => list
             .iter()
             .any(|entry| entry == "*" || entry.eq_ignore_ascii_case(origin)),
         None => match (origin.split_once("://"), host) {
-            (Some((_scheme, authority)), Some(host)) => authority.eq_ignore_ascii_case(host),
+            (Some((scheme, authority)), Some(host)) => {
+                let default_port = match scheme.to_ascii_lowercase().as_str() {
+                    "http" | "ws" => ":80",
+                    "https" | "wss" => ":443",
+                    _ => "",
+                };
+                let strip = |authority: &str| {
+                    let lower = authority.to_ascii_lowercase();
+                    match (!default_port.is_empty()).then(|| lower.strip_suffix(default_port)) {
+                        Some(Some(bare)) => bare.to_owned(),
+                        _ => lower,
+                    }
+                };
+                strip(authority) == strip(host)
+            }
             _ => false,
         },
     }
@@ -294,5 +327,20 @@ mod tests {
         ));
         assert!(!origin_allowed("null", Some("localhost:8000"), None));
         assert!(!origin_allowed("http://evil.com", None, None));
+        assert!(origin_allowed(
+            "https://Example.com",
+            Some("example.com:443"),
+            None
+        ));
+        assert!(origin_allowed(
+            "http://example.com:80",
+            Some("example.com"),
+            None
+        ));
+        assert!(!origin_allowed(
+            "https://example.com",
+            Some("example.com:80"),
+            None
+        ));
     }
 }

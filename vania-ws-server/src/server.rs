@@ -93,6 +93,7 @@ impl ServerBuilder {
 
     /// Checks the routes and binds the listening socket.
     pub async fn bind(self) -> Result<Server, ServeError> {
+        self.config.validate()?;
         let routes = self.router.build()?;
         let config = self.config;
         let hub = Hub::for_table(
@@ -231,12 +232,17 @@ impl Server {
         // Phase 1: no new frame is dispatched; handlers in flight finish and may still send.
         shared.drain.cancel();
         shared.drain_tracker.close();
-        let drained = tokio::time::timeout_at(deadline, shared.drain_tracker.wait()).await;
+        // Handlers in flight get at most half the deadline; the close phase keeps the rest.
+        let drain_deadline = tokio::time::Instant::now() + shared.config.shutdown_timeout / 2;
+        let drained = tokio::time::timeout_at(drain_deadline, shared.drain_tracker.wait()).await;
         // Phase 2: every client gets what is queued for it, then close 1001.
         shared.close.cancel();
         tracker.close();
         let closed = tokio::time::timeout_at(deadline, tracker.wait()).await;
-        if drained.is_err() || closed.is_err() {
+        if drained.is_err() {
+            tracing::warn!("handlers still running at half the shutdown timeout: closing anyway");
+        }
+        if closed.is_err() {
             tracing::warn!(
                 clients = shared.hub.client_count(),
                 "shutdown timeout passed with connections still open: dropping them"
