@@ -106,9 +106,9 @@ impl Client {
         event: &str,
         payload: &T,
     ) -> Result<(), SendError> {
-        let frame = Frame::event(event, payload)?;
-        self.inner.hub.send(Target::Client(client_id), &frame);
-        Ok(())
+        self.inner
+            .hub
+            .send_event(Target::Client(client_id), event, payload)
     }
 
     /// Sends to every member of `room` on this client's route, this client included if it is a
@@ -119,15 +119,10 @@ impl Client {
         room: &str,
         payload: &T,
     ) -> Result<(), SendError> {
-        let frame = Frame::event(event, payload)?;
-        self.inner.hub.send(
-            Target::Room {
-                route: &self.inner.route,
-                room,
-            },
-            &frame,
-        );
-        Ok(())
+        let route = &self.inner.route;
+        self.inner
+            .hub
+            .send_event(Target::Room { route, room }, event, payload)
     }
 
     /// Sends to every connected client on every route, except this one.
@@ -136,14 +131,10 @@ impl Client {
         event: &str,
         payload: &T,
     ) -> Result<(), SendError> {
-        let frame = Frame::event(event, payload)?;
-        self.inner.hub.send(
-            Target::All {
-                except: Some(&self.inner.id),
-            },
-            &frame,
-        );
-        Ok(())
+        let except = Some(&*self.inner.id);
+        self.inner
+            .hub
+            .send_event(Target::All { except }, event, payload)
     }
 
     /// Joins a room of this client's route. Joining a room twice is one membership; returns

@@ -4,7 +4,6 @@ use serde::Serialize;
 use std::sync::Arc;
 
 use crate::adapter::Target;
-use crate::envelope::Frame;
 use crate::errors::SendError;
 use crate::hub::Hub;
 
@@ -28,8 +27,7 @@ impl Handle {
         payload: &T,
     ) -> Result<(), SendError> {
         self.hub
-            .send(Target::Client(client_id), &Frame::event(event, payload)?);
-        Ok(())
+            .send_event(Target::Client(client_id), event, payload)
     }
 
     /// Sends to every member of `room` on `route`.
@@ -41,8 +39,7 @@ impl Handle {
         payload: &T,
     ) -> Result<(), SendError> {
         self.hub
-            .send(Target::Room { route, room }, &Frame::event(event, payload)?);
-        Ok(())
+            .send_event(Target::Room { route, room }, event, payload)
     }
 
     /// Sends to every connected client on every route.
@@ -52,8 +49,7 @@ impl Handle {
         payload: &T,
     ) -> Result<(), SendError> {
         self.hub
-            .send(Target::All { except: None }, &Frame::event(event, payload)?);
-        Ok(())
+            .send_event(Target::All { except: None }, event, payload)
     }
 
     /// The server's counters: connections, rooms, messages, errors by code, slow consumers,

@@ -165,6 +165,17 @@ impl Hub {
         self.adapter.send(self, target, frame);
     }
 
+    /// Encodes `{"event", "payload"}` once and [`send`](Self::send)s it to `target`.
+    pub fn send_event<T: serde::Serialize + ?Sized>(
+        &self,
+        target: Target<'_>,
+        event: &str,
+        payload: &T,
+    ) -> Result<(), crate::SendError> {
+        self.send(target, &Frame::event(event, payload)?);
+        Ok(())
+    }
+
     /// Delivers to this process's clients only; returns how many received the frame.
     ///
     /// Adapters call this; applications call [`send`](Self::send) or a [`Client`] method.

@@ -180,18 +180,27 @@ impl Connection {
                     break;
                 }
             };
+            // The event budget, for the data frames of enveloped routes.
+            let limited = match &message {
+                Message::Text(text) => (!raw_text).then(|| Some(text.as_str())),
+                Message::Binary(_) => (!raw_binary).then_some(None),
+                _ => None,
+            };
+            if let Some(text) = limited
+                && phase == Phase::Open
+                && !bucket.take(Instant::now())
+            {
+                self.session.refuse_rate_limited(text);
+                if bucket.is_abusive() {
+                    client.close(close_code::POLICY, "rate limit exceeded");
+                }
+                continue;
+            }
             match message {
                 Message::Text(_) | Message::Binary(_) if phase != Phase::Open => {
                     // Closing: nothing more is dispatched, only the peer's close is awaited.
                 }
                 Message::Text(text) => {
-                    if !raw_text && !bucket.take(Instant::now()) {
-                        self.session.refuse_rate_limited(Some(&text));
-                        if bucket.is_abusive() {
-                            client.close(close_code::POLICY, "rate limit exceeded");
-                        }
-                        continue;
-                    }
                     tokio::select! {
                         () = async {
                             if !self.session.handle_raw_text(&text).await {
@@ -202,13 +211,6 @@ impl Connection {
                     }
                 }
                 Message::Binary(data) => {
-                    if !raw_binary && !bucket.take(Instant::now()) {
-                        self.session.refuse_rate_limited(None);
-                        if bucket.is_abusive() {
-                            client.close(close_code::POLICY, "rate limit exceeded");
-                        }
-                        continue;
-                    }
                     tokio::select! {
                         () = self.session.handle_binary_data(data) => {}
                         () = force.cancelled() => break,

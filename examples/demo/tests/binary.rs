@@ -79,6 +79,16 @@ fn start(dir: &Path, env: &[(&str, &str)]) -> Demo {
     }
 }
 
+/// Connects to `url` and checks that the first frame is `connected`.
+async fn connect_and_greet(url: String) {
+    let (mut ws, _) = connect_async(url).await.expect("the handshake is accepted");
+    let first = ws.next().await.unwrap().unwrap();
+    assert!(
+        first.to_text().unwrap().contains("\"connected\""),
+        "{first:?}"
+    );
+}
+
 fn sigterm(child: &Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -170,18 +180,7 @@ async fn reads_dot_env_and_the_environment_overrides_it() {
     drop(demo);
     // The environment wins over .env.
     let demo = start(&dir, &[("APP_WEBSOCKET", "true")]);
-    let (mut ws, _) = connect_async(format!("ws://{}/clients", demo.addr))
-        .await
-        .expect("websockets are on");
-    assert!(
-        ws.next()
-            .await
-            .unwrap()
-            .unwrap()
-            .to_text()
-            .unwrap()
-            .contains("connected")
-    );
+    connect_and_greet(format!("ws://{}/clients", demo.addr)).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -272,18 +271,7 @@ async fn admin_token_from_the_environment_guards_admins() {
         Err(WsError::Http(response)) => assert_eq!(response.status(), 401),
         other => panic!("expected 401, got {other:?}"),
     }
-    let (mut ws, _) = connect_async(format!("ws://{}/admins?token=tok", demo.addr))
-        .await
-        .expect("the right token is accepted");
-    assert!(
-        ws.next()
-            .await
-            .unwrap()
-            .unwrap()
-            .to_text()
-            .unwrap()
-            .contains("connected")
-    );
+    connect_and_greet(format!("ws://{}/admins?token=tok", demo.addr)).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
