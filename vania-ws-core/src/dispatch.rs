@@ -26,10 +26,9 @@ pub struct Session {
 }
 
 impl Session {
-    /// Registers a new client on `route` (its `connected` frame queued first, unless the route
-    /// takes raw text) with the values
-    /// its connection guards attached. Run [`run_connect`](Self::run_connect) next, once the
-    /// queue is being drained.
+    /// Registers a new client on `route` with the values its connection guards attached; its
+    /// `connected` frame is queued first (unless the route takes raw text). Run
+    /// [`run_connect`](Self::run_connect) next, once the queue is being drained.
     pub fn new(
         hub: &Arc<Hub>,
         route: Arc<Route>,
@@ -73,10 +72,7 @@ impl Session {
     /// Handles one incoming text frame: parses it, runs its handler to the end, and queues the
     /// reply (`ack`) or the `error` frame.
     pub async fn handle_text(&self, text: &str) {
-        self.hub()
-            .metrics()
-            .messages_in
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.count_in();
         let envelope = match Envelope::parse(text) {
             Ok(envelope) => envelope,
             Err(refused) => return self.send_error(refused.id, &refused.error),
@@ -102,10 +98,7 @@ impl Session {
         let Some(handler) = self.route.text_handler() else {
             return false;
         };
-        self.hub()
-            .metrics()
-            .messages_in
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.count_in();
         let run = AssertUnwindSafe(handler(self.client.clone(), text.clone())).catch_unwind();
         if let Err(panic) = run.await {
             self.raw_handler_panicked(&*panic);
@@ -130,10 +123,7 @@ impl Session {
     pub async fn handle_binary_data(&self, data: bytes::Bytes) {
         match self.route.binary_handler() {
             Some(handler) => {
-                self.hub()
-                    .metrics()
-                    .messages_in
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.count_in();
                 let run = AssertUnwindSafe(handler(self.client.clone(), data)).catch_unwind();
                 if let Err(panic) = run.await {
                     self.raw_handler_panicked(&*panic);
@@ -145,10 +135,7 @@ impl Session {
 
     /// Answers a binary frame: this route takes none.
     pub fn handle_binary(&self) {
-        self.hub()
-            .metrics()
-            .messages_in
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.count_in();
         self.send_error(
             None,
             &DispatchError::new(
@@ -161,13 +148,8 @@ impl Session {
     /// Refuses a frame over the connection's rate limit with `rate_limited` (carrying the
     /// frame's `id` when it had one); the frame is not dispatched.
     pub fn refuse_rate_limited(&self, text: Option<&str>) {
-        let metrics = self.hub().metrics();
-        metrics
-            .messages_in
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        metrics
-            .rate_limited
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.count_in();
+        crate::Metrics::bump(&self.hub().metrics().rate_limited);
         let id = text.and_then(|text| match Envelope::parse(text) {
             Ok(envelope) => envelope.id,
             Err(refused) => refused.id,
@@ -183,6 +165,10 @@ impl Session {
 
     fn hub(&self) -> &Arc<Hub> {
         self.client.hub()
+    }
+
+    fn count_in(&self) {
+        crate::Metrics::bump(&self.hub().metrics().messages_in);
     }
 
     /// Queues an `error` frame for this client.
