@@ -10,7 +10,8 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data as OpData, OpCode};
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::Instrument;
@@ -21,6 +22,9 @@ use crate::server::Shared;
 
 /// How many queued frames the writer batches before one flush.
 const WRITE_BATCH: usize = 64;
+/// Larger outgoing messages are sent as fragments of this size: tungstenite's write buffer
+/// never shrinks, so this bounds what a burst of large messages leaves behind per connection.
+const FRAGMENT_BYTES: usize = 16 * 1024;
 
 type Sink = futures_util::stream::SplitSink<WebSocketStream<TcpStream>, Message>;
 
@@ -287,11 +291,24 @@ async fn write_loop(mut sink: Sink, mut queue: OutboxReceiver, hub: Arc<Hub>, do
             let message = match item {
                 Outgoing::Frame(frame) => {
                     out.fetch_add(1, Ordering::Relaxed);
-                    Message::Text(frame.into_text())
+                    let text = frame.into_text();
+                    if text.len() <= FRAGMENT_BYTES {
+                        Message::Text(text)
+                    } else if feed_fragments(&mut sink, text.into(), OpData::Text).await {
+                        continue;
+                    } else {
+                        break 'outer;
+                    }
                 }
                 Outgoing::Binary(data) => {
                     out.fetch_add(1, Ordering::Relaxed);
-                    Message::Binary(data)
+                    if data.len() <= FRAGMENT_BYTES {
+                        Message::Binary(data)
+                    } else if feed_fragments(&mut sink, data, OpData::Binary).await {
+                        continue;
+                    } else {
+                        break 'outer;
+                    }
                 }
                 Outgoing::Ping => Message::Ping(Default::default()),
                 Outgoing::Close(code, reason) => {
@@ -316,6 +333,26 @@ async fn write_loop(mut sink: Sink, mut queue: OutboxReceiver, hub: Arc<Hub>, do
         }
     }
     done.notify_one();
+}
+
+/// Feeds one large message as fragments of at most [`FRAGMENT_BYTES`] (slices of the shared
+/// buffer, not copies); `false` when the socket failed.
+async fn feed_fragments(sink: &mut Sink, data: bytes::Bytes, kind: OpData) -> bool {
+    let mut start = 0;
+    while start < data.len() {
+        let end = (start + FRAGMENT_BYTES).min(data.len());
+        let opcode = if start == 0 {
+            OpCode::Data(kind)
+        } else {
+            OpCode::Data(OpData::Continue)
+        };
+        let fragment = WsFrame::message(data.slice(start..end), opcode, end == data.len());
+        if sink.feed(Message::Frame(fragment)).await.is_err() {
+            return false;
+        }
+        start = end;
+    }
+    true
 }
 
 /// What the heartbeat asks for at a tick.

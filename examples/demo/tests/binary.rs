@@ -343,3 +343,46 @@ async fn memory_stays_flat_under_churn_and_malformed_floods() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_large_messages_leaves_no_large_buffers_behind() {
+    use serde_json::json;
+    use vania_ws_server::testing::TestClient;
+
+    const CLIENTS: usize = 300;
+    let dir = workdir("large-burst");
+    let demo = start(
+        &dir,
+        &[
+            ("APP_PORT", "0"),
+            ("WS_MAX_MESSAGE_BYTES", "2097152"),
+            ("WS_SEND_QUEUE_BYTES", "4194304"),
+        ],
+    );
+    let url = format!("ws://{}/ws", demo.addr);
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        clients.push(TestClient::connect(&url).await);
+    }
+    let before = rss_kib(demo.child.id());
+    let big = "x".repeat(1024 * 1024);
+    let mut sender = TestClient::connect(&url).await;
+    sender.ack("user-typing", json!(big)).await;
+    for client in &mut clients {
+        let typing = client.recv_event("user-typing").await;
+        assert_eq!(
+            typing["payload"].as_str().map(str::len),
+            Some(big.len()),
+            "intact"
+        );
+    }
+    let after = rss_kib(demo.child.id());
+    eprintln!("server RSS: {before} KiB before, {after} KiB after a 1 MiB broadcast to {CLIENTS}");
+    // Without fragmentation every connection would keep a 1 MiB write buffer (300 MiB here).
+    assert!(
+        after.saturating_sub(before) < 64 * 1024,
+        "{} KiB kept after a 1 MiB broadcast to {CLIENTS} clients",
+        after.saturating_sub(before)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
