@@ -164,6 +164,18 @@ pub enum RouterError {
         /// Where the handler was declared.
         location: String,
     },
+    /// A `connect` or `disconnect` handler with a payload argument (they have no payload).
+    #[error(
+        "the `{event}` handler on `{path}` (declared at {location}) takes a payload, but `{event}` has none: take only the client and extractors such as `State<T>`"
+    )]
+    LifecyclePayload {
+        /// The route.
+        path: String,
+        /// `connect` or `disconnect`.
+        event: String,
+        /// Where the handler was declared.
+        location: String,
+    },
     /// A handler for an event the framework handles itself.
     #[error(
         "event `{event}` on route `{path}` is handled by the framework and cannot have a handler (registered at {location})"

@@ -36,6 +36,10 @@ pub trait FromEvent: Sized {
     fn required_state() -> Option<StateKey> {
         None
     }
+
+    /// Whether this extractor reads the event's payload. `connect` and `disconnect` have no
+    /// payload, so `Router::build` refuses lifecycle handlers with such an argument.
+    const READS_PAYLOAD: bool = false;
 }
 
 /// A type of application state, by id and name.
@@ -61,6 +65,8 @@ impl<T: DeserializeOwned> FromEvent for T {
     fn from_event(_client: &Client, payload: Option<&RawValue>) -> Result<Self, DispatchError> {
         decode_payload(payload)
     }
+
+    const READS_PAYLOAD: bool = true;
 }
 
 impl FromEvent for Client {

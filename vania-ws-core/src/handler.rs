@@ -39,6 +39,11 @@ pub trait ErasedHandler: Send + Sync + 'static {
     fn required_state(&self) -> Vec<StateKey> {
         Vec::new()
     }
+
+    /// Whether an argument reads the payload (refused on `connect` / `disconnect`).
+    fn reads_payload(&self) -> bool {
+        false
+    }
 }
 
 /// Something that can handle an event: an async closure taking the [`Client`], or the client
@@ -119,6 +124,10 @@ where
 
     fn required_state(&self) -> Vec<StateKey> {
         T::required_state().into_iter().collect()
+    }
+
+    fn reads_payload(&self) -> bool {
+        T::READS_PAYLOAD
     }
 }
 

@@ -346,6 +346,13 @@ impl Router {
                     location: reg.location,
                 });
             }
+            if (reg.event == CONNECT || reg.event == DISCONNECT) && reg.handler.reads_payload() {
+                return Err(RouterError::LifecyclePayload {
+                    path: reg.path,
+                    event: reg.event,
+                    location: reg.location,
+                });
+            }
             if let Some(missing) = reg
                 .handler
                 .required_state()
@@ -588,6 +595,27 @@ mod tests {
             })
             .build();
         assert!(matches!(empty, Err(RouterError::EmptyEvent { .. })));
+    }
+
+    #[test]
+    fn lifecycle_handlers_take_no_payload() {
+        let err = Router::new()
+            .websocket("/ws", |ev| {
+                ev.on("disconnect", |_c: Client, _p: String| async {});
+            })
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, RouterError::LifecyclePayload { .. }), "{err}");
+        #[derive(Clone)]
+        struct Db;
+        let ok = Router::new()
+            .state(Db)
+            .websocket("/ws", |ev| {
+                ev.on("connect", |_c: Client, _db: crate::State<Db>| async {});
+                ev.on("disconnect", |_c: Client, _me: Client| async {});
+            })
+            .build();
+        assert!(ok.is_ok());
     }
 
     #[test]

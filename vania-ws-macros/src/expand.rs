@@ -100,6 +100,7 @@ fn erased_handler(
     let mut extract = Vec::new();
     let mut call_args = Vec::new();
     let mut state_checks = Vec::new();
+    let mut payload_checks = Vec::new();
     for (i, arg) in handler.args.iter().enumerate() {
         let var = format_ident!("__arg{}", i, span = Span::call_site());
         match &arg.by_ref {
@@ -118,6 +119,9 @@ fn erased_handler(
                 });
                 state_checks.push(quote! {
                     <#ty as __vws::FromEvent>::required_state()
+                });
+                payload_checks.push(quote! {
+                    <#ty as __vws::FromEvent>::READS_PAYLOAD
                 });
                 call_args.push(quote!(#var));
             }
@@ -182,6 +186,10 @@ fn erased_handler(
                 let keys: __vws::Vec<__vws::Option<__vws::StateKey>> =
                     __vws::Vec::from([#(#state_checks),*]);
                 keys.into_iter().flatten().collect()
+            }
+
+            fn reads_payload(&self) -> bool {
+                false #(|| #payload_checks)*
             }
         }
     }
