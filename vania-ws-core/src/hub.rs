@@ -248,11 +248,4 @@ impl Hub {
     pub fn is_connected(&self, client_id: &str) -> bool {
         self.clients.contains_key(client_id)
     }
-
-    /// Closes every client with `code` after what is already queued for it.
-    pub fn close_all(&self, code: u16, reason: &'static str) {
-        for member in self.clients.iter() {
-            member.outbox.close(code, reason);
-        }
-    }
 }

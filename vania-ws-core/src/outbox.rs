@@ -157,11 +157,6 @@ impl Outbox {
     pub fn queued_bytes(&self) -> usize {
         self.state.queued_bytes.load(Ordering::Acquire)
     }
-
-    /// Whether both handles point to the same queue.
-    pub fn same_queue(&self, other: &Outbox) -> bool {
-        Arc::ptr_eq(&self.state, &other.state)
-    }
 }
 
 impl OutboxReceiver {
