@@ -21,7 +21,8 @@ pub enum Target<'a> {
         /// The room name.
         room: &'a str,
     },
-    /// Every connected client on every route, except `except` (a client id) when given.
+    /// Every connected client on every enveloped route (raw routes speak another protocol),
+    /// except `except` (a client id) when given.
     All {
         /// The client id to skip, usually the sender.
         except: Option<&'a str>,
@@ -33,8 +34,8 @@ pub enum Target<'a> {
 /// Implementations must not block: they are called from handlers, synchronously, once per
 /// send call (never once per recipient).
 pub trait Adapter: Send + Sync + 'static {
-    /// Delivers `frame` to `target`.
-    fn send(&self, hub: &Hub, target: Target<'_>, frame: &Frame);
+    /// Delivers `frame` to `target`; returns how many clients of this process received it.
+    fn send(&self, hub: &Hub, target: Target<'_>, frame: &Frame) -> usize;
 }
 
 /// The in-memory adapter: delivers to this process's clients only.
@@ -42,7 +43,7 @@ pub trait Adapter: Send + Sync + 'static {
 pub struct LocalAdapter;
 
 impl Adapter for LocalAdapter {
-    fn send(&self, hub: &Hub, target: Target<'_>, frame: &Frame) {
-        hub.deliver_local(target, frame);
+    fn send(&self, hub: &Hub, target: Target<'_>, frame: &Frame) -> usize {
+        hub.deliver_local(target, frame)
     }
 }

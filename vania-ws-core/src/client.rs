@@ -109,6 +109,7 @@ impl Client {
         self.inner
             .hub
             .send_event(Target::Client(client_id), event, payload)
+            .map(drop)
     }
 
     /// Sends to every member of `room` on this client's route, this client included if it is a
@@ -123,6 +124,7 @@ impl Client {
         self.inner
             .hub
             .send_event(Target::Room { route, room }, event, payload)
+            .map(drop)
     }
 
     /// Sends to every connected client on every route, except this one.
@@ -135,6 +137,7 @@ impl Client {
         self.inner
             .hub
             .send_event(Target::All { except }, event, payload)
+            .map(drop)
     }
 
     /// Joins a room of this client's route. Joining a room twice is one membership; returns

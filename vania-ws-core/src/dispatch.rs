@@ -35,7 +35,7 @@ impl Session {
         extensions: http::Extensions,
     ) -> (Session, OutboxReceiver) {
         let (client, receiver) = hub
-            .register_with(route.path(), extensions, route.text_handler().is_none())
+            .register_with(route.path(), extensions, route.is_enveloped())
             .expect("the hub serves every route of the table it was built from");
         tracing::debug!(
             client = client.id(),
@@ -81,6 +81,9 @@ impl Session {
         let outcome = match &*envelope.event {
             "join-room" => self.join_or_leave(envelope.room, true).await,
             "left-room" => self.join_or_leave(envelope.room, false).await,
+            // A client's answer to a request from the server (PROTOCOL.md section 4). This
+            // server sends none yet, so no id can match a pending one: dropped, no error frame.
+            "ack" => return,
             event => self.call(event, envelope.payload, id.is_some()).await,
         };
         match (outcome, id) {

@@ -30,12 +30,20 @@ pub struct Envelope<'a> {
 struct RawEnvelope<'a> {
     #[serde(borrow, default)]
     event: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    /// `Some` whenever the key is present, `null` included: an `Option<&RawValue>` alone
+    /// would read `"id": null` as no id, and run the handler without the reply asked for.
+    #[serde(borrow, default, deserialize_with = "present")]
     id: Option<&'a RawValue>,
     #[serde(borrow, default)]
     room: Option<&'a RawValue>,
     #[serde(borrow, default)]
     payload: Option<&'a RawValue>,
+}
+
+fn present<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<&'a RawValue>, D::Error> {
+    <&'a RawValue>::deserialize(deserializer).map(Some)
 }
 
 /// What parsing recovered of a frame it refused: the request id, where one could be read.
@@ -276,6 +284,14 @@ mod tests {
         assert_eq!(
             code(r#"{"event":"x","id":1.5}"#),
             ErrorCode::InvalidEnvelope
+        );
+        for id in ["null", "{}", "[]", "true", "1e3", "18446744073709551616"] {
+            let text = format!(r#"{{"event":"x","id":{id}}}"#);
+            assert_eq!(code(&text), ErrorCode::InvalidEnvelope, "{text}");
+        }
+        assert_eq!(
+            Envelope::parse(r#"{"event":"x","id":0}"#).unwrap().id,
+            Some(0)
         );
         assert_eq!(code("{} {}"), ErrorCode::InvalidJson);
         assert_eq!(code(r#"["whoami"]"#), ErrorCode::InvalidEnvelope);

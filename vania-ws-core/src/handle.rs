@@ -19,35 +19,38 @@ impl Handle {
         Self { hub }
     }
 
-    /// Sends to one client, on whichever route (or node) it is connected.
+    /// Sends to one client, on whichever route (or node) it is connected; returns how many
+    /// clients of this process received it (0 or 1).
     pub fn to<T: Serialize + ?Sized>(
         &self,
         client_id: &str,
         event: &str,
         payload: &T,
-    ) -> Result<(), SendError> {
+    ) -> Result<usize, SendError> {
         self.hub
             .send_event(Target::Client(client_id), event, payload)
     }
 
-    /// Sends to every member of `room` on `route`.
+    /// Sends to every member of `room` on `route`; returns how many clients of this process
+    /// received it.
     pub fn to_room<T: Serialize + ?Sized>(
         &self,
         route: &str,
         room: &str,
         event: &str,
         payload: &T,
-    ) -> Result<(), SendError> {
+    ) -> Result<usize, SendError> {
         self.hub
             .send_event(Target::Room { route, room }, event, payload)
     }
 
-    /// Sends to every connected client on every route.
+    /// Sends to every connected client on every enveloped route; returns how many clients of
+    /// this process received it.
     pub fn broadcast<T: Serialize + ?Sized>(
         &self,
         event: &str,
         payload: &T,
-    ) -> Result<(), SendError> {
+    ) -> Result<usize, SendError> {
         self.hub
             .send_event(Target::All { except: None }, event, payload)
     }

@@ -50,6 +50,9 @@ impl HubConfig {
 #[derive(Debug)]
 struct Member {
     outbox: Outbox,
+    /// Speaks the envelope protocol: `false` on raw routes, which `broadcast` skips (their
+    /// clients speak another protocol, and `{"event":…}` frames would be injected into it).
+    enveloped: bool,
 }
 
 /// Every client of this process by id, and the rooms of every route.
@@ -129,25 +132,27 @@ impl Hub {
     }
 
     /// Like [`register`](Self::register), with the values a connection guard attached;
-    /// `greet: false` skips the `connected` frame (raw routes speak another protocol).
+    /// `enveloped: false` is for raw routes, which speak another protocol: no `connected`
+    /// frame, and no `broadcast` reaches them.
     pub fn register_with(
         self: &Arc<Self>,
         route: &str,
         extensions: http::Extensions,
-        greet: bool,
+        enveloped: bool,
     ) -> Option<(Client, OutboxReceiver)> {
         let (route, _) = self.routes.get_key_value(route)?;
         let (outbox, receiver) = Outbox::new(self.config.send_queue_bytes);
         let id: Arc<str> = Arc::from(format!("ws:{}", uuid::Uuid::new_v4()));
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         // `connected` is queued before the client can be found, so it is always the first frame.
-        if greet {
+        if enveloped {
             outbox.push(Frame::connected(&id));
         }
         self.clients.insert(
             id.clone(),
             Member {
                 outbox: outbox.clone(),
+                enveloped,
             },
         );
         let client = Client::new(id, key, route.clone(), outbox, self.clone(), extensions);
@@ -160,20 +165,21 @@ impl Hub {
         self.clients.remove(client.id());
     }
 
-    /// Sends through the adapter (this process and, with a scale-out adapter, the others).
-    pub fn send(&self, target: Target<'_>, frame: &Frame) {
-        self.adapter.send(self, target, frame);
+    /// Sends through the adapter (this process and, with a scale-out adapter, the others);
+    /// returns how many clients of this process received the frame.
+    pub fn send(&self, target: Target<'_>, frame: &Frame) -> usize {
+        self.adapter.send(self, target, frame)
     }
 
-    /// Encodes `{"event", "payload"}` once and [`send`](Self::send)s it to `target`.
+    /// Encodes `{"event", "payload"}` once and [`send`](Self::send)s it to `target`; returns
+    /// how many clients of this process received it.
     pub fn send_event<T: serde::Serialize + ?Sized>(
         &self,
         target: Target<'_>,
         event: &str,
         payload: &T,
-    ) -> Result<(), crate::SendError> {
-        self.send(target, &Frame::event(event, payload)?);
-        Ok(())
+    ) -> Result<usize, crate::SendError> {
+        Ok(self.send(target, &Frame::event(event, payload)?))
     }
 
     /// Delivers to this process's clients only; returns how many received the frame.
@@ -195,7 +201,7 @@ impl Hub {
             Target::All { except } => {
                 let mut count = 0;
                 for member in self.clients.iter() {
-                    if Some(&**member.key()) != except {
+                    if member.enveloped && Some(&**member.key()) != except {
                         member.outbox.push(frame.clone());
                         count += 1;
                     }

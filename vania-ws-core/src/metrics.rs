@@ -38,6 +38,8 @@ pub struct Metrics {
     pub pings_timed_out: AtomicU64,
     /// Handshakes refused (404, 403, 401, 503, …).
     pub handshakes_refused: AtomicU64,
+    /// Pending handshakes dropped to make room for new ones (`WS_MAX_PENDING_HANDSHAKES`).
+    pub handshakes_shed: AtomicU64,
 }
 
 impl Metrics {
@@ -71,6 +73,7 @@ impl Metrics {
             rate_limited: load(&self.rate_limited),
             pings_timed_out: load(&self.pings_timed_out),
             handshakes_refused: load(&self.handshakes_refused),
+            handshakes_shed: load(&self.handshakes_shed),
         }
     }
 }
@@ -99,4 +102,6 @@ pub struct MetricsSnapshot {
     pub pings_timed_out: u64,
     /// Handshakes refused.
     pub handshakes_refused: u64,
+    /// Pending handshakes shed.
+    pub handshakes_shed: u64,
 }

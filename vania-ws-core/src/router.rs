@@ -17,8 +17,9 @@ use crate::guard::{self, ConnectionGuard, Handshake, JoinGuard, Rejection};
 use crate::handler::{ErasedHandler, Handler};
 use std::future::Future;
 
-/// Events the framework answers itself; they cannot have handlers.
-pub const RESERVED_EVENTS: [&str; 2] = ["join-room", "left-room"];
+/// Events the framework answers itself; they cannot have handlers. `ack` is a client's answer
+/// to a request from the server (PROTOCOL.md section 4).
+pub const RESERVED_EVENTS: [&str; 3] = ["join-room", "left-room", "ack"];
 
 /// The route path that serves every path without a route of its own:
 /// `Router::new().websocket("*", …)`.
@@ -504,6 +505,12 @@ impl Route {
     /// This route's join guards.
     pub fn join_guards(&self) -> &[JoinGuard] {
         &self.join_guards
+    }
+
+    /// Whether the route speaks the envelope protocol: `false` when it takes text frames raw
+    /// (such a client gets no `connected` frame, no `error` frames, and no `broadcast`).
+    pub fn is_enveloped(&self) -> bool {
+        self.text.is_none()
     }
 
     /// The raw text handler, when the route takes text frames raw.

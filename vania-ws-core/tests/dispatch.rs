@@ -132,9 +132,9 @@ async fn a_full_queue_closes_the_slow_client_only() {
 struct Recording(Mutex<Vec<String>>);
 
 impl Adapter for Recording {
-    fn send(&self, hub: &Hub, target: Target<'_>, frame: &Frame) {
+    fn send(&self, hub: &Hub, target: Target<'_>, frame: &Frame) -> usize {
         self.0.lock().unwrap().push(format!("{target:?}"));
-        hub.deliver_local(target, frame);
+        hub.deliver_local(target, frame)
     }
 }
 

@@ -6,8 +6,9 @@ use syn::{ImplItem, Type};
 
 use crate::parse::{Controller, EventName, ReceiverKind};
 
-/// Events the framework answers itself.
-const RESERVED: [&str; 2] = ["join-room", "left-room"];
+/// Events the framework answers itself (`ack` answers a server's request, PROTOCOL.md
+/// section 4). Kept equal to `vania_ws_core::RESERVED_EVENTS`.
+const RESERVED: [&str; 3] = ["join-room", "left-room", "ack"];
 
 /// Every error in the controller, in source order; empty when it is valid.
 pub(crate) fn controller(model: &Controller) -> Vec<syn::Error> {

@@ -19,6 +19,14 @@ pub enum ConfigError {
         /// What it held.
         value: String,
     },
+    /// Two settings that cannot work together, or a value that cannot work at all.
+    #[error("`{key}` {reason}")]
+    Inconsistent {
+        /// The key at fault, e.g. `WS_MAX_MESSAGE_BYTES`.
+        key: &'static str,
+        /// Why, naming the other setting where there is one.
+        reason: String,
+    },
     /// The `.env` file exists but cannot be read.
     #[error("cannot read `.env`: {0}")]
     DotEnv(#[from] dotenvy::Error),
@@ -92,6 +100,14 @@ pub struct ServerConfig {
     /// `WS_CLOSE_TIMEOUT_MS`: how long a closing connection waits for the peer's close frame
     /// (or for a stalled write) before the TCP connection is dropped. Default 5 s.
     pub close_timeout: Duration,
+    /// `WS_LISTEN_BACKLOG`: the listening socket's queue of connections not yet accepted.
+    /// Default 4,096 (the kernel may cap it at `net.core.somaxconn`); a burst of connects
+    /// past it waits for the client's SYN retry, a second or more.
+    pub listen_backlog: u32,
+    /// `WS_MAX_PENDING_HANDSHAKES`: connections still in their HTTP upgrade at once. Past it,
+    /// the oldest pending one is dropped, so that silent sockets cannot keep real clients
+    /// out. Default 1,024.
+    pub max_pending_handshakes: usize,
 }
 
 impl Default for ServerConfig {
@@ -112,6 +128,8 @@ impl Default for ServerConfig {
             rate_limit_per_sec: 100,
             rate_limit_burst: 200,
             close_timeout: Duration::from_secs(5),
+            listen_backlog: 4096,
+            max_pending_handshakes: 1024,
         }
     }
 }
@@ -199,29 +217,60 @@ impl ServerConfig {
         if let Some(v) = get("WS_CLOSE_TIMEOUT_MS") {
             config.close_timeout = millis("WS_CLOSE_TIMEOUT_MS", v)?;
         }
+        if let Some(v) = get("WS_LISTEN_BACKLOG") {
+            config.listen_backlog = parse("WS_LISTEN_BACKLOG", v, "a number")?;
+        }
+        if let Some(v) = get("WS_MAX_PENDING_HANDSHAKES") {
+            config.max_pending_handshakes = parse("WS_MAX_PENDING_HANDSHAKES", v, "a number")?;
+        }
         config.validate()?;
         Ok(config)
     }
 
-    /// Checks values that cannot work: zero heartbeat times, a zero message size, a zero
-    /// connection limit. `Server` checks this again when it binds.
+    /// Checks values that cannot work, alone or together: a zero limit or timeout, and a
+    /// message limit above the send-queue bound (the echo of a largest message could never be
+    /// queued). The error names the setting. `Server` checks this again when it is built.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let zero = |key: &'static str, is_zero: bool| {
-            if is_zero {
-                Err(ConfigError::Invalid {
-                    key,
-                    expected: "more than 0",
-                    value: "0".to_owned(),
-                })
-            } else {
-                Ok(())
-            }
-        };
-        zero("WS_PING_INTERVAL_MS", self.ping_interval.is_zero())?;
-        zero("WS_PONG_TIMEOUT_MS", self.pong_timeout.is_zero())?;
-        zero("WS_MAX_MESSAGE_BYTES", self.max_message_bytes == 0)?;
-        zero("WS_MAX_CONNECTIONS", self.max_connections == 0)?;
-        zero("WS_SEND_QUEUE_BYTES", self.send_queue_bytes == 0)?;
+        let nonzero = [
+            ("WS_PING_INTERVAL_MS", self.ping_interval.is_zero()),
+            ("WS_PONG_TIMEOUT_MS", self.pong_timeout.is_zero()),
+            ("WS_HANDSHAKE_TIMEOUT_MS", self.handshake_timeout.is_zero()),
+            ("WS_CLOSE_TIMEOUT_MS", self.close_timeout.is_zero()),
+            ("WS_SHUTDOWN_TIMEOUT_MS", self.shutdown_timeout.is_zero()),
+            ("WS_MAX_MESSAGE_BYTES", self.max_message_bytes == 0),
+            ("WS_MAX_CONNECTIONS", self.max_connections == 0),
+            ("WS_SEND_QUEUE_BYTES", self.send_queue_bytes == 0),
+            ("WS_LISTEN_BACKLOG", self.listen_backlog == 0),
+            (
+                "WS_MAX_PENDING_HANDSHAKES",
+                self.max_pending_handshakes == 0,
+            ),
+        ];
+        if let Some((key, _)) = nonzero.iter().find(|(_, zero)| *zero) {
+            return Err(ConfigError::Invalid {
+                key,
+                expected: "more than 0",
+                value: "0".to_owned(),
+            });
+        }
+        if self.max_message_bytes > self.send_queue_bytes {
+            return Err(ConfigError::Inconsistent {
+                key: "WS_MAX_MESSAGE_BYTES",
+                reason: format!(
+                    "({}) must not exceed `WS_SEND_QUEUE_BYTES` ({}): a reply as large as the largest message would overflow every client's send queue",
+                    self.max_message_bytes, self.send_queue_bytes
+                ),
+            });
+        }
+        if self.rate_limit_per_sec > 0 && self.rate_limit_burst == 0 {
+            return Err(ConfigError::Inconsistent {
+                key: "WS_RATE_LIMIT_BURST",
+                reason: format!(
+                    "must be more than 0 while `WS_RATE_LIMIT_PER_SEC` is {} (set both to 0 to turn the limit off)",
+                    self.rate_limit_per_sec
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -308,6 +357,18 @@ impl ServerConfig {
         self.close_timeout = timeout;
         self
     }
+
+    /// Sets the listening socket's backlog.
+    pub fn listen_backlog(mut self, backlog: u32) -> Self {
+        self.listen_backlog = backlog;
+        self
+    }
+
+    /// Sets how many connections may be in their HTTP upgrade at once.
+    pub fn max_pending_handshakes(mut self, pending: usize) -> Self {
+        self.max_pending_handshakes = pending;
+        self
+    }
 }
 
 fn parse<T: std::str::FromStr>(
@@ -374,6 +435,8 @@ mod tests {
             ("WS_RATE_LIMIT_PER_SEC", "5"),
             ("WS_RATE_LIMIT_BURST", "6"),
             ("WS_SHUTDOWN_TIMEOUT_MS", "250"),
+            ("WS_LISTEN_BACKLOG", "64"),
+            ("WS_MAX_PENDING_HANDSHAKES", "9"),
         ]))
         .unwrap();
         let expected = ServerConfig::default()
@@ -385,7 +448,9 @@ mod tests {
             .send_queue_bytes(4096)
             .max_rooms_per_client(3)
             .rate_limit(5, 6)
-            .shutdown_timeout(Duration::from_millis(250));
+            .shutdown_timeout(Duration::from_millis(250))
+            .listen_backlog(64)
+            .max_pending_handshakes(9);
         assert_eq!(config, expected);
     }
 
@@ -398,6 +463,41 @@ mod tests {
         );
         let built = ServerConfig::default().heartbeat(Duration::ZERO, Duration::from_secs(1));
         assert!(built.validate().is_err());
+    }
+
+    #[test]
+    fn settings_are_checked_together() {
+        let err = ServerConfig::from_vars(&vars(&[
+            ("WS_MAX_MESSAGE_BYTES", "2000000"),
+            ("WS_SEND_QUEUE_BYTES", "1000000"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`WS_MAX_MESSAGE_BYTES` (2000000) must not exceed `WS_SEND_QUEUE_BYTES` (1000000): a reply as large as the largest message would overflow every client's send queue"
+        );
+        for key in [
+            "WS_HANDSHAKE_TIMEOUT_MS",
+            "WS_CLOSE_TIMEOUT_MS",
+            "WS_SHUTDOWN_TIMEOUT_MS",
+            "WS_LISTEN_BACKLOG",
+            "WS_MAX_PENDING_HANDSHAKES",
+        ] {
+            let err = ServerConfig::from_vars(&vars(&[(key, "0")])).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("`{key}` must be more than 0, got `0`")
+            );
+        }
+        let err = ServerConfig::default()
+            .rate_limit(10, 0)
+            .validate()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("`WS_RATE_LIMIT_BURST` must be more than 0")
+        );
+        assert!(ServerConfig::default().rate_limit(0, 0).validate().is_ok());
     }
 
     #[test]

@@ -1,411 +1,728 @@
-//! One connection: the handshake, then a reader that dispatches frames in order and a writer
-//! that drains the client's queue to the socket. The reader also keeps the heartbeat, the rate
-//! limit and the shutdown phases.
+//! One connection, one task, over any transport (a `TcpStream`, a hyper-upgraded stream).
+//!
+//! Each wake-up of the task does, in order: follow the server's shutdown phase; poll the
+//! handler in flight, if any; read and dispatch the frames that arrived (while no handler is in
+//! flight, which keeps a connection's events in order); then cork: hand everything queued for
+//! the client to the codec and flush once. A handler that finishes without waiting (most do)
+//! runs inside that same wake-up, so a burst of pipelined requests is read, answered and
+//! written back with one flush. Outgoing frames keep flowing while a handler waits.
+//!
+//! Everything that lives as long as the connection (the timer, the phase watch, the slot for
+//! the handler in flight) is pinned once, not rebuilt per frame.
+//!
+//! Liveness and abuse: the server pings every interval with an unpredictable payload, and only
+//! a pong carrying it keeps the client alive; control frames count against the rate limit;
+//! every byte the server holds for the client (queued frames, frames in the codec not yet
+//! flushed, pongs) counts against the send-queue bound.
 
 use futures_util::{SinkExt, StreamExt};
+use std::hash::BuildHasher;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data as OpData, OpCode};
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
+use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::Instrument;
-use vania_ws_core::{Client, Hub, Metrics, OutboxReceiver, Outgoing, Session, close_code};
+use vania_ws_core::{Metrics, OutboxReceiver, Outgoing, Session, close_code};
 
+use crate::config::ServerConfig;
+use crate::engine::{Phase, PhaseWatch, Shared};
 use crate::handshake;
-use crate::server::Shared;
+use crate::policy::Admission;
 
-/// How many queued frames the writer batches before one flush.
-const WRITE_BATCH: usize = 64;
-/// Larger outgoing messages are sent as fragments of this size: tungstenite's write buffer
-/// never shrinks, so this bounds what a burst of large messages leaves behind per connection.
-const FRAGMENT_BYTES: usize = 16 * 1024;
+/// Outgoing messages larger than this are sent as fragments of this size: the codec's write
+/// buffer never shrinks, so this bounds what a burst of large messages leaves behind.
+pub(crate) const FRAGMENT_BYTES: usize = 16 * 1024;
+/// Bytes handed to the codec between two completed flushes, at most (plus one fragment).
+const FEED_BYTES: usize = 64 * 1024;
+/// The largest control frame the server writes: 125 bytes of payload and a 2-byte header.
+const MAX_CONTROL_FRAME: usize = 127;
+/// The codec's write buffer cap. The connection never feeds past [`FEED_BYTES`] plus a
+/// fragment; the room left is for a pong and a close. A pong that does not fit waits in the
+/// codec, which answers every ping that arrives meanwhile with that one pong.
+pub(crate) const CODEC_WRITE_LIMIT: usize = FEED_BYTES + FRAGMENT_BYTES + 2 * MAX_CONTROL_FRAME;
+/// Frames read per wake-up before the task yields to others.
+const READ_BUDGET: usize = 64;
 
-type Sink = futures_util::stream::SplitSink<WebSocketStream<TcpStream>, Message>;
-
-pub(crate) async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
+/// The standalone server's connection task: the HTTP upgrade, then the connection.
+pub(crate) async fn accept(mut stream: TcpStream, shared: Arc<Shared>) {
     let Ok(peer) = stream.peer_addr() else { return };
     let _ = stream.set_nodelay(true);
-    let upgraded = tokio::select! {
-        upgraded = tokio::time::timeout(
+    let upgraded = {
+        let mut ticket = shared.pending.enter(shared.hub.metrics());
+        let handshake = tokio::time::timeout(
             shared.config.handshake_timeout,
             handshake::upgrade(&mut stream, peer, &shared),
-        ) => upgraded,
-        () = shared.force.cancelled() => return,
+        );
+        tokio::select! {
+            biased;
+            _ = &mut ticket.shed => {
+                tracing::debug!(%peer, "pending handshake shed");
+                return;
+            }
+            () = closing(&shared) => return,
+            upgraded = handshake => upgraded,
+        }
     };
-    let upgrade = match upgraded {
-        Ok(Some(upgrade)) => upgrade,
+    let upgraded = match upgraded {
+        Ok(Some(upgraded)) => upgraded,
         Ok(None) => return,
         Err(_) => {
             tracing::debug!(%peer, "handshake timed out");
             return;
         }
     };
-    // The drain phase waits for this token: held while the connection may still dispatch.
-    // (The handshake refuses upgrades once the drain has begun.)
-    let dispatching = shared.drain_tracker.token();
     let ws = WebSocketStream::from_partially_read(
         stream,
-        upgrade.leftover,
+        upgraded.leftover,
         Role::Server,
         Some(shared.ws_config),
     )
     .await;
-    let (session, queue) = Session::new(&shared.hub, upgrade.route.clone(), upgrade.extensions);
-    let span = tracing::info_span!(
+    serve(ws, upgraded.admission, shared).await;
+}
+
+/// Completes once the shutdown reaches its close phase: handshakes still pending then end.
+async fn closing(shared: &Shared) {
+    let mut watch = PhaseWatch::new(shared);
+    std::future::poll_fn(|cx| {
+        while watch.phase() < Phase::Closing {
+            std::task::ready!(watch.poll_changed(cx));
+        }
+        Poll::Ready(())
+    })
+    .await;
+}
+
+/// Serves an upgraded connection until it ends: registers its client, runs `connect`, the
+/// frames and `disconnect`, then frees the client's rooms and slot.
+pub(crate) async fn serve<S>(mut ws: WebSocketStream<S>, admission: Admission, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Admission {
+        route,
+        extensions,
+        slot,
+        ..
+    } = admission;
+    let (session, queue) = Session::new(&shared.hub, route, extensions);
+    let span = tracing::debug_span!(
         "ws",
         client = session.client().id(),
-        route = upgrade.route.path()
+        route = session.route().path()
     );
-    let connection = Connection {
-        shared,
-        session,
-        dispatching: Some(dispatching),
-    };
-    connection.run(ws, queue).instrument(span).await;
-    drop(upgrade.slot);
-}
-
-struct Connection {
-    shared: Arc<Shared>,
-    session: Session,
-    dispatching: Option<tokio_util::task::task_tracker::TaskTrackerToken>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Reading and dispatching.
-    Open,
-    /// Shutting down: no new frame is dispatched; waiting for the close phase.
-    Draining,
-    /// A close frame is on its way (or the socket failed): waiting for the peer, until then.
-    Closing(Instant),
-}
-
-impl Connection {
-    async fn run(mut self, ws: WebSocketStream<TcpStream>, queue: OutboxReceiver) {
-        let (sink, mut stream) = ws.split();
-        let writer_done = Arc::new(Notify::new());
-        let writer = tokio::spawn(
-            write_loop(sink, queue, self.shared.hub.clone(), writer_done.clone())
-                .instrument(tracing::Span::current()),
-        );
-        let client = self.session.client().clone();
-        let config = &self.shared.config;
-        let force = self.shared.force.clone();
-
-        // `connected` is already queued; the writer is running, so a slow `connect` handler
-        // delays nothing that was sent before it.
-        tokio::select! {
-            () = self.session.run_connect() => {}
-            () = force.cancelled() => {}
-        }
-
-        let mut phase = Phase::Open;
-        // A peer that stopped answering gets no close handshake: its TCP connection is dropped.
-        let mut dead = false;
-        // The closing deadline passed: the peer is not reading, do not wait on the writer.
-        let mut unresponsive = false;
-        let mut heartbeat = Heartbeat::new(config.ping_interval, config.pong_timeout);
-        let mut bucket = TokenBucket::new(config.rate_limit_per_sec, config.rate_limit_burst);
-        // Raw routes speak their own protocol: no vania-ws error frames, no rate limit.
-        let raw_text = self.session.route().text_handler().is_some();
-        let raw_binary = self.session.route().binary_handler().is_some();
-        loop {
-            let closing_deadline = match phase {
-                Phase::Closing(since) => Some(since + config.close_timeout),
-                _ => None,
-            };
-            // No heartbeat while draining (frames are not read then) or closing.
-            let beat = (phase == Phase::Open).then(|| heartbeat.next_deadline());
-            let reading = phase != Phase::Draining;
-            let not_closing = !matches!(phase, Phase::Closing(_));
-            let message = tokio::select! {
-                biased;
-                () = force.cancelled() => break,
-                () = self.shared.drain.cancelled(), if phase == Phase::Open => {
-                    phase = Phase::Draining;
-                    self.dispatching = None;
-                    continue;
-                }
-                () = self.shared.close.cancelled(), if not_closing => {
-                    client.close(close_code::GOING_AWAY, "server shutting down");
-                    phase = Phase::Closing(Instant::now());
-                    self.dispatching = None;
-                    continue;
-                }
-                () = client.outbox().closing(), if not_closing => {
-                    phase = Phase::Closing(Instant::now());
-                    self.dispatching = None;
-                    continue;
-                }
-                () = writer_done.notified(), if not_closing => {
-                    phase = Phase::Closing(Instant::now());
-                    self.dispatching = None;
-                    continue;
-                }
-                () = sleep_until(closing_deadline) => {
-                    // The peer did not complete the close in time: drop it.
-                    unresponsive = true;
-                    break;
-                }
-                message = stream.next(), if reading => message,
-                () = sleep_until(beat) => {
-                    match heartbeat.tick(Instant::now()) {
-                        Beat::Ping => client.outbox().ping(),
-                        Beat::Wait => {}
-                        Beat::TimedOut => {
-                            tracing::debug!("no pong in time: dropping the client");
-                            Metrics::bump(&self.shared.hub.metrics().pings_timed_out);
-                            dead = true;
-                            break;
-                        }
-                    }
-                    continue;
-                }
-            };
-            let message = match message {
-                None => break,
-                Some(Ok(message)) => message,
-                Some(Err(err)) => {
-                    let (code, reason) = close_for(&err);
-                    tracing::debug!(error = %err, ?code, "read failed");
-                    if let Some(code) = code {
-                        // The read side is unusable; the writer still sends the close frame.
-                        client.close(code, reason);
-                        let _ = tokio::time::timeout(config.close_timeout, writer_done.notified())
-                            .await;
-                    }
-                    break;
-                }
-            };
-            // The event budget, for the data frames of enveloped routes.
-            let limited = match &message {
-                Message::Text(text) => (!raw_text).then(|| Some(text.as_str())),
-                Message::Binary(_) => (!raw_binary).then_some(None),
-                _ => None,
-            };
-            if let Some(text) = limited
-                && phase == Phase::Open
-                && !bucket.take(Instant::now())
-            {
-                self.session.refuse_rate_limited(text);
-                if bucket.is_abusive() {
-                    client.close(close_code::POLICY, "rate limit exceeded");
-                }
-                continue;
+    async {
+        let end = Connection::new(&shared, &session, queue).run(&mut ws).await;
+        let metrics = shared.hub.metrics();
+        match end {
+            End::TimedOut => {
+                tracing::debug!("no pong in time: dropping the client");
+                Metrics::bump(&metrics.pings_timed_out);
             }
-            match message {
-                Message::Text(_) | Message::Binary(_) if phase != Phase::Open => {
-                    // Closing: nothing more is dispatched, only the peer's close is awaited.
-                }
-                Message::Text(text) => {
-                    tokio::select! {
-                        () = async {
-                            if !self.session.handle_raw_text(&text).await {
-                                self.session.handle_text(&text).await;
-                            }
-                        } => {}
-                        () = force.cancelled() => break,
-                    }
-                }
-                Message::Binary(data) => {
-                    tokio::select! {
-                        () = self.session.handle_binary_data(data) => {}
-                        () = force.cancelled() => break,
-                    }
-                }
-                Message::Close(_) => {
-                    // tungstenite queues the close reply; reading on flushes it and ends the
-                    // stream.
-                    if not_closing {
-                        phase = Phase::Closing(Instant::now());
-                        self.dispatching = None;
-                    }
-                }
-                Message::Pong(_) => heartbeat.pong(),
-                Message::Ping(_) | Message::Frame(_) => {}
-            }
+            End::Unresponsive => tracing::debug!("the peer did not complete the close in time"),
+            End::Closed | End::Gone | End::Forced => {}
         }
-        self.dispatching = None;
-        if dead || unresponsive {
-            writer.abort();
-        }
-        self.finish(client, writer).await;
-    }
-
-    async fn finish(self, client: Client, writer: tokio::task::JoinHandle<()>) {
-        if client.outbox().overflowed() {
-            Metrics::bump(&self.shared.hub.metrics().slow_consumers);
+        if session.client().outbox().overflowed() {
+            Metrics::bump(&metrics.slow_consumers);
             tracing::debug!("closed as a slow consumer");
         }
-        let force = self.shared.force.clone();
-        // Past the shutdown deadline the `disconnect` handler is skipped, never the cleanup.
-        tokio::select! {
-            biased;
-            () = force.cancelled() => {}
-            () = self.session.run_disconnect() => {}
-        }
-        self.session.unregister();
-        client.close(close_code::NORMAL, "");
-        if force.is_cancelled() {
-            writer.abort();
-        }
-        let abort = writer.abort_handle();
-        if tokio::time::timeout(self.shared.config.close_timeout, writer)
-            .await
-            .is_err()
-        {
-            abort.abort();
-        }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
-}
-
-fn close_for(err: &WsError) -> (Option<u16>, &'static str) {
-    match err {
-        WsError::Capacity(_) => (Some(close_code::TOO_BIG), "message too big"),
-        WsError::Utf8(_) => (Some(close_code::INVALID_PAYLOAD), "invalid utf-8"),
-        WsError::Protocol(_) => (Some(1002), "protocol error"),
-        _ => (None, ""),
-    }
-}
-
-async fn write_loop(mut sink: Sink, mut queue: OutboxReceiver, hub: Arc<Hub>, done: Arc<Notify>) {
-    let out = &hub.metrics().messages_out;
-    'outer: while let Some(item) = queue.recv().await {
-        let mut next = Some(item);
-        let mut batched = 0;
-        while let Some(item) = next.take() {
-            let message = match item {
-                Outgoing::Frame(frame) => {
-                    out.fetch_add(1, Ordering::Relaxed);
-                    let text = frame.into_text();
-                    if text.len() <= FRAGMENT_BYTES {
-                        Message::Text(text)
-                    } else if feed_fragments(&mut sink, text.into(), OpData::Text).await {
-                        continue;
-                    } else {
-                        break 'outer;
-                    }
+        // The socket is done with: close it before the `disconnect` handler runs, so a peer
+        // that vanished is not kept waiting on a handler.
+        drop(ws);
+        if end != End::Forced {
+            let mut watch = PhaseWatch::new(&shared);
+            let disconnect = pin!(session.run_disconnect());
+            // Past the shutdown deadline the `disconnect` handler is skipped, never the cleanup.
+            let forced = std::future::poll_fn(|cx| {
+                while watch.phase() < Phase::Forced {
+                    std::task::ready!(watch.poll_changed(cx));
                 }
-                Outgoing::Binary(data) => {
-                    out.fetch_add(1, Ordering::Relaxed);
-                    if data.len() <= FRAGMENT_BYTES {
-                        Message::Binary(data)
-                    } else if feed_fragments(&mut sink, data, OpData::Binary).await {
-                        continue;
-                    } else {
-                        break 'outer;
-                    }
+                Poll::Ready(())
+            });
+            tokio::select! {
+                biased;
+                () = forced => {}
+                () = disconnect => {}
+            }
+        }
+        session.unregister();
+    }
+    .instrument(span)
+    .await;
+    drop(slot);
+}
+
+/// How a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The close handshake completed.
+    Closed,
+    /// The transport ended or failed (no close frame possible).
+    Gone,
+    /// No pong to the server's ping in time.
+    TimedOut,
+    /// A close was sent but not completed in time.
+    Unresponsive,
+    /// Past the shutdown deadline.
+    Forced,
+}
+
+/// What the connection is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Reading and dispatching.
+    Open,
+    /// Shutting down: no new frame is read; waiting for the close phase.
+    Draining,
+    /// A close frame was sent or received: waiting for the close to complete, until `since`
+    /// plus the close timeout.
+    Closing { since: Instant },
+}
+
+/// One unit of work for the handlers, run inside the connection's task.
+enum Step {
+    Connect,
+    Text(Utf8Bytes),
+    Binary(Bytes),
+}
+
+async fn run_step(session: &Session, step: Step) {
+    match step {
+        Step::Connect => session.run_connect().await,
+        Step::Text(text) => {
+            if !session.handle_raw_text(&text).await {
+                session.handle_text(&text).await;
+            }
+        }
+        Step::Binary(data) => session.handle_binary_data(data).await,
+    }
+}
+
+struct Connection<'a> {
+    shared: &'a Shared,
+    config: &'a ServerConfig,
+    session: &'a Session,
+    queue: OutboxReceiver,
+    phase: PhaseWatch<'a>,
+    state: State,
+    /// Held while the connection may dispatch: phase 1 of a shutdown waits for it.
+    dispatching: Option<TaskTrackerToken>,
+    heartbeat: Heartbeat,
+    bucket: TokenBucket,
+    /// Whether text frames are enveloped (not raw): rate-limited, with `error` frames.
+    limited_text: bool,
+    limited_binary: bool,
+    /// The read side is done: a read error or the peer's close was seen.
+    read_done: bool,
+    /// What the write side still has to hand to the codec.
+    partial: Option<Partial>,
+    ping: Option<[u8; 8]>,
+    close_sent: bool,
+    /// Bytes handed to the codec (and pongs it owes) since the last completed flush; released
+    /// from the send-queue bound when a flush completes.
+    fed: usize,
+    /// Frames handed to the codec since the last flush, for the `messages_out` counter.
+    fed_frames: u64,
+    unflushed: bool,
+    /// A deadline that never comes, for an idle timer (fixed, so the timer is not re-armed).
+    never: Instant,
+}
+
+/// The rest of a large message, sent as fragments.
+struct Partial {
+    data: Bytes,
+    sent: usize,
+    kind: OpData,
+}
+
+impl<'a> Connection<'a> {
+    fn new(shared: &'a Shared, session: &'a Session, queue: OutboxReceiver) -> Self {
+        let config = &shared.config;
+        let route = session.route();
+        let enveloped = route.is_enveloped();
+        Self {
+            shared,
+            config,
+            session,
+            queue,
+            phase: PhaseWatch::new(shared),
+            state: State::Open,
+            dispatching: shared.dispatch_token(),
+            heartbeat: Heartbeat::new(config.ping_interval, config.pong_timeout, Instant::now()),
+            bucket: TokenBucket::new(config.rate_limit_per_sec, config.rate_limit_burst),
+            limited_text: enveloped,
+            limited_binary: route.binary_handler().is_none(),
+            read_done: false,
+            partial: None,
+            ping: None,
+            close_sent: false,
+            fed: 0,
+            fed_frames: 0,
+            unflushed: false,
+            never: Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600),
+        }
+    }
+
+    async fn run<S>(mut self, ws: &mut WebSocketStream<S>) -> End
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let session = self.session;
+        // The handler in flight, pinned once; its type is `run_step`'s future.
+        let mut step = pin!(Some(run_step(session, Step::Connect)));
+        let mut timer = pin!(tokio::time::sleep_until(self.deadline()));
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(phase) = self.phase.poll_changed(cx) {
+                if phase == Phase::Forced {
+                    return Poll::Ready(End::Forced);
                 }
-                Outgoing::Ping => Message::Ping(Default::default()),
-                Outgoing::Close(code, reason) => {
-                    let frame = CloseFrame {
-                        code: CloseCode::from(code),
-                        reason: reason.into(),
+                self.enter_phase(phase);
+                if step.is_none() {
+                    self.step_done();
+                }
+            }
+            if let Some(running) = step.as_mut().as_pin_mut() {
+                self.queue.quiet();
+                if running.poll(cx).is_ready() {
+                    step.set(None);
+                    self.step_done();
+                }
+            }
+            if step.is_none() && self.reads() {
+                let mut budget = READ_BUDGET;
+                loop {
+                    if budget == 0 {
+                        // Let other connections run; come back after writing.
+                        cx.waker().wake_by_ref();
+                        break;
+                    }
+                    budget -= 1;
+                    let read = match ws.poll_next_unpin(cx) {
+                        Poll::Pending => break,
+                        Poll::Ready(read) => read,
                     };
-                    let _ = sink.send(Message::Close(Some(frame))).await;
-                    break 'outer;
+                    match self.on_read(read) {
+                        Ok(None) => {}
+                        Ok(Some(next)) => {
+                            self.queue.quiet();
+                            step.set(Some(run_step(session, next)));
+                            let running = step.as_mut().as_pin_mut().expect("just set");
+                            if running.poll(cx).is_pending() {
+                                // Reading resumes once this handler finishes.
+                                break;
+                            }
+                            step.set(None);
+                            self.step_done();
+                        }
+                        Err(end) => return Poll::Ready(end),
+                    }
+                    if !self.reads() {
+                        break;
+                    }
                 }
-            };
-            if sink.feed(message).await.is_err() {
-                break 'outer;
             }
-            batched += 1;
-            if batched < WRITE_BATCH {
-                next = queue.try_recv();
+            // A close asked for (by a handler, an overflow, the rate limit) starts the close
+            // deadline now, even when the socket is too full to take the close frame yet.
+            if self.session.client().outbox().is_closing() {
+                self.closing();
             }
-        }
-        if sink.flush().await.is_err() {
-            break;
-        }
+            if let Err(end) = self.poll_write(cx, ws) {
+                return Poll::Ready(end);
+            }
+            // After writing, which may have changed the deadline (a close was sent).
+            if let Err(end) = self.poll_timer(cx, timer.as_mut()) {
+                return Poll::Ready(end);
+            }
+            if self.ping.is_some()
+                && let Err(end) = self.poll_write(cx, ws)
+            {
+                return Poll::Ready(end);
+            }
+            if self.finished() {
+                Poll::Ready(End::Closed)
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
     }
-    done.notify_one();
-}
 
-/// Feeds one large message as fragments of at most [`FRAGMENT_BYTES`] (slices of the shared
-/// buffer, not copies); `false` when the socket failed.
-async fn feed_fragments(sink: &mut Sink, data: bytes::Bytes, kind: OpData) -> bool {
-    let mut start = 0;
-    while start < data.len() {
-        let end = (start + FRAGMENT_BYTES).min(data.len());
-        let opcode = if start == 0 {
-            OpCode::Data(kind)
-        } else {
-            OpCode::Data(OpData::Continue)
-        };
-        let fragment = WsFrame::message(data.slice(start..end), opcode, end == data.len());
-        if sink.feed(Message::Frame(fragment)).await.is_err() {
-            return false;
-        }
-        start = end;
+    fn reads(&self) -> bool {
+        !self.read_done && self.state != State::Draining
     }
-    true
+
+    /// The close is complete: our close frame is flushed and the peer's was seen.
+    fn finished(&self) -> bool {
+        self.close_sent && self.read_done && !self.unflushed
+    }
+
+    fn enter_phase(&mut self, phase: Phase) {
+        match phase {
+            Phase::Running | Phase::Forced => {}
+            Phase::Draining => {
+                if self.state == State::Open {
+                    self.state = State::Draining;
+                }
+            }
+            Phase::Closing => {
+                self.session
+                    .client()
+                    .close(close_code::GOING_AWAY, "server shutting down");
+                self.dispatching = None;
+            }
+        }
+    }
+
+    /// A handler finished: past the open state, nothing more is dispatched, so the drain no
+    /// longer waits for this connection.
+    fn step_done(&mut self) {
+        if self.state != State::Open {
+            self.dispatching = None;
+        }
+    }
+
+    fn closing(&mut self) {
+        if !matches!(self.state, State::Closing { .. }) {
+            self.state = State::Closing {
+                since: Instant::now(),
+            };
+        }
+        self.dispatching = None;
+    }
+
+    /// Handles one read: `Ok(Some(step))` for a frame to dispatch.
+    fn on_read(&mut self, read: Option<Result<Message, WsError>>) -> Result<Option<Step>, End> {
+        let message = match read {
+            None => {
+                // The codec ends the stream once a close handshake completed, or on EOF.
+                self.read_done = true;
+                return if self.close_sent || matches!(self.state, State::Closing { .. }) {
+                    Ok(None)
+                } else {
+                    Err(End::Gone)
+                };
+            }
+            Some(Ok(message)) => message,
+            Some(Err(err)) => {
+                self.read_done = true;
+                let (code, reason) = match &err {
+                    WsError::Capacity(_) => (close_code::TOO_BIG, "message too big"),
+                    WsError::Utf8(_) => (close_code::INVALID_PAYLOAD, "invalid utf-8"),
+                    WsError::Protocol(_) => (close_code::PROTOCOL, "protocol error"),
+                    _ => {
+                        tracing::debug!(error = %err, "read failed");
+                        return Err(End::Gone);
+                    }
+                };
+                tracing::debug!(error = %err, code, "closing on a bad frame");
+                // The read side is unusable; the write side still sends the close frame.
+                self.session.client().close(code, reason);
+                self.closing();
+                return Ok(None);
+            }
+        };
+        let open = self.state == State::Open;
+        let limited = match &message {
+            Message::Text(_) => self.limited_text,
+            Message::Binary(_) => self.limited_binary,
+            // Control frames cost the server work (a pong to write) whatever the route.
+            Message::Ping(_) | Message::Pong(_) => true,
+            Message::Close(_) | Message::Frame(_) => false,
+        };
+        if limited && !self.bucket.take(Instant::now()) {
+            if let (true, Message::Text(text)) = (open, &message) {
+                self.session.refuse_rate_limited(Some(text.as_str()));
+            } else if let (true, Message::Binary(_)) = (open, &message) {
+                self.session.refuse_rate_limited(None);
+            }
+            if self.bucket.is_abusive() {
+                self.session
+                    .client()
+                    .close(close_code::POLICY, "rate limit exceeded");
+            }
+            if !matches!(message, Message::Ping(_)) {
+                return Ok(None);
+            }
+        }
+        match message {
+            Message::Text(text) if open => Ok(Some(Step::Text(text))),
+            Message::Binary(data) if open => Ok(Some(Step::Binary(data))),
+            // Closing: nothing more is dispatched, only the peer's close is awaited.
+            Message::Text(_) | Message::Binary(_) => Ok(None),
+            Message::Ping(payload) => {
+                // The codec queued the pong; it is written with the next flush and held
+                // against the bound until then.
+                let pong = payload.len() + 2;
+                self.queue.charge(pong);
+                self.fed += pong;
+                self.unflushed = true;
+                Ok(None)
+            }
+            Message::Pong(payload) => {
+                self.heartbeat.pong(&payload);
+                Ok(None)
+            }
+            Message::Close(_) => {
+                // The codec queued the close reply; the next flush sends it and the stream
+                // then ends.
+                self.closing();
+                self.close_sent = true;
+                self.unflushed = true;
+                Ok(None)
+            }
+            Message::Frame(_) => Ok(None),
+        }
+    }
+
+    /// The earliest of the heartbeat's and the close's deadlines.
+    fn deadline(&self) -> Instant {
+        let close = match self.state {
+            State::Closing { since } => Some(since + self.config.close_timeout),
+            _ => None,
+        };
+        let beat =
+            (self.state == State::Open && !self.read_done).then(|| self.heartbeat.next_deadline());
+        match (close, beat) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            // Nothing due: the timer is re-armed when a deadline appears.
+            (None, None) => self.never,
+        }
+    }
+
+    fn poll_timer(&mut self, cx: &mut Context<'_>, mut timer: Pin<&mut Sleep>) -> Result<(), End> {
+        loop {
+            let deadline = self.deadline();
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+            if timer.as_mut().poll(cx).is_pending() {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if let State::Closing { since } = self.state
+                && now >= since + self.config.close_timeout
+            {
+                return Err(End::Unresponsive);
+            }
+            if self.state == State::Open {
+                match self.heartbeat.tick(now) {
+                    Beat::Ping(payload) => {
+                        self.ping = Some(payload);
+                        self.queue.charge(MAX_CONTROL_FRAME);
+                        self.fed += MAX_CONTROL_FRAME;
+                    }
+                    Beat::Wait => {}
+                    Beat::TimedOut => return Err(End::TimedOut),
+                }
+            }
+        }
+    }
+
+    /// Hands what is queued to the codec, up to [`FEED_BYTES`], and flushes once; repeats
+    /// while flushes complete and more is queued.
+    fn poll_write<S>(
+        &mut self,
+        cx: &mut Context<'_>,
+        ws: &mut WebSocketStream<S>,
+    ) -> Result<(), End>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        loop {
+            while self.fed < FEED_BYTES {
+                let Some(message) = self.next_message(cx) else {
+                    break;
+                };
+                if let Err(err) = ws.start_send_unpin(message) {
+                    tracing::debug!(error = %err, "write failed");
+                    return Err(End::Gone);
+                }
+                self.unflushed = true;
+            }
+            if !self.unflushed {
+                return Ok(());
+            }
+            match ws.poll_flush_unpin(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.queue.written(std::mem::take(&mut self.fed));
+                    let frames = std::mem::take(&mut self.fed_frames);
+                    self.shared
+                        .hub
+                        .metrics()
+                        .messages_out
+                        .fetch_add(frames, Ordering::Relaxed);
+                    self.unflushed = false;
+                }
+                // The codec ends the connection once the close handshake is done.
+                Poll::Ready(Err(_)) if self.close_sent => {
+                    self.unflushed = false;
+                    return Ok(());
+                }
+                Poll::Ready(Err(err)) => {
+                    tracing::debug!(error = %err, "flush failed");
+                    return Err(End::Gone);
+                }
+                // The socket is full: the codec wakes the task when it drains.
+                Poll::Pending => return Ok(()),
+            }
+        }
+    }
+
+    /// The next message for the codec: a due ping, the rest of a large message, or the next
+    /// queued item.
+    fn next_message(&mut self, cx: &mut Context<'_>) -> Option<Message> {
+        if self.close_sent {
+            return None;
+        }
+        if let Some(payload) = self.ping.take() {
+            return Some(Message::Ping(Bytes::copy_from_slice(&payload)));
+        }
+        if let Some(partial) = &mut self.partial {
+            let start = partial.sent;
+            let end = (start + FRAGMENT_BYTES).min(partial.data.len());
+            let opcode = if start == 0 {
+                OpCode::Data(partial.kind)
+            } else {
+                OpCode::Data(OpData::Continue)
+            };
+            let fin = end == partial.data.len();
+            let fragment = WsFrame::message(partial.data.slice(start..end), opcode, fin);
+            partial.sent = end;
+            self.fed += end - start;
+            if fin {
+                self.partial = None;
+            }
+            return Some(Message::Frame(fragment));
+        }
+        if self.queue.poll_ready(cx).is_pending() {
+            return None;
+        }
+        let item = self.queue.pop()?;
+        let (data, kind) = match item {
+            Outgoing::Frame(frame) => {
+                let text = frame.into_text();
+                if text.len() <= FRAGMENT_BYTES {
+                    self.fed += text.len();
+                    self.fed_frames += 1;
+                    return Some(Message::Text(text));
+                }
+                (Bytes::from(text), OpData::Text)
+            }
+            Outgoing::Binary(data) => {
+                if data.len() <= FRAGMENT_BYTES {
+                    self.fed += data.len();
+                    self.fed_frames += 1;
+                    return Some(Message::Binary(data));
+                }
+                (data, OpData::Binary)
+            }
+            Outgoing::Close(code, reason) => {
+                self.close_sent = true;
+                self.closing();
+                return Some(Message::Close(Some(CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: reason.into(),
+                })));
+            }
+        };
+        self.fed_frames += 1;
+        self.partial = Some(Partial {
+            data,
+            sent: 0,
+            kind,
+        });
+        self.next_message(cx)
+    }
 }
 
 /// What the heartbeat asks for at a tick.
 enum Beat {
-    Ping,
+    Ping([u8; 8]),
     Wait,
     TimedOut,
 }
 
-/// Server pings every `interval`; a ping unanswered after `timeout` drops the client.
+/// The server pings every `interval`; a ping unanswered after `timeout` drops the client. A
+/// ping carries an unpredictable payload and only a pong echoing it counts, so a client that
+/// never reads cannot stay alive on blind pongs.
 struct Heartbeat {
     interval: Duration,
     timeout: Duration,
     next_ping: Instant,
-    pong_due: Option<Instant>,
+    /// The payload of the ping awaiting its pong, and when it is due.
+    awaiting: Option<([u8; 8], Instant)>,
+    pings: u64,
 }
 
 impl Heartbeat {
-    fn new(interval: Duration, timeout: Duration) -> Self {
+    fn new(interval: Duration, timeout: Duration, now: Instant) -> Self {
         Self {
             interval,
             timeout,
-            next_ping: Instant::now() + interval,
-            pong_due: None,
+            next_ping: now + interval,
+            awaiting: None,
+            pings: 0,
         }
     }
 
     fn next_deadline(&self) -> Instant {
-        match self.pong_due {
-            Some(due) => due.min(self.next_ping),
+        match self.awaiting {
+            Some((_, due)) => due.min(self.next_ping),
             None => self.next_ping,
         }
     }
 
     fn tick(&mut self, now: Instant) -> Beat {
-        if self.pong_due.is_some_and(|due| now >= due) {
+        if self.awaiting.is_some_and(|(_, due)| now >= due) {
             return Beat::TimedOut;
         }
-        if now >= self.next_ping {
-            self.next_ping = now + self.interval;
-            self.pong_due.get_or_insert(now + self.timeout);
-            return Beat::Ping;
+        if now < self.next_ping {
+            return Beat::Wait;
         }
-        Beat::Wait
+        self.next_ping = now + self.interval;
+        // A ping still unanswered is sent again with the same payload: any of them may be
+        // the one answered.
+        let (payload, _) = *self.awaiting.get_or_insert_with(|| {
+            self.pings += 1;
+            (unpredictable(self.pings), now + self.timeout)
+        });
+        Beat::Ping(payload)
     }
 
-    /// The peer answered.
-    fn pong(&mut self) {
-        self.pong_due = None;
+    /// The peer sent a pong: it counts only if it answers the ping awaiting one.
+    fn pong(&mut self, payload: &[u8]) {
+        if self
+            .awaiting
+            .is_some_and(|(expected, _)| payload == expected.as_slice())
+        {
+            self.awaiting = None;
+        }
     }
 }
 
-/// The per-connection event budget: `burst` at once, refilled at `rate` per second. Ten times
+/// Eight bytes a peer cannot guess without reading them: `RandomState` is seeded from the
+/// operating system's randomness, once per thread, and mixed with a counter and the clock.
+fn unpredictable(counter: u64) -> [u8; 8] {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    std::collections::hash_map::RandomState::new()
+        .hash_one((counter, nanos))
+        .to_le_bytes()
+}
+
+/// The per-connection frame budget: `burst` at once, refilled at `rate` per second. Ten times
 /// the burst refused, with the bucket never refilling to full in between, marks the client as
 /// abusive (a flood); a client that pauses long enough to refill starts with a clean slate.
 struct TokenBucket {
@@ -448,5 +765,38 @@ impl TokenBucket {
 
     fn is_abusive(&self) -> bool {
         self.refused as f64 >= 10.0 * self.burst
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_pong_to_the_ping_keeps_a_client_alive() {
+        let start = Instant::now();
+        let mut beat = Heartbeat::new(Duration::from_secs(1), Duration::from_secs(2), start);
+        assert!(matches!(beat.tick(start), Beat::Wait));
+        let Beat::Ping(payload) = beat.tick(start + Duration::from_secs(1)) else {
+            panic!("a ping is due")
+        };
+        beat.pong(b"guessed!");
+        beat.pong(&[]);
+        assert!(beat.awaiting.is_some(), "blind pongs do not count");
+        let Beat::Ping(again) = beat.tick(start + Duration::from_secs(2)) else {
+            panic!("a ping is due")
+        };
+        assert_eq!(payload, again, "an unanswered ping is repeated");
+        assert!(matches!(
+            beat.tick(start + Duration::from_secs(3)),
+            Beat::TimedOut
+        ));
+        beat.pong(&payload);
+        assert!(beat.awaiting.is_none());
+    }
+
+    #[test]
+    fn ping_payloads_differ() {
+        assert_ne!(unpredictable(1), unpredictable(1));
     }
 }

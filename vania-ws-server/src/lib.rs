@@ -30,11 +30,18 @@
 
 mod config;
 mod connection;
+mod engine;
 mod handshake;
+mod pending;
+mod policy;
 mod server;
 
+#[cfg(feature = "axum")]
+mod axum;
+
 pub use config::{ConfigError, ServerConfig, load_env};
-pub use server::{ServeError, Server, ServerBuilder, shutdown_signal};
+pub use engine::Engine;
+pub use server::{ServeError, Server, ServerBuilder, listen, shutdown_signal};
 pub use vania_ws_core::{
     Adapter, Client, DispatchError, ErrorCode, Frame, Handle, Handler, Hub, HubConfig, IntoReply,
     JoinError, Json, LocalAdapter, Router, RouterError, SendError, Target, WebSocketEvent,

@@ -1,18 +1,16 @@
-//! The server: binds, accepts, routes each handshake by path, and drains on shutdown.
+//! The standalone server: binds with the configured backlog, accepts, and hands each
+//! connection to the engine; drains on shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use vania_ws_core::{
-    Adapter, Handle, Hub, HubConfig, LocalAdapter, RouteTable, Router, RouterError,
-};
+use vania_ws_core::{Adapter, Handle, LocalAdapter, Router, RouterError};
 
 use crate::config::{ConfigError, ServerConfig};
 use crate::connection;
+use crate::engine::{Engine, Shared};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -34,22 +32,7 @@ pub enum ServeError {
     },
 }
 
-pub(crate) struct Shared {
-    pub(crate) config: ServerConfig,
-    pub(crate) routes: RouteTable,
-    pub(crate) hub: Arc<Hub>,
-    pub(crate) ws_config: WebSocketConfig,
-    /// Shutdown, phase 1: stop dispatching new frames.
-    pub(crate) drain: CancellationToken,
-    /// Tokens held by connections that may still dispatch; phase 1 waits for them.
-    pub(crate) drain_tracker: TaskTracker,
-    /// Shutdown, phase 2: close every connection with 1001 after its queued frames.
-    pub(crate) close: CancellationToken,
-    /// Past the shutdown deadline: drop every connection now.
-    pub(crate) force: CancellationToken,
-}
-
-/// Builds a [`Server`] from a [`Router`] and settings.
+/// Builds a [`Server`] (or an [`Engine`] for another front end) from a [`Router`] and settings.
 pub struct ServerBuilder {
     router: Router,
     config: ServerConfig,
@@ -91,41 +74,43 @@ impl ServerBuilder {
         self
     }
 
-    /// Checks the routes and binds the listening socket.
-    pub async fn bind(self) -> Result<Server, ServeError> {
-        self.config.validate()?;
-        let routes = self.router.build()?;
-        let config = self.config;
-        let hub = Hub::for_table(
-            &routes,
-            HubConfig::default()
-                .send_queue_bytes(config.send_queue_bytes)
-                .max_rooms_per_client(config.max_rooms_per_client),
-            self.adapter,
-        );
-        let addr = format!("{}:{}", config.host, config.port);
-        let listener = TcpListener::bind(&addr)
-            .await
-            .map_err(|source| ServeError::Bind { addr, source })?;
-        let ws_config = WebSocketConfig::default()
-            .read_buffer_size(4 * 1024)
-            .write_buffer_size(16 * 1024)
-            .max_message_size(Some(config.max_message_bytes))
-            .max_frame_size(Some(config.max_message_bytes));
-        Ok(Server {
-            listener,
-            shared: Arc::new(Shared {
-                config,
-                routes,
-                hub,
-                ws_config,
-                drain: CancellationToken::new(),
-                drain_tracker: TaskTracker::new(),
-                close: CancellationToken::new(),
-                force: CancellationToken::new(),
-            }),
-        })
+    /// Checks the settings and the routes and builds the engine, without listening: for a
+    /// front end of your own, such as an axum app ([`Engine::axum_routes`], feature `axum`).
+    pub fn build(self) -> Result<Engine, ServeError> {
+        Engine::build(self.router, self.config, self.adapter)
     }
+
+    /// Checks the settings and the routes and binds the listening socket, with the
+    /// configured backlog.
+    pub async fn bind(self) -> Result<Server, ServeError> {
+        let engine = self.build()?;
+        let listener = listen(engine.config()).await?;
+        Ok(Server { listener, engine })
+    }
+}
+
+/// Binds a TCP listener on `APP_HOST:APP_PORT` with the backlog of `WS_LISTEN_BACKLOG`: for
+/// front ends that take a listener, such as `axum::serve`.
+pub async fn listen(config: &ServerConfig) -> Result<TcpListener, ServeError> {
+    let addr = format!("{}:{}", config.host, config.port);
+    let bind = |source| ServeError::Bind {
+        addr: addr.clone(),
+        source,
+    };
+    let resolved = tokio::net::lookup_host(&addr)
+        .await
+        .map_err(bind)?
+        .next()
+        .ok_or_else(|| bind(std::io::Error::other("the host resolves to no address")))?;
+    let socket = if resolved.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(bind)?;
+    socket.set_reuseaddr(true).map_err(bind)?;
+    socket.bind(resolved).map_err(bind)?;
+    socket.listen(config.listen_backlog).map_err(bind)
 }
 
 /// A bound vania-ws server. Run it with [`run`](Self::run) (until Ctrl-C or SIGTERM) or
@@ -153,15 +138,15 @@ impl ServerBuilder {
 /// ```
 pub struct Server {
     listener: TcpListener,
-    shared: Arc<Shared>,
+    engine: Engine,
 }
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("addr", &self.listener.local_addr().ok())
-            .field("routes", &self.shared.routes.paths())
-            .finish_non_exhaustive()
+            .field("engine", &self.engine)
+            .finish()
     }
 }
 
@@ -182,7 +167,12 @@ impl Server {
 
     /// A handle for sending from outside any handler.
     pub fn handle(&self) -> Handle {
-        Handle::new(self.shared.hub.clone())
+        self.engine.handle()
+    }
+
+    /// The engine behind this server.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// Serves until Ctrl-C or SIGTERM, then drains (see [`run_until`](Self::run_until)).
@@ -190,13 +180,14 @@ impl Server {
         self.run_until(shutdown_signal()).await;
     }
 
-    /// Serves until `signal` completes, then drains: stops accepting at once, lets handlers in
-    /// flight finish, sends every client what was queued for it and a close 1001, and returns
-    /// when every connection has ended or the shutdown timeout has passed.
+    /// Serves until `signal` completes, then drains ([`Engine::shutdown`]): stops accepting at
+    /// once, lets handlers in flight finish, sends every client what was queued for it and a
+    /// close 1001, and returns when every connection has ended or the shutdown timeout has
+    /// passed.
     pub async fn run_until(self, signal: impl Future<Output = ()>) {
-        let shared = self.shared;
-        let addr = self
-            .listener
+        let Server { listener, engine } = self;
+        let shared = engine.shared.clone();
+        let addr = listener
             .local_addr()
             .map_or_else(|_| "?".to_owned(), |addr| addr.to_string());
         if shared.config.websocket {
@@ -206,51 +197,35 @@ impl Server {
                 "vania-ws listening on {addr}, but APP_WEBSOCKET is false: no websocket route is served, every path answers 404"
             );
         }
-        let tracker = TaskTracker::new();
-        tokio::pin!(signal);
-        loop {
-            tokio::select! {
-                () = &mut signal => break,
-                accepted = self.listener.accept() => match accepted {
-                    Ok((stream, _peer)) => {
-                        tracker.spawn(connection::serve(stream, shared.clone()));
-                    }
-                    Err(err) => {
-                        tracing::warn!(error = %err, "accept failed");
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
+        // The accept loop runs as a task of its own, on a worker thread: a connection's task
+        // then starts on the thread that accepted it, instead of being handed over from the
+        // thread that runs `main`.
+        let stop = CancellationToken::new();
+        let accepting = tokio::spawn(accept_loop(listener, shared, stop.clone()));
+        signal.await;
+        stop.cancel();
+        let _ = accepting.await;
+        engine.shutdown().await;
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _peer)) => {
+                shared.spawn_connection(connection::accept(stream, shared.clone()));
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "accept failed");
+                // Out of file descriptors and the like: back off instead of spinning.
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-        drop(self.listener);
-        let deadline = tokio::time::Instant::now() + shared.config.shutdown_timeout;
-        tracing::info!(
-            clients = shared.hub.client_count(),
-            "shutting down: draining connections"
-        );
-        // Phase 1: no new frame is dispatched; handlers in flight finish and may still send.
-        shared.drain.cancel();
-        shared.drain_tracker.close();
-        // Handlers in flight get at most half the deadline; the close phase keeps the rest.
-        let drain_deadline = tokio::time::Instant::now() + shared.config.shutdown_timeout / 2;
-        let drained = tokio::time::timeout_at(drain_deadline, shared.drain_tracker.wait()).await;
-        // Phase 2: every client gets what is queued for it, then close 1001.
-        shared.close.cancel();
-        tracker.close();
-        let closed = tokio::time::timeout_at(deadline, tracker.wait()).await;
-        if drained.is_err() {
-            tracing::warn!("handlers still running at half the shutdown timeout: closing anyway");
-        }
-        if closed.is_err() {
-            tracing::warn!(
-                clients = shared.hub.client_count(),
-                "shutdown timeout passed with connections still open: dropping them"
-            );
-            shared.force.cancel();
-            let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
-        }
-        tracing::info!("vania-ws stopped");
     }
 }
 

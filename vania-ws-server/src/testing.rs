@@ -45,6 +45,18 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 /// How long any single expected frame may take before a test fails.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Which front end a [`TestServer`] runs the engine behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FrontEnd {
+    /// The standalone [`Server`], with its own HTTP upgrade.
+    Standalone,
+    /// An `axum::serve` app with [`Engine::axum_routes`](crate::Engine::axum_routes) merged in
+    /// (feature `axum`).
+    #[cfg(feature = "axum")]
+    Axum,
+}
+
 /// A server running in this process on an ephemeral loopback port.
 #[derive(Debug)]
 pub struct TestServer {
@@ -62,6 +74,53 @@ impl TestServer {
 
     /// Starts `router` with `config`, on `127.0.0.1:0`.
     pub async fn start_with(router: Router, config: ServerConfig) -> Self {
+        Self::start_on(FrontEnd::Standalone, router, config).await
+    }
+
+    /// Starts `router` with `config` behind `front_end`, on `127.0.0.1:0`.
+    pub async fn start_on(front_end: FrontEnd, router: Router, config: ServerConfig) -> Self {
+        match front_end {
+            FrontEnd::Standalone => Self::start_standalone(router, config).await,
+            #[cfg(feature = "axum")]
+            FrontEnd::Axum => Self::start_axum(router, config).await,
+        }
+    }
+
+    #[cfg(feature = "axum")]
+    async fn start_axum(router: Router, config: ServerConfig) -> Self {
+        let config = config.host("127.0.0.1").port(0);
+        let engine = Server::builder(router)
+            .config(config.clone())
+            .build()
+            .expect("the test engine builds");
+        let listener = crate::listen(&config).await.expect("the test server binds");
+        let addr = listener.local_addr().expect("a bound address");
+        let handle = engine.handle();
+        let app = engine
+            .axum_routes::<()>()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            use axum::serve::ListenerExt;
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, app)
+                .with_graceful_shutdown(engine.shutdown_after(async {
+                    let _ = stopped.await;
+                }))
+                .await
+                .expect("axum serves");
+        });
+        Self {
+            addr,
+            handle,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    async fn start_standalone(router: Router, config: ServerConfig) -> Self {
         let server = Server::builder(router)
             .config(config.host("127.0.0.1").port(0))
             .bind()

@@ -1,0 +1,63 @@
+//! socketioxide (on axum 0.8) doing the suite's work: `join` puts the socket in room "bench"
+//! and acks, `message` is emitted back to the sender, `room-message` goes to every member of
+//! "bench" (the sender included, as vania-ws's `to_room` does).
+//!
+//! Listens on `127.0.0.1:$APP_PORT` with a listen backlog of 1024 and TCP_NODELAY (axum leaves
+//! Nagle on, which adds up to 40 ms to small replies).
+
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use socketioxide::SocketIo;
+use socketioxide::extract::{AckSender, Data, SocketRef};
+
+/// Longer than any run, so that no ping/pong traffic lands in a measurement.
+const PING: Duration = Duration::from_secs(3600);
+
+#[tokio::main]
+async fn main() {
+    let port: u16 = std::env::var("APP_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(8000);
+    let (layer, io) = SocketIo::builder()
+        // 128 packets per socket by default: a burst of 8 broadcasts in flight to a client that
+        // is also pipelining would hit it and drop messages.
+        .max_buffer_size(65_536)
+        .ping_interval(PING)
+        .ping_timeout(PING)
+        .build_layer();
+    io.ns("/", async |socket: SocketRef| {
+        socket.on("join", async |socket: SocketRef, ack: AckSender| {
+            socket.join("bench");
+            let _ = ack.send(&"bench");
+        });
+        socket.on(
+            "message",
+            async |socket: SocketRef, Data::<String>(text)| {
+                let _ = socket.emit("message", &text);
+            },
+        );
+        socket.on(
+            "room-message",
+            async |socket: SocketRef, Data::<String>(text)| {
+                let _ = socket.within("bench").emit("room-message", &text).await;
+            },
+        );
+    });
+    let app = axum::Router::new().layer(layer);
+
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+    socket
+        .bind(([127, 0, 0, 1], port).into())
+        .expect("bind 127.0.0.1:$APP_PORT");
+    let listener = socket
+        .listen(1024)
+        .expect("listen")
+        .tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+    println!("socketioxide listening on 127.0.0.1:{port}");
+    axum::serve(listener, app).await.expect("serve");
+}

@@ -1,0 +1,105 @@
+//! The two hot paths, in memory, for an instruction-count guard (instruction counts under
+//! `valgrind --tool=callgrind` are stable on a noisy machine, unlike times):
+//! - `echo N`: N times, one echo frame of the demo's `/ws` route through `Session::handle_text`
+//!   (parse the envelope, dispatch to the `message` handler, encode its `emit`), and the
+//!   queued frame taken off the client's queue;
+//! - `fanout S`: S times, one `to_room` to a room of 1,000 members (`Hub::send_event`: encode
+//!   once, queue to each member), and every queue drained.
+//!
+//! The suite's `--hotpath` mode runs each path twice with different counts and divides the
+//! difference in instructions by the difference in operations, so the setup cancels out.
+//! Without arguments it prints nanoseconds per operation instead.
+//!
+//! `cargo run --release -p vania-ws-bench --bin hotpath [echo N | fanout S]`
+
+// It reports on stdout, as the other benchmark binaries do.
+#![allow(clippy::print_stdout)]
+
+use std::time::Instant;
+
+use vania_ws_server::core::{Hub, HubConfig, OutboxReceiver, Session, Target};
+
+/// Members of the fan-out room.
+const MEMBERS: usize = 1_000;
+/// The echo request: a 32-byte text, as in the suite's small echo.
+const ECHO: &str = r#"{"event":"message","payload":"eabcdefghijklmnopqrstuvwxyzabcde"}"#;
+/// The fan-out payload: 100 bytes, as in the suite's broadcast.
+const TEXT: &str = "Babcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstu";
+
+fn drain(queue: &mut OutboxReceiver) -> usize {
+    let mut n = 0;
+    while queue.try_recv().is_some() {
+        n += 1;
+    }
+    n
+}
+
+/// `n` echo frames through the demo's own route table.
+fn echo(n: usize) {
+    let table = example_demo::router().build().expect("the demo's routes");
+    let hub = Hub::new(
+        table.paths(),
+        HubConfig::default().send_queue_bytes(usize::MAX),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let route = table.get("/ws").expect("the demo serves /ws").clone();
+        let (session, mut queue) = Session::open(&hub, route).await;
+        drain(&mut queue); // `connected`
+        for _ in 0..n {
+            session.handle_text(ECHO).await;
+            assert_eq!(drain(&mut queue), 1, "the emitted frame (no id, so no ack)");
+        }
+    });
+}
+
+/// `sends` broadcasts to a room of [`MEMBERS`].
+fn fanout(sends: usize) {
+    let hub = Hub::new(["/ws"], HubConfig::default().send_queue_bytes(usize::MAX));
+    let mut members: Vec<_> = (0..MEMBERS)
+        .map(|_| {
+            let (client, mut queue) = hub.register("/ws").expect("the route exists");
+            client.join("bench").expect("a valid room");
+            drain(&mut queue); // `connected`
+            (client, queue)
+        })
+        .collect();
+    for _ in 0..sends {
+        let room = Target::Room {
+            route: "/ws",
+            room: "bench",
+        };
+        hub.send_event(room, "room-message", TEXT).expect("encodes");
+        let delivered: usize = members.iter_mut().map(|(_, q)| drain(q)).sum();
+        assert_eq!(delivered, MEMBERS);
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let count = |i: usize| -> usize {
+        args.get(i)
+            .and_then(|v| v.parse().ok())
+            .expect("usage: hotpath [echo N | fanout S]")
+    };
+    match args.first().map(String::as_str) {
+        Some("echo") => echo(count(1)),
+        Some("fanout") => fanout(count(1)),
+        Some(other) => panic!("unknown path {other:?}; usage: hotpath [echo N | fanout S]"),
+        None => {
+            // Native timing, for orientation: the difference of two runs, as under callgrind.
+            let time = |f: &dyn Fn(usize), n: usize| {
+                let start = Instant::now();
+                f(n);
+                start.elapsed().as_secs_f64()
+            };
+            let per_echo = (time(&echo, 200_000) - time(&echo, 20_000)) / 180_000.0;
+            let per_delivery =
+                (time(&fanout, 2_000) - time(&fanout, 200)) / (1_800 * MEMBERS) as f64;
+            println!("echo (parse, dispatch, encode): {:.0} ns/op", per_echo * 1e9);
+            println!("fan-out, per delivery: {:.1} ns/delivery", per_delivery * 1e9);
+        }
+    }
+}

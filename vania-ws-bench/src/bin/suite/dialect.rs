@@ -1,0 +1,194 @@
+//! The three dialects the load generator speaks, so that every server does the same work in
+//! its own protocol:
+//! - **raw** (tokio-tungstenite, Bun, Node `ws`): plain text frames. `J` joins the room and is
+//!   answered `J`; a frame starting with `B` is broadcast to the room; anything else is echoed.
+//! - **vania** (example-demo, example-axum): our envelope on `/ws`. The server greets with
+//!   `connected`; `join-room` with an `id` is acked; `message` is emitted back; `room-message`
+//!   goes to every member of the room.
+//! - **socket.io** (socketioxide): Engine.IO 4 over the websocket transport, `40` to connect to
+//!   the main namespace, `42["event",…]` events, `421[…]`/`431[…]` for an event with an ack.
+
+use std::io;
+use std::time::Duration;
+
+use crate::conn::{Conn, OwnedFrame};
+use crate::wire;
+
+/// The room every benchmark uses.
+pub(crate) const ROOM: &str = "bench";
+
+/// How long a setup step (greeting, join) may take before it is an error.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A server's protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Raw,
+    Vania,
+    SocketIo,
+}
+
+/// What to do with a frame that was not one of the counted ones.
+pub(crate) enum Unexpected {
+    /// Harmless; write this reply (a Pong, Engine.IO's `3`).
+    Reply(Vec<u8>),
+    /// A real problem (an error frame, a close, a frame of the wrong size): the round fails.
+    Error(String),
+}
+
+impl Dialect {
+    /// The upgrade path.
+    pub(crate) fn path(self) -> &'static str {
+        match self {
+            Dialect::Raw => "/",
+            Dialect::Vania => "/ws",
+            Dialect::SocketIo => "/socket.io/?EIO=4&transport=websocket",
+        }
+    }
+
+    /// The text of an echo request carrying `text`; the echo reply is the same text in all
+    /// three dialects.
+    pub(crate) fn echo(self, text: &str) -> String {
+        match self {
+            Dialect::Raw => text.to_owned(),
+            Dialect::Vania => format!(r#"{{"event":"message","payload":"{text}"}}"#),
+            Dialect::SocketIo => format!(r#"42["message","{text}"]"#),
+        }
+    }
+
+    /// A broadcast request carrying `text` and the frame every member receives for it.
+    /// `text` must start with `B` (the raw dialect's marker).
+    pub(crate) fn broadcast(self, text: &str) -> (String, String) {
+        debug_assert!(text.starts_with('B'));
+        match self {
+            Dialect::Raw => (text.to_owned(), text.to_owned()),
+            Dialect::Vania => (
+                format!(
+                    r#"{{"event":"room-message","payload":{{"room":"{ROOM}","message":"{text}"}}}}"#
+                ),
+                format!(r#"{{"event":"room-message","payload":"{text}"}}"#),
+            ),
+            Dialect::SocketIo => {
+                let frame = format!(r#"42["room-message","{text}"]"#);
+                (frame.clone(), frame)
+            }
+        }
+    }
+
+    /// After the 101: what the server sends first and the client answers, until the
+    /// connection is ready for events.
+    pub(crate) async fn greet(self, conn: &mut Conn) -> io::Result<()> {
+        match self {
+            Dialect::Raw => Ok(()),
+            Dialect::Vania => {
+                let frame = conn.next_frame(SETUP_TIMEOUT).await?;
+                expect_text(&frame, |t| t.starts_with(r#"{"event":"connected""#), "connected")
+            }
+            Dialect::SocketIo => {
+                let open = conn.next_frame(SETUP_TIMEOUT).await?;
+                expect_text(&open, |t| t.starts_with("0{"), "the Engine.IO open packet")?;
+                conn.send(&wire::text_frame("40")).await?;
+                loop {
+                    let frame = conn.next_frame(SETUP_TIMEOUT).await?;
+                    if is_engine_ping(&frame) {
+                        conn.send(&wire::text_frame("3")).await?;
+                        continue;
+                    }
+                    return expect_text(&frame, |t| t.starts_with("40"), "the namespace connect");
+                }
+            }
+        }
+    }
+
+    /// Joins [`ROOM`] and waits for the server to confirm it.
+    pub(crate) async fn join(self, conn: &mut Conn) -> io::Result<()> {
+        match self {
+            Dialect::Raw => {
+                conn.send(&wire::text_frame("J")).await?;
+                let frame = conn.next_frame(SETUP_TIMEOUT).await?;
+                expect_text(&frame, |t| t == "J", "the join's answer `J`")
+            }
+            Dialect::Vania => {
+                let join = format!(r#"{{"event":"join-room","room":"{ROOM}","id":1}}"#);
+                conn.send(&wire::text_frame(&join)).await?;
+                let frame = conn.next_frame(SETUP_TIMEOUT).await?;
+                let acked = serde_json::from_slice::<serde_json::Value>(&frame.payload)
+                    .is_ok_and(|v| {
+                        v["event"] == "ack" && v["id"] == 1 && v["payload"]["room"] == ROOM
+                    });
+                if acked {
+                    Ok(())
+                } else {
+                    Err(io::Error::other(format!(
+                        "join-room: expected the ack, got {}",
+                        frame.text()
+                    )))
+                }
+            }
+            Dialect::SocketIo => {
+                // socketioxide sends `40{sid}` before the connect handler has registered the
+                // event handlers, so an event sent at once can be dropped: retry until acked.
+                for id in 1..=20u32 {
+                    conn.send(&wire::text_frame(&format!(r#"42{id}["join"]"#)))
+                        .await?;
+                    let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+                    loop {
+                        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                        let frame = match conn.next_frame(left).await {
+                            Ok(frame) => frame,
+                            Err(e) if e.kind() == io::ErrorKind::TimedOut => break,
+                            Err(e) => return Err(e),
+                        };
+                        if is_engine_ping(&frame) {
+                            conn.send(&wire::text_frame("3")).await?;
+                            continue;
+                        }
+                        let text = frame.text();
+                        if text.starts_with(&format!("43{id}[")) {
+                            return Ok(());
+                        }
+                        if !text.starts_with("43") {
+                            return Err(io::Error::other(format!("join: unexpected {text}")));
+                        }
+                    }
+                }
+                Err(io::Error::other("join: no ack after 20 tries"))
+            }
+        }
+    }
+
+    /// Sorts a frame that was not counted: keep-alives get their answer, anything else is an
+    /// error of the round.
+    pub(crate) fn unexpected(self, opcode: u8, fin: bool, len: u64, payload: &[u8]) -> Unexpected {
+        match opcode {
+            wire::PING => return Unexpected::Reply(wire::masked_frame(wire::PONG, payload)),
+            wire::PONG => return Unexpected::Reply(Vec::new()),
+            _ => {}
+        }
+        if self == Dialect::SocketIo && opcode == wire::TEXT && payload == b"2" {
+            return Unexpected::Reply(wire::text_frame("3"));
+        }
+        let text = String::from_utf8_lossy(&payload[..payload.len().min(300)]);
+        Unexpected::Error(match opcode {
+            wire::CLOSE => format!("the server closed the connection: {text}"),
+            _ if !fin => format!("an unexpected fragmented frame of {len} bytes: {text}"),
+            _ => format!("an unexpected frame (opcode {opcode}, {len} bytes): {text}"),
+        })
+    }
+}
+
+fn is_engine_ping(frame: &OwnedFrame) -> bool {
+    frame.opcode == wire::TEXT && frame.payload == b"2"
+}
+
+fn expect_text(frame: &OwnedFrame, ok: impl Fn(&str) -> bool, what: &str) -> io::Result<()> {
+    let text = frame.text();
+    if frame.opcode == wire::TEXT && frame.fin && ok(&text) {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "expected {what}, got opcode {} ({} bytes): {text}",
+            frame.opcode, frame.len
+        )))
+    }
+}
