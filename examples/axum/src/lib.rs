@@ -1,0 +1,70 @@
+//! The demo's three WebSocket routes (`/ws`, `/clients`, `/admins`, the same handlers as
+//! `example-demo`) mounted in an axum app, so one port serves HTTP and WebSockets:
+//!
+//! - `GET /health` answers `200 ok`;
+//! - `POST /api/rooms/{room}/messages` takes a JSON body and delivers
+//!   `{"event":"room-message","payload":<body>}` to every member of `room` on `/ws`, as
+//!   Laravel broadcasting pushes from a controller; it answers `202` with
+//!   `{"delivered":<members reached on this node>}`.
+//!
+//! REST handlers reach the WebSocket side through the engine's [`Handle`], kept in axum's
+//! state. A graceful shutdown drains the WebSocket connections (close 1001), then the HTTP
+//! side. Run it with `cargo run --release -p example-axum`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use vania_ws_server::core::is_valid_room_name;
+use vania_ws_server::{Engine, Handle};
+
+/// The app: the REST routes, then the engine's WebSocket routes.
+pub fn app(engine: &Engine) -> axum::Router {
+    axum::Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/api/rooms/{room}/messages", post(room_message))
+        .with_state(engine.handle())
+        .merge(engine.axum_routes())
+}
+
+/// Serves the app on `listener` until `signal`, then drains: WebSocket clients get what was
+/// queued for them and a close 1001, then HTTP stops.
+pub async fn serve(
+    listener: TcpListener,
+    engine: Engine,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let app = app(&engine).into_make_service_with_connect_info::<SocketAddr>();
+    // `axum::serve` leaves Nagle's algorithm on, which holds small frames back.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(engine.shutdown_after(signal))
+        .await
+}
+
+/// `POST /api/rooms/{room}/messages`.
+async fn room_message(
+    State(handle): State<Handle>,
+    Path(room): Path<String>,
+    Json(body): Json<Value>,
+) -> Result<(StatusCode, Json<Value>), (StatusCode, String)> {
+    if !is_valid_room_name(&room) {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "a room name is 1 to 255 bytes".to_owned(),
+        ));
+    }
+    let delivered = handle
+        .to_room("/ws", &room, "room-message", &body)
+        .map_err(|err| (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "delivered": delivered })),
+    ))
+}
