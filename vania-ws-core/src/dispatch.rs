@@ -7,13 +7,15 @@ use futures_util::FutureExt;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use std::any::Any;
-use std::panic::AssertUnwindSafe;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use crate::client::Client;
 use crate::envelope::{Envelope, Frame};
 use crate::errors::{DispatchError, ErrorCode};
-use crate::handler::{ErasedHandler, Outcome};
+use crate::handler::{BoxFuture, ErasedHandler, Outcome};
 use crate::hub::Hub;
 use crate::outbox::OutboxReceiver;
 use crate::router::Route;
@@ -47,8 +49,9 @@ impl Session {
 
     /// Runs the route's `connect` handler, if any.
     pub async fn run_connect(&self) {
-        if let Some(handler) = self.route.connect_handler() {
-            self.run_lifecycle(handler, "connect").await;
+        let started = std::future::poll_fn(|cx| Poll::Ready(self.start_connect(cx))).await;
+        if let Some(rest) = started {
+            rest.await;
         }
     }
 
@@ -72,67 +75,230 @@ impl Session {
     /// Handles one incoming text frame: parses it, runs its handler to the end, and queues the
     /// reply (`ack`) or the `error` frame.
     pub async fn handle_text(&self, text: &str) {
+        let started = std::future::poll_fn(|cx| Poll::Ready(self.start_envelope(text, cx))).await;
+        if let Some(rest) = started {
+            rest.await;
+        }
+    }
+
+    /// Starts handling one incoming text frame inside the caller's poll, with its context:
+    /// parsing, routing and every handler that finishes without waiting (most) complete here,
+    /// with no allocation beyond the handler's own. What waits is returned, boxed, to be
+    /// polled to the end before the connection's next frame (this keeps events in order).
+    ///
+    /// The text goes to the route's raw text handler when it has one, else it is an envelope.
+    pub fn start_text(&self, text: &tungstenite::Utf8Bytes, cx: &mut Context<'_>) -> Started {
+        match self.route.text_handler() {
+            Some(handler) => {
+                self.count_in();
+                let client = self.client.clone();
+                let future = catch_unwind(AssertUnwindSafe(|| handler(client, text.clone())));
+                self.start_raw(future, cx)
+            }
+            None => self.start_envelope(text, cx),
+        }
+    }
+
+    /// Like [`start_text`](Self::start_text), for a binary frame: the route's binary handler,
+    /// or `unsupported_frame`.
+    pub fn start_binary(&self, data: bytes::Bytes, cx: &mut Context<'_>) -> Started {
+        match self.route.binary_handler() {
+            Some(handler) => {
+                self.count_in();
+                let client = self.client.clone();
+                let future = catch_unwind(AssertUnwindSafe(|| handler(client, data)));
+                self.start_raw(future, cx)
+            }
+            None => {
+                self.handle_binary();
+                None
+            }
+        }
+    }
+
+    /// Like [`start_text`](Self::start_text), for the route's `connect` handler.
+    pub fn start_connect(&self, cx: &mut Context<'_>) -> Started {
+        let handler = self.route.connect_handler()?;
+        self.start_handler(handler, None, Answer::Lifecycle, "connect", cx)
+    }
+
+    fn start_envelope(&self, text: &str, cx: &mut Context<'_>) -> Started {
         self.count_in();
         let envelope = match Envelope::parse(text) {
             Ok(envelope) => envelope,
-            Err(refused) => return self.send_error(refused.id, &refused.error),
+            Err(refused) => {
+                self.send_error(refused.id, &refused.error);
+                return None;
+            }
         };
         let id = envelope.id;
-        let outcome = match &*envelope.event {
-            "join-room" => self.join_or_leave(envelope.room, true).await,
-            "left-room" => self.join_or_leave(envelope.room, false).await,
+        match &*envelope.event {
+            "join-room" => self.start_join(envelope.room, id),
+            "left-room" => {
+                let outcome = room_name(envelope.room).and_then(|name| {
+                    self.client.leave(&name)?;
+                    Ok(Some(room_reply(&name)))
+                });
+                reply(&self.client, &self.route, id, outcome);
+                None
+            }
             // A client's answer to a request from the server (PROTOCOL.md section 4). This
             // server sends none yet, so no id can match a pending one: dropped, no error frame.
-            "ack" => return,
-            event => self.call(event, envelope.payload, id.is_some()).await,
-        };
-        match (outcome, id) {
-            (Ok(Some(reply)), Some(id)) => {
-                self.client.outbox().push(Frame::ack(id, &reply));
-            }
-            (Ok(_), _) => {}
-            (Err(error), id) => self.send_error(id, &error),
+            "ack" => None,
+            event => match self.route.handler(event) {
+                Some(handler) => {
+                    self.start_handler(handler, envelope.payload, Answer::Reply(id), event, cx)
+                }
+                None => {
+                    let error = DispatchError::new(
+                        ErrorCode::UnknownEvent,
+                        format!(
+                            "no handler for event `{event}` on route `{}`",
+                            self.route.path()
+                        ),
+                    );
+                    self.send_error(id, &error);
+                    None
+                }
+            },
         }
+    }
+
+    /// Calls a handler and polls it once; a handler that waits continues in a boxed future.
+    fn start_handler(
+        &self,
+        handler: &Arc<dyn ErasedHandler>,
+        payload: Option<&RawValue>,
+        answer: Answer,
+        event: &str,
+        cx: &mut Context<'_>,
+    ) -> Started {
+        let client = self.client.clone();
+        let want_reply = matches!(answer, Answer::Reply(Some(_)));
+        let started = catch_unwind(AssertUnwindSafe(|| {
+            handler.call(client, payload, want_reply)
+        }));
+        let mut running = match started {
+            Ok(Ok(future)) => AssertUnwindSafe(future).catch_unwind(),
+            Ok(Err(refused)) => {
+                finish(&self.client, &self.route, answer, event, Ok(Err(refused)));
+                return None;
+            }
+            Err(panic) => {
+                finish(&self.client, &self.route, answer, event, Err(panic));
+                return None;
+            }
+        };
+        match Pin::new(&mut running).poll(cx) {
+            Poll::Ready(result) => {
+                finish(&self.client, &self.route, answer, event, result);
+                None
+            }
+            Poll::Pending => {
+                let client = self.client.clone();
+                let route = self.route.clone();
+                let event = event.to_owned();
+                Some(Box::pin(async move {
+                    let result = running.await;
+                    finish(&client, &route, answer, &event, result);
+                }))
+            }
+        }
+    }
+
+    /// Polls a raw handler's future once; one that waits continues in the returned future. A
+    /// panic closes the connection with 1011 (the raw protocol has no error frame).
+    fn start_raw(
+        &self,
+        started: std::thread::Result<BoxFuture<()>>,
+        cx: &mut Context<'_>,
+    ) -> Started {
+        let mut running = match started {
+            Ok(future) => AssertUnwindSafe(future).catch_unwind(),
+            Err(panic) => {
+                raw_handler_panicked(&self.client, &*panic);
+                return None;
+            }
+        };
+        match Pin::new(&mut running).poll(cx) {
+            Poll::Ready(Ok(())) => None,
+            Poll::Ready(Err(panic)) => {
+                raw_handler_panicked(&self.client, &*panic);
+                None
+            }
+            Poll::Pending => {
+                let client = self.client.clone();
+                Some(Box::pin(async move {
+                    if let Err(panic) = running.await {
+                        raw_handler_panicked(&client, &*panic);
+                    }
+                }))
+            }
+        }
+    }
+
+    /// `join-room`: done here unless a join guard has to decide (guards are async).
+    fn start_join(&self, room: Option<&RawValue>, id: Option<u64>) -> Started {
+        let name = match room_name(room) {
+            Ok(name) => name,
+            Err(error) => {
+                self.send_error(id, &error);
+                return None;
+            }
+        };
+        if !crate::room::is_valid_room_name(&name) {
+            self.send_error(
+                id,
+                &crate::errors::JoinError::InvalidName(name.len()).into(),
+            );
+            return None;
+        }
+        if self.route.join_guards().is_empty() || self.client.in_room(&name) {
+            let outcome = self
+                .client
+                .join(&name)
+                .map(|_| Some(room_reply(&name)))
+                .map_err(Into::into);
+            reply(&self.client, &self.route, id, outcome);
+            return None;
+        }
+        let client = self.client.clone();
+        let route = self.route.clone();
+        let name = name.into_owned();
+        Some(Box::pin(async move {
+            let outcome = match run_join_guards(&client, &route, &name).await {
+                Ok(()) => client
+                    .join(&name)
+                    .map(|_| Some(room_reply(&name)))
+                    .map_err(Into::into),
+                Err(error) => Err(error),
+            };
+            reply(&client, &route, id, outcome);
+        }))
     }
 
     /// Hands a text frame to the route's raw text handler, when it has one; `false` when the
     /// route dispatches envelopes instead.
     pub async fn handle_raw_text(&self, text: &tungstenite::Utf8Bytes) -> bool {
-        let Some(handler) = self.route.text_handler() else {
+        if self.route.text_handler().is_none() {
             return false;
-        };
-        self.count_in();
-        let run = AssertUnwindSafe(handler(self.client.clone(), text.clone())).catch_unwind();
-        if let Err(panic) = run.await {
-            self.raw_handler_panicked(&*panic);
+        }
+        let started = std::future::poll_fn(|cx| Poll::Ready(self.start_text(text, cx))).await;
+        if let Some(rest) = started {
+            rest.await;
         }
         true
     }
 
-    /// A raw handler panicked: the raw protocol has no error frame, so the connection is
-    /// closed with 1011 (internal error); the server keeps running.
-    fn raw_handler_panicked(&self, panic: &(dyn Any + Send)) {
-        tracing::error!(
-            client = self.client.id(),
-            route = self.route.path(),
-            panic = panic_message(panic),
-            "raw handler panicked: closing the connection with 1011"
-        );
-        self.client
-            .close(crate::close_code::INTERNAL, "internal error");
-    }
-
     /// Hands a binary frame to the route's binary handler, or answers `unsupported_frame`.
     pub async fn handle_binary_data(&self, data: bytes::Bytes) {
-        match self.route.binary_handler() {
-            Some(handler) => {
-                self.count_in();
-                let run = AssertUnwindSafe(handler(self.client.clone(), data)).catch_unwind();
-                if let Err(panic) = run.await {
-                    self.raw_handler_panicked(&*panic);
-                }
-            }
-            None => self.handle_binary(),
+        let mut data = Some(data);
+        let started = std::future::poll_fn(|cx| {
+            Poll::Ready(self.start_binary(data.take().expect("polled once"), cx))
+        })
+        .await;
+        if let Some(rest) = started {
+            rest.await;
         }
     }
 
@@ -176,15 +342,7 @@ impl Session {
 
     /// Queues an `error` frame for this client.
     pub fn send_error(&self, id: Option<u64>, error: &DispatchError) {
-        self.hub().metrics().error(error.code);
-        tracing::debug!(
-            client = self.client.id(),
-            route = self.route.path(),
-            code = error.code.as_str(),
-            message = %error.message,
-            "request refused"
-        );
-        self.client.outbox().push(Frame::error(id, error));
+        send_error(&self.client, &self.route, id, error);
     }
 
     /// Runs the `disconnect` handler (the client's rooms are still readable and it can still
@@ -197,8 +355,14 @@ impl Session {
     /// Runs the route's `disconnect` handler, if any (the first half of
     /// [`close`](Self::close)).
     pub async fn run_disconnect(&self) {
-        if let Some(handler) = self.route.disconnect_handler() {
-            self.run_lifecycle(handler, "disconnect").await;
+        let started = std::future::poll_fn(|cx| {
+            Poll::Ready(self.route.disconnect_handler().and_then(|handler| {
+                self.start_handler(handler, None, Answer::Lifecycle, "disconnect", cx)
+            }))
+        })
+        .await;
+        if let Some(rest) = started {
+            rest.await;
         }
     }
 
@@ -212,113 +376,131 @@ impl Session {
             "client disconnected"
         );
     }
+}
 
-    async fn call(&self, event: &str, payload: Option<&RawValue>, want_reply: bool) -> Outcome {
-        let Some(handler) = self.route.handler(event) else {
-            return Err(DispatchError::new(
-                ErrorCode::UnknownEvent,
-                format!(
-                    "no handler for event `{event}` on route `{}`",
-                    self.route.path()
-                ),
-            ));
-        };
-        self.run(handler, payload, want_reply, event).await
-    }
+/// What [`Session::start_text`] and its siblings leave to do: `None` when the frame was
+/// handled at once, else the rest, to poll to the end.
+pub type Started = Option<BoxFuture<()>>;
 
-    async fn run(
-        &self,
-        handler: &Arc<dyn ErasedHandler>,
-        payload: Option<&RawValue>,
-        want_reply: bool,
-        event: &str,
-    ) -> Outcome {
-        let client = self.client.clone();
-        let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            handler.call(client, payload, want_reply)
-        }));
-        let outcome = match started {
-            Ok(Ok(future)) => AssertUnwindSafe(future).catch_unwind().await,
-            Ok(Err(refused)) => return Err(refused),
-            Err(panic) => Err(panic),
-        };
-        outcome.unwrap_or_else(|panic| {
-            tracing::error!(
-                client = self.client.id(),
-                route = self.route.path(),
-                event,
-                panic = panic_message(&*panic),
-                "handler panicked"
-            );
-            Err(DispatchError::new(
-                ErrorCode::Internal,
-                format!("the handler of `{event}` panicked"),
-            ))
-        })
-    }
+/// Where a handler's outcome goes.
+#[derive(Clone, Copy)]
+enum Answer {
+    /// To the client: an `ack` when the frame had an `id`, an `error` on failure.
+    Reply(Option<u64>),
+    /// To the log: `connect` and `disconnect` have no frame to answer.
+    Lifecycle,
+}
 
-    async fn run_lifecycle(&self, handler: &Arc<dyn ErasedHandler>, event: &str) {
-        if let Err(error) = self.run(handler, None, false, event).await {
+/// Sends or logs the outcome of a handler's run.
+fn finish(
+    client: &Client,
+    route: &Route,
+    answer: Answer,
+    event: &str,
+    result: std::thread::Result<Outcome>,
+) {
+    let outcome = result.unwrap_or_else(|panic| {
+        tracing::error!(
+            client = client.id(),
+            route = route.path(),
+            event,
+            panic = panic_message(&*panic),
+            "handler panicked"
+        );
+        Err(DispatchError::new(
+            ErrorCode::Internal,
+            format!("the handler of `{event}` panicked"),
+        ))
+    });
+    let Answer::Reply(id) = answer else {
+        if let Err(error) = &outcome {
             tracing::warn!(
-                client = self.client.id(),
-                route = self.route.path(),
+                client = client.id(),
+                route = route.path(),
                 event,
                 code = error.code.as_str(),
                 message = %error.message,
                 "lifecycle handler failed"
             );
         }
-    }
+        return;
+    };
+    reply(client, route, id, outcome);
+}
 
-    async fn join_or_leave(&self, room: Option<&RawValue>, join: bool) -> Outcome {
-        let name = room
-            .and_then(|raw| serde_json::from_str::<std::borrow::Cow<'_, str>>(raw.get()).ok())
-            .ok_or_else(|| DispatchError::new(ErrorCode::InvalidRoom, "`room` must be a string"))?;
-        if join {
-            if !crate::room::is_valid_room_name(&name) {
-                return Err(crate::errors::JoinError::InvalidName(name.len()).into());
-            }
-            if !self.client.in_room(&name) {
-                for guard in self.route.join_guards() {
-                    let client = self.client.clone();
-                    let room = name.to_string();
-                    let verdict =
-                        std::panic::catch_unwind(AssertUnwindSafe(|| guard(client, room)));
-                    let verdict = match verdict {
-                        Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
-                        Err(panic) => Err(panic),
-                    };
-                    match verdict {
-                        Ok(Ok(())) => {}
-                        Ok(Err(message)) => {
-                            return Err(DispatchError::new(ErrorCode::Forbidden, message));
-                        }
-                        Err(panic) => {
-                            tracing::error!(
-                                client = self.client.id(),
-                                panic = panic_message(&*panic),
-                                "join guard panicked"
-                            );
-                            return Err(DispatchError::new(
-                                ErrorCode::Internal,
-                                "the join guard panicked",
-                            ));
-                        }
-                    }
-                }
-            }
-            self.client.join(&name)?;
-        } else {
-            self.client.leave(&name)?;
+/// Queues `ack` (when the frame had an `id`) or `error` for an outcome.
+fn reply(client: &Client, route: &Route, id: Option<u64>, outcome: Outcome) {
+    match (outcome, id) {
+        (Ok(Some(reply)), Some(id)) => {
+            client.outbox().push(Frame::ack(id, &reply));
         }
-        #[derive(Serialize)]
-        struct RoomReply<'a> {
-            room: &'a str,
-        }
-        Ok(Some(
-            serde_json::to_string(&RoomReply { room: &name }).expect("a string always encodes"),
-        ))
+        (Ok(_), _) => {}
+        (Err(error), id) => send_error(client, route, id, &error),
     }
+}
+
+fn send_error(client: &Client, route: &Route, id: Option<u64>, error: &DispatchError) {
+    client.hub().metrics().error(error.code);
+    tracing::debug!(
+        client = client.id(),
+        route = route.path(),
+        code = error.code.as_str(),
+        message = %error.message,
+        "request refused"
+    );
+    client.outbox().push(Frame::error(id, error));
+}
+
+/// A raw handler panicked: the raw protocol has no error frame, so the connection is closed
+/// with 1011 (internal error); the server keeps running.
+fn raw_handler_panicked(client: &Client, panic: &(dyn Any + Send)) {
+    tracing::error!(
+        client = client.id(),
+        route = client.route(),
+        panic = panic_message(panic),
+        "raw handler panicked: closing the connection with 1011"
+    );
+    client.close(crate::close_code::INTERNAL, "internal error");
+}
+
+fn room_name(room: Option<&RawValue>) -> Result<std::borrow::Cow<'_, str>, DispatchError> {
+    room.and_then(|raw| serde_json::from_str::<std::borrow::Cow<'_, str>>(raw.get()).ok())
+        .ok_or_else(|| DispatchError::new(ErrorCode::InvalidRoom, "`room` must be a string"))
+}
+
+fn room_reply(room: &str) -> String {
+    #[derive(Serialize)]
+    struct RoomReply<'a> {
+        room: &'a str,
+    }
+    serde_json::to_string(&RoomReply { room }).expect("a string always encodes")
+}
+
+/// Runs the route's join guards for a room the client is not in yet.
+async fn run_join_guards(client: &Client, route: &Route, room: &str) -> Result<(), DispatchError> {
+    for guard in route.join_guards() {
+        let verdict = catch_unwind(AssertUnwindSafe(|| guard(client.clone(), room.to_owned())));
+        let verdict = match verdict {
+            Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
+            Err(panic) => Err(panic),
+        };
+        match verdict {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => return Err(DispatchError::new(ErrorCode::Forbidden, message)),
+            Err(panic) => {
+                tracing::error!(
+                    client = client.id(),
+                    panic = panic_message(&*panic),
+                    "join guard panicked"
+                );
+                return Err(DispatchError::new(
+                    ErrorCode::Internal,
+                    "the join guard panicked",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn panic_message(panic: &(dyn Any + Send)) -> &str {

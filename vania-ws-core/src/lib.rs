@@ -57,7 +57,7 @@ pub use controller::{
     Controller, ControllerRecord, ControllerRoute, DefaultProbe, NoDefault, ViaDefault,
     collected_controllers,
 };
-pub use dispatch::Session;
+pub use dispatch::{Session, Started};
 pub use envelope::{Envelope, EnvelopeError, Frame};
 pub use errors::{DispatchError, ErrorCode, JoinError, RouterError, SendError};
 pub use extract::{ClientRef, Extension, FromEvent, State, StateKey};

@@ -105,9 +105,6 @@ pub struct Outbox {
 #[derive(Debug)]
 pub struct OutboxReceiver {
     state: Arc<State>,
-    /// The batch being handed out; swapped with the queue's buffer so neither allocates in the
-    /// steady state.
-    spare: VecDeque<Outgoing>,
 }
 
 /// Whether a frame was queued.
@@ -121,7 +118,7 @@ pub enum Pushed {
     Closed,
 }
 
-/// A buffer larger than this many items is shrunk once drained, so a burst leaves nothing
+/// A queue buffer larger than this many items is freed once drained, so a burst leaves nothing
 /// large behind on an idle connection.
 const KEEP_ITEMS: usize = 64;
 
@@ -143,10 +140,7 @@ impl Outbox {
             Outbox {
                 state: state.clone(),
             },
-            OutboxReceiver {
-                state,
-                spare: VecDeque::new(),
-            },
+            OutboxReceiver { state },
         )
     }
 
@@ -235,42 +229,38 @@ impl State {
 }
 
 impl OutboxReceiver {
-    /// `Ready` when an item is waiting for [`pop`](Self::pop): everything queued is taken at
-    /// once, in order, with the close (if one was asked for) as the last item. `Pending` when
-    /// there is nothing, after arranging for `cx` to be woken by the next push or close. The
-    /// bytes taken stay counted until [`written`](Self::written).
+    /// `Ready` when an item is waiting for [`pop`](Self::pop); `Pending` when there is
+    /// nothing, after arranging for `cx` to be woken by the next push or close.
     pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if !self.spare.is_empty() {
-            return Poll::Ready(());
-        }
         // Register first, then look: a push between the two is seen by the look.
         self.state.waker.register(cx.waker());
-        if self.take() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    }
-
-    /// The next item taken by [`poll_ready`](Self::poll_ready).
-    pub fn pop(&mut self) -> Option<Outgoing> {
-        self.spare.pop_front()
-    }
-
-    /// Takes what is queued without arranging a wake-up; `false` when there was nothing.
-    fn take(&mut self) -> bool {
-        if self.spare.capacity() > KEEP_ITEMS && self.spare.is_empty() {
-            self.spare = VecDeque::new();
-        }
-        let mut queue = self.state.lock();
+        let queue = self.state.lock();
         if queue.items.is_empty() && queue.close.is_none() {
-            return false;
+            Poll::Pending
+        } else {
+            Poll::Ready(())
         }
-        std::mem::swap(&mut queue.items, &mut self.spare);
-        if let Some((code, reason)) = queue.close.take() {
-            self.spare.push_back(Outgoing::Close(code, reason));
+    }
+
+    /// The next item, in order, with the close (if one was asked for) as the last one. The
+    /// bytes taken stay counted until [`written`](Self::written).
+    ///
+    /// One short lock per item, on the connection's side only: the queue keeps a single
+    /// buffer, so an idle connection holds one small allocation, not two.
+    pub fn pop(&mut self) -> Option<Outgoing> {
+        let mut queue = self.state.lock();
+        match queue.items.pop_front() {
+            Some(item) => {
+                if queue.items.is_empty() && queue.items.capacity() > KEEP_ITEMS {
+                    queue.items = VecDeque::new();
+                }
+                Some(item)
+            }
+            None => queue
+                .close
+                .take()
+                .map(|(code, reason)| Outgoing::Close(code, reason)),
         }
-        true
     }
 
     /// Stops waking the connection on pushes, until the next [`poll_ready`](Self::poll_ready).
@@ -302,12 +292,10 @@ impl OutboxReceiver {
     }
 
     /// The next item if one is ready, released from the bound at once (for in-memory use:
-    /// tests and benchmarks; a connection uses [`poll_ready`](Self::poll_ready)).
+    /// tests and benchmarks; a connection uses [`poll_ready`](Self::poll_ready) and
+    /// [`pop`](Self::pop)).
     pub fn try_recv(&mut self) -> Option<Outgoing> {
-        if self.spare.is_empty() && !self.take() {
-            return None;
-        }
-        let item = self.spare.pop_front()?;
+        let item = self.pop()?;
         self.written(item.len());
         Some(item)
     }
@@ -380,8 +368,7 @@ mod tests {
 
     #[test]
     fn nothing_is_allocated_until_the_first_push() {
-        let (tx, rx) = Outbox::new(100);
-        assert_eq!(rx.spare.capacity(), 0);
+        let (tx, _rx) = Outbox::new(100);
         assert_eq!(tx.state.lock().items.capacity(), 0);
     }
 }

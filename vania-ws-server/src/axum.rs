@@ -13,8 +13,6 @@ use axum::response::Response;
 use hyper_util::rt::TokioIo;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::Role;
 use vania_ws_core::ANY_PATH;
 
 use crate::connection;
@@ -92,15 +90,12 @@ async fn upgrade(shared: Arc<Shared>, mut request: Request) -> Response {
         );
     };
     let accept = HeaderValue::from_str(&admission.accept).expect("base64 is a valid header value");
-    let ws_config = shared.ws_config;
     shared.clone().spawn_connection(async move {
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
-        let ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config))
-                .await;
-        connection::serve(ws, admission, shared).await;
+        // hyper keeps any bytes read past the request head inside the upgraded stream.
+        connection::serve(TokioIo::new(upgraded), Vec::new(), admission, shared).await;
     });
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

@@ -169,8 +169,9 @@ impl Engine {
             adapter,
         );
         let ws_config = WebSocketConfig::default()
-            // An idle connection holds this much, so it is small; reading a large message
-            // takes more reads, not more memory (the codec grows to the message's length).
+            // An idle connection holds this much, so it is small. Socket reads go through a
+            // per-thread buffer (`read_ahead.rs`), so a small codec buffer costs copies, not
+            // system calls; a large message grows it to the message's length.
             .read_buffer_size(READ_BUFFER_BYTES)
             .write_buffer_size(crate::connection::FRAGMENT_BYTES)
             // A backstop: the connection never hands the codec more than this between
@@ -251,4 +252,4 @@ impl Engine {
 }
 
 /// The codec's read buffer per connection.
-const READ_BUFFER_BYTES: usize = 1024;
+const READ_BUFFER_BYTES: usize = 256;

@@ -34,6 +34,7 @@ mod engine;
 mod handshake;
 mod pending;
 mod policy;
+mod read_ahead;
 mod server;
 
 #[cfg(feature = "axum")]
