@@ -229,25 +229,27 @@ impl State {
 }
 
 impl OutboxReceiver {
-    /// `Ready` when an item is waiting for [`pop`](Self::pop); `Pending` when there is
-    /// nothing, after arranging for `cx` to be woken by the next push or close.
-    pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        // Register first, then look: a push between the two is seen by the look.
+    /// The next item, in order, with the close (if one was asked for) as the last one; or
+    /// `Pending` when there is nothing, after arranging for `cx` to be woken by the next push
+    /// or close. The bytes taken stay counted until [`written`](Self::written).
+    ///
+    /// One short lock per item, on the connection's side only (the queue keeps a single
+    /// buffer, so an idle connection holds one small allocation, not two); the waker is
+    /// registered only when the queue is found empty.
+    pub fn poll_pop(&mut self, cx: &mut Context<'_>) -> Poll<Outgoing> {
+        if let Some(item) = self.pop() {
+            return Poll::Ready(item);
+        }
+        // Register, then look again: a push between the first look and the registration
+        // found no waker to wake, and is seen by this look.
         self.state.waker.register(cx.waker());
-        let queue = self.state.lock();
-        if queue.items.is_empty() && queue.close.is_none() {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
+        match self.pop() {
+            Some(item) => Poll::Ready(item),
+            None => Poll::Pending,
         }
     }
 
-    /// The next item, in order, with the close (if one was asked for) as the last one. The
-    /// bytes taken stay counted until [`written`](Self::written).
-    ///
-    /// One short lock per item, on the connection's side only: the queue keeps a single
-    /// buffer, so an idle connection holds one small allocation, not two.
-    pub fn pop(&mut self) -> Option<Outgoing> {
+    fn pop(&mut self) -> Option<Outgoing> {
         let mut queue = self.state.lock();
         match queue.items.pop_front() {
             Some(item) => {
@@ -263,7 +265,7 @@ impl OutboxReceiver {
         }
     }
 
-    /// Stops waking the connection on pushes, until the next [`poll_ready`](Self::poll_ready).
+    /// Stops waking the connection on pushes, until the next [`poll_pop`](Self::poll_pop).
     /// A connection calls this before it runs handlers itself, since it drains the queue
     /// afterwards anyway: a handler's `emit` then costs no wake-up of its own task.
     pub fn quiet(&self) {
@@ -292,8 +294,7 @@ impl OutboxReceiver {
     }
 
     /// The next item if one is ready, released from the bound at once (for in-memory use:
-    /// tests and benchmarks; a connection uses [`poll_ready`](Self::poll_ready) and
-    /// [`pop`](Self::pop)).
+    /// tests and benchmarks; a connection uses [`poll_pop`](Self::poll_pop)).
     pub fn try_recv(&mut self) -> Option<Outgoing> {
         let item = self.pop()?;
         self.written(item.len());
@@ -355,8 +356,11 @@ mod tests {
         tx.push(frame(40));
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
-        assert!(rx.poll_ready(&mut cx).is_ready(), "a frame is queued");
-        let taken: usize = std::iter::from_fn(|| rx.pop()).map(|item| item.len()).sum();
+        let Poll::Ready(item) = rx.poll_pop(&mut cx) else {
+            panic!("a frame is queued")
+        };
+        let taken = item.len();
+        assert!(rx.poll_pop(&mut cx).is_pending());
         // Taken, not yet flushed: still held.
         assert_eq!(tx.queued_bytes(), taken);
         assert!(rx.charge(20));

@@ -458,7 +458,7 @@ impl<'a> Connection<'a> {
             Message::Ping(_) | Message::Pong(_) => true,
             Message::Close(_) | Message::Frame(_) => false,
         };
-        if limited && !self.bucket.take(Instant::now()) {
+        if limited && !self.bucket.take() {
             if let (true, Message::Text(text)) = (open, &message) {
                 self.session.refuse_rate_limited(Some(text.as_str()));
             } else if let (true, Message::Binary(_)) = (open, &message) {
@@ -624,10 +624,9 @@ impl<'a> Connection<'a> {
             }
             return Some(Message::Frame(fragment));
         }
-        if self.queue.poll_ready(cx).is_pending() {
+        let Poll::Ready(item) = self.queue.poll_pop(cx) else {
             return None;
-        }
-        let item = self.queue.pop()?;
+        };
         let (data, kind) = match item {
             Outgoing::Frame(frame) => {
                 let text = frame.into_text();
@@ -763,10 +762,11 @@ impl TokenBucket {
         }
     }
 
-    fn take(&mut self, now: Instant) -> bool {
+    fn take(&mut self) -> bool {
         if self.rate == 0.0 {
             return true;
         }
+        let now = Instant::now();
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);

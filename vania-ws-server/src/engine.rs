@@ -85,11 +85,17 @@ impl Shared {
     }
 }
 
-/// Follows the server's phase from one connection: one `Notified` pinned for the connection's
+/// Follows the server's phase from one connection: one `Notified` for the connection's
 /// lifetime, re-armed on the (at most three) changes.
+///
+/// Polling a waiting `Notified` takes its `Notify`'s lock, shared by every connection, so it
+/// is polled once to register the task's waker and then only after the phase changed (an
+/// atomic load per wake-up). The task's waker does not change between polls, so the one
+/// registered stays the right one.
 pub(crate) struct PhaseWatch<'a> {
     shared: &'a Shared,
     notified: Pin<Box<Notified<'a>>>,
+    registered: bool,
     seen: Phase,
 }
 
@@ -101,6 +107,7 @@ impl<'a> PhaseWatch<'a> {
         Self {
             shared,
             notified,
+            registered: false,
             seen: shared.phase(),
         }
     }
@@ -112,14 +119,16 @@ impl<'a> PhaseWatch<'a> {
 
     /// `Ready` with the new phase when it changed since the last look.
     pub(crate) fn poll_changed(&mut self, cx: &mut Context<'_>) -> Poll<Phase> {
-        let mut changed = false;
+        if self.registered && self.shared.phase() == self.seen {
+            return Poll::Pending;
+        }
+        self.registered = true;
         while self.notified.as_mut().poll(cx).is_ready() {
             self.notified.set(self.shared.phase_changed.notified());
             self.notified.as_mut().enable();
-            changed = true;
         }
         let now = self.shared.phase();
-        if changed || now != self.seen {
+        if now != self.seen {
             self.seen = now;
             return Poll::Ready(now);
         }
