@@ -28,6 +28,8 @@ pub struct Envelope<'a> {
 
 #[derive(Deserialize)]
 struct RawEnvelope<'a> {
+    /// Kept raw rather than read as a string: an `event` that is not a string must not fail
+    /// the whole parse before the `id` is known (its error carries the id).
     #[serde(borrow, default)]
     event: Option<&'a RawValue>,
     /// `Some` whenever the key is present, `null` included: an `Option<&RawValue>` alone
@@ -87,7 +89,7 @@ impl<'a> Envelope<'a> {
         };
         let event = raw
             .event
-            .and_then(|event| serde_json::from_str::<Cow<'a, str>>(event.get()).ok())
+            .and_then(|event| event_name(event.get()))
             .ok_or_else(|| EnvelopeError {
                 id,
                 error: DispatchError::new(
@@ -129,6 +131,18 @@ impl<'a> Envelope<'a> {
         };
         EnvelopeError { id: None, error }
     }
+}
+
+/// The event name of a raw `event` value: borrowed straight from the frame when it is a string
+/// without escapes (the common case: no second parse), decoded when it has some; `None` when
+/// it is not a string. The parser has already checked that `raw` is one JSON value, so a
+/// value between quotes without a backslash is exactly its text.
+fn event_name(raw: &str) -> Option<Cow<'_, str>> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    if !inner.contains('\\') {
+        return Some(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<Cow<'_, str>>(raw).ok()
 }
 
 /// Whether `text` is one JSON value, however deeply nested (the parser's nesting limit of 128

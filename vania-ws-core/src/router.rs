@@ -454,7 +454,10 @@ struct RouteParts {
 /// One route's handlers, frozen.
 pub struct Route {
     path: Arc<str>,
-    handlers: HashMap<Box<str>, Arc<dyn ErasedHandler>>,
+    /// Looked up once per frame with a name the client chose: foldhash is several times
+    /// faster than SipHash on short keys and seeded per process; the keys are fixed at
+    /// start-up, so a client's names cannot degrade the table.
+    handlers: HashMap<Box<str>, Arc<dyn ErasedHandler>, foldhash::fast::RandomState>,
     connect: Option<Arc<dyn ErasedHandler>>,
     disconnect: Option<Arc<dyn ErasedHandler>>,
     guards: Vec<ConnectionGuard>,
