@@ -17,6 +17,7 @@
 
 use futures_util::{SinkExt, StreamExt};
 use std::hash::BuildHasher;
+use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -55,10 +56,10 @@ pub(crate) const CODEC_WRITE_LIMIT: usize = FEED_BYTES + FRAGMENT_BYTES + 2 * MA
 const READ_BUDGET: usize = 64;
 
 /// The standalone server's connection task: the HTTP upgrade, then the connection.
-pub(crate) async fn accept(stream: TcpStream, shared: Arc<Shared>) {
+pub(crate) async fn accept(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     // The upgrade is a future of its own, boxed: its state (1.2 KB, the header array
     // included) is freed once it is done instead of sizing the task for its whole life.
-    let upgraded = Box::pin(upgrade(stream, &shared)).await;
+    let upgraded = Box::pin(upgrade(stream, peer, &shared)).await;
     if let Some((stream, upgraded)) = upgraded {
         serve(stream, upgraded.leftover, upgraded.admission, shared).await;
     }
@@ -66,9 +67,9 @@ pub(crate) async fn accept(stream: TcpStream, shared: Arc<Shared>) {
 
 async fn upgrade(
     mut stream: TcpStream,
+    peer: SocketAddr,
     shared: &Arc<Shared>,
 ) -> Option<(TcpStream, handshake::Upgraded)> {
-    let peer = stream.peer_addr().ok()?;
     let _ = stream.set_nodelay(true);
     let mut ticket = shared.pending.enter(shared.hub.metrics());
     let handshake = tokio::time::timeout(
@@ -833,7 +834,8 @@ mod task_size {
         let stream = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
-        let task = super::accept(stream, engine.shared.clone());
+        let peer = stream.local_addr().unwrap();
+        let task = super::accept(stream, peer, engine.shared.clone());
         let size = std::mem::size_of_val(&task);
         assert!(
             size <= 1536,

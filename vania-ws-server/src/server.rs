@@ -217,8 +217,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: Cancellat
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, _peer)) => {
-                shared.spawn_connection(connection::accept(stream, shared.clone()));
+            Ok((stream, peer)) => {
+                shared.spawn_connection(connection::accept(stream, peer, shared.clone()));
             }
             Err(err) => {
                 tracing::warn!(error = %err, "accept failed");
