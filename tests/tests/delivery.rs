@@ -7,16 +7,4 @@
 #[path = "suites/front_end.rs"]
 mod front_end;
 
-mod standalone {
-    use super::front_end::FrontEnd;
-    const FRONT_END: FrontEnd = FrontEnd::Standalone;
-    super::front_end::starters!();
-    include!("suites/delivery.rs");
-}
-
-mod axum {
-    use super::front_end::FrontEnd;
-    const FRONT_END: FrontEnd = FrontEnd::Axum;
-    super::front_end::starters!();
-    include!("suites/delivery.rs");
-}
+front_end::on_both_front_ends!("suites/delivery.rs");

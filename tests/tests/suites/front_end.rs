@@ -1,7 +1,26 @@
-//! How a suite starts its server: `start` and `start_with`, behind the front end (`FRONT_END`)
-//! of the module that includes the suite.
+//! How a suite runs on both front ends: `on_both_front_ends!("suites/x.rs")` includes it
+//! twice, in a module per front end, each with its own `start` and `start_with`.
 
-pub(crate) use vania_ws_server::testing::FrontEnd;
+/// Includes `$suite` (a path from the test file) once behind the standalone server and once
+/// behind axum.
+macro_rules! on_both_front_ends {
+    ($suite:literal) => {
+        mod standalone {
+            const FRONT_END: vania_ws_server::testing::FrontEnd =
+                vania_ws_server::testing::FrontEnd::Standalone;
+            $crate::front_end::starters!();
+            include!($suite);
+        }
+
+        mod axum {
+            const FRONT_END: vania_ws_server::testing::FrontEnd =
+                vania_ws_server::testing::FrontEnd::Axum;
+            $crate::front_end::starters!();
+            include!($suite);
+        }
+    };
+}
+pub(crate) use on_both_front_ends;
 
 /// Defines `start(router)` and `start_with(router, config)` for the including module.
 macro_rules! starters {
