@@ -27,8 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data as OpData, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
 use tokio_util::task::task_tracker::TaskTrackerToken;
@@ -39,19 +38,16 @@ use crate::config::ServerConfig;
 use crate::engine::{Phase, PhaseWatch, Shared};
 use crate::handshake;
 use crate::policy::Admission;
-use crate::read_ahead::ReadAhead;
+use crate::transport::{BATCH_FRAMES, BINARY, DataFrame, TEXT, Transport};
 
-/// Outgoing messages larger than this are sent as fragments of this size: the codec's write
-/// buffer never shrinks, so this bounds what a burst of large messages leaves behind.
-pub(crate) const FRAGMENT_BYTES: usize = 16 * 1024;
-/// Bytes handed to the codec between two completed flushes, at most (plus one fragment).
+/// Bytes handed to the transport between two completed flushes, at most (plus one message).
 const FEED_BYTES: usize = 64 * 1024;
 /// The largest control frame the server writes: 125 bytes of payload and a 2-byte header.
 const MAX_CONTROL_FRAME: usize = 127;
-/// The codec's write buffer cap. The connection never feeds past [`FEED_BYTES`] plus a
-/// fragment; the room left is for a pong and a close. A pong that does not fit waits in the
-/// codec, which answers every ping that arrives meanwhile with that one pong.
-pub(crate) const CODEC_WRITE_LIMIT: usize = FEED_BYTES + FRAGMENT_BYTES + 2 * MAX_CONTROL_FRAME;
+/// The codec's write buffer cap. Data frames bypass the codec (see `transport.rs`); it only
+/// writes control frames. A pong that does not fit waits in the codec, which answers every
+/// ping that arrives meanwhile with that one pong.
+pub(crate) const CODEC_WRITE_LIMIT: usize = 8 * MAX_CONTROL_FRAME;
 /// Frames read per wake-up before the task yields to others.
 const READ_BUDGET: usize = 64;
 
@@ -121,7 +117,7 @@ pub(crate) async fn serve<S>(
     // Built here rather than by the caller, so the task holds one WebSocket stream, not a
     // moved-from copy as well.
     let mut ws = WebSocketStream::from_partially_read(
-        ReadAhead::new(stream),
+        Transport::new(stream),
         leftover,
         Role::Server,
         Some(shared.ws_config),
@@ -231,8 +227,6 @@ struct Connection<'a> {
     limited_binary: bool,
     /// The read side is done: a read error or the peer's close was seen.
     read_done: bool,
-    /// What the write side still has to hand to the codec.
-    partial: Option<Partial>,
     ping: Option<[u8; 8]>,
     close_sent: bool,
     /// Bytes handed to the codec (and pongs it owes) since the last completed flush; released
@@ -243,13 +237,6 @@ struct Connection<'a> {
     unflushed: bool,
     /// A deadline that never comes, for an idle timer (fixed, so the timer is not re-armed).
     never: Instant,
-}
-
-/// The rest of a large message, sent as fragments.
-struct Partial {
-    data: Bytes,
-    sent: usize,
-    kind: OpData,
 }
 
 impl<'a> Connection<'a> {
@@ -270,7 +257,6 @@ impl<'a> Connection<'a> {
             limited_text: enveloped,
             limited_binary: route.binary_handler().is_none(),
             read_done: false,
-            partial: None,
             ping: None,
             close_sent: false,
             fed: 0,
@@ -280,7 +266,7 @@ impl<'a> Connection<'a> {
         }
     }
 
-    async fn run<S>(&mut self, ws: &mut WebSocketStream<S>) -> End
+    async fn run<S>(&mut self, ws: &mut WebSocketStream<Transport<S>>) -> End
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -549,22 +535,67 @@ impl<'a> Connection<'a> {
         }
     }
 
-    /// Hands what is queued to the codec, up to [`FEED_BYTES`], and flushes once; repeats
-    /// while flushes complete and more is queued.
+    /// Writes what is queued, up to [`FEED_BYTES`], as batches of data frames straight from
+    /// their shared payloads, then flushes once; repeats while flushes complete and more is
+    /// queued. Control frames (a due ping, the close) go through the codec.
     fn poll_write<S>(
         &mut self,
         cx: &mut Context<'_>,
-        ws: &mut WebSocketStream<S>,
+        ws: &mut WebSocketStream<Transport<S>>,
     ) -> Result<(), End>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
         loop {
-            while self.fed < FEED_BYTES {
-                let Some(message) = self.next_message(cx) else {
+            if let Some(payload) = self.ping.take()
+                && let Err(err) =
+                    ws.start_send_unpin(Message::Ping(Bytes::copy_from_slice(&payload)))
+            {
+                tracing::debug!(error = %err, "write failed");
+                return Err(End::Gone);
+            }
+            let mut close = None;
+            while self.fed < FEED_BYTES && !self.close_sent && close.is_none() {
+                let mut batch: [DataFrame; BATCH_FRAMES] = std::array::from_fn(|_| DataFrame {
+                    opcode: TEXT,
+                    payload: Bytes::new(),
+                });
+                let mut count = 0;
+                while count < BATCH_FRAMES && self.fed < FEED_BYTES {
+                    let Poll::Ready(item) = self.queue.poll_pop(cx) else {
+                        break;
+                    };
+                    let (opcode, payload) = match item {
+                        Outgoing::Frame(frame) => (TEXT, Bytes::from(frame.into_text())),
+                        Outgoing::Binary(data) => (BINARY, data),
+                        Outgoing::Close(code, reason) => {
+                            close = Some((code, reason));
+                            break;
+                        }
+                    };
+                    self.fed += payload.len();
+                    batch[count] = DataFrame { opcode, payload };
+                    count += 1;
+                }
+                if count == 0 {
                     break;
+                }
+                if let Err(err) = ws.get_mut().write_frames(cx, &batch[..count]) {
+                    tracing::debug!(error = %err, "write failed");
+                    return Err(End::Gone);
+                }
+                self.fed_frames += count as u64;
+                self.unflushed = true;
+            }
+            if let Some((code, reason)) = close {
+                // After every data frame queued before it, and the last thing written.
+                self.close_sent = true;
+                self.closing();
+                let frame = CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: reason.into(),
                 };
-                if let Err(err) = ws.start_send_unpin(message) {
+                if let Err(err) = ws.start_send_unpin(Message::Close(Some(frame))) {
                     tracing::debug!(error = %err, "write failed");
                     return Err(End::Gone);
                 }
@@ -593,75 +624,10 @@ impl<'a> Connection<'a> {
                     tracing::debug!(error = %err, "flush failed");
                     return Err(End::Gone);
                 }
-                // The socket is full: the codec wakes the task when it drains.
+                // The socket is full: the transport wakes the task when it drains.
                 Poll::Pending => return Ok(()),
             }
         }
-    }
-
-    /// The next message for the codec: a due ping, the rest of a large message, or the next
-    /// queued item.
-    fn next_message(&mut self, cx: &mut Context<'_>) -> Option<Message> {
-        if self.close_sent {
-            return None;
-        }
-        if let Some(payload) = self.ping.take() {
-            return Some(Message::Ping(Bytes::copy_from_slice(&payload)));
-        }
-        if let Some(partial) = &mut self.partial {
-            let start = partial.sent;
-            let end = (start + FRAGMENT_BYTES).min(partial.data.len());
-            let opcode = if start == 0 {
-                OpCode::Data(partial.kind)
-            } else {
-                OpCode::Data(OpData::Continue)
-            };
-            let fin = end == partial.data.len();
-            let fragment = WsFrame::message(partial.data.slice(start..end), opcode, fin);
-            partial.sent = end;
-            self.fed += end - start;
-            if fin {
-                self.partial = None;
-            }
-            return Some(Message::Frame(fragment));
-        }
-        let Poll::Ready(item) = self.queue.poll_pop(cx) else {
-            return None;
-        };
-        let (data, kind) = match item {
-            Outgoing::Frame(frame) => {
-                let text = frame.into_text();
-                if text.len() <= FRAGMENT_BYTES {
-                    self.fed += text.len();
-                    self.fed_frames += 1;
-                    return Some(Message::Text(text));
-                }
-                (Bytes::from(text), OpData::Text)
-            }
-            Outgoing::Binary(data) => {
-                if data.len() <= FRAGMENT_BYTES {
-                    self.fed += data.len();
-                    self.fed_frames += 1;
-                    return Some(Message::Binary(data));
-                }
-                (data, OpData::Binary)
-            }
-            Outgoing::Close(code, reason) => {
-                self.close_sent = true;
-                self.closing();
-                return Some(Message::Close(Some(CloseFrame {
-                    code: CloseCode::from(code),
-                    reason: reason.into(),
-                })));
-            }
-        };
-        self.fed_frames += 1;
-        self.partial = Some(Partial {
-            data,
-            sent: 0,
-            kind,
-        });
-        self.next_message(cx)
     }
 }
 

@@ -179,12 +179,13 @@ impl Engine {
         );
         let ws_config = WebSocketConfig::default()
             // An idle connection holds this much, so it is small. Socket reads go through a
-            // per-thread buffer (`read_ahead.rs`), so a small codec buffer costs copies, not
+            // per-thread buffer (`transport.rs`), so a small codec buffer costs copies, not
             // system calls; a large message grows it to the message's length.
             .read_buffer_size(READ_BUFFER_BYTES)
-            .write_buffer_size(crate::connection::FRAGMENT_BYTES)
-            // A backstop: the connection never hands the codec more than this between
-            // flushes; pongs beyond it are coalesced into one by the codec.
+            // The codec writes only control frames (data frames bypass it, `transport.rs`):
+            // straight through, and never more than a few of them; pongs beyond the cap are
+            // coalesced into one by the codec.
+            .write_buffer_size(0)
             .max_write_buffer_size(CODEC_WRITE_LIMIT)
             .max_message_size(Some(config.max_message_bytes))
             .max_frame_size(Some(config.max_message_bytes));

@@ -34,8 +34,8 @@ mod engine;
 mod handshake;
 mod pending;
 mod policy;
-mod read_ahead;
 mod server;
+mod transport;
 
 #[cfg(feature = "axum")]
 mod axum;

@@ -188,7 +188,8 @@ async fn ten_thousand_messages_from_one_sender_arrive_in_order() {
         sender.emit("direct", json!({"to": to, "message": i})).await;
     }
     sender.barrier().await;
-    assert!(sender.take_pending().is_empty());
+    let pending = sender.take_pending();
+    assert!(pending.is_empty(), "{pending:?}");
     reader.await.unwrap();
 }
 

@@ -14,8 +14,8 @@ const server = Bun.serve({
   },
   websocket: {
     perMessageDeflate: false,
-    // The suite's runs are shorter than this; 0 would disable it, which Bun also allows, but
-    // a long value keeps the default behaviour otherwise.
+    // Seconds without traffic before Bun closes a socket (120 by default): the idle
+    // scenario holds silent connections, so the longest allowed value.
     idleTimeout: 960,
     // Bun pings idle sockets by default; the load generator answers, but no pings during a run.
     sendPings: false,

@@ -98,8 +98,14 @@ fn main() {
             let per_echo = (time(&echo, 200_000) - time(&echo, 20_000)) / 180_000.0;
             let per_delivery =
                 (time(&fanout, 2_000) - time(&fanout, 200)) / (1_800 * MEMBERS) as f64;
-            println!("echo (parse, dispatch, encode): {:.0} ns/op", per_echo * 1e9);
-            println!("fan-out, per delivery: {:.1} ns/delivery", per_delivery * 1e9);
+            println!(
+                "echo (parse, dispatch, encode): {:.0} ns/op",
+                per_echo * 1e9
+            );
+            println!(
+                "fan-out, per delivery: {:.1} ns/delivery",
+                per_delivery * 1e9
+            );
         }
     }
 }

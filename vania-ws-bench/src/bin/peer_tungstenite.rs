@@ -58,10 +58,7 @@ async fn serve(stream: TcpStream, id: u64, clients: Clients) {
     };
     let (mut sink, mut source) = ws.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
-    clients
-        .lock()
-        .expect("not poisoned")
-        .insert(id, tx.clone());
+    clients.lock().expect("not poisoned").insert(id, tx.clone());
 
     // The writer feeds everything queued, then flushes once: one write per wake-up.
     let writer = tokio::spawn(async move {

@@ -16,15 +16,36 @@ pub(crate) struct Count {
 
 /// (path, argument, small count, large count, operations per count unit, unit name)
 const PATHS: [(&str, &str, u64, u64, u64, &str); 2] = [
-    ("parse → dispatch → encode (one echo frame)", "echo", 1_000, 11_000, 1, "frame"),
-    ("fan-out, to_room to 1,000 members", "fanout", 10, 60, 1_000, "delivery"),
+    (
+        "parse → dispatch → encode (one echo frame)",
+        "echo",
+        1_000,
+        11_000,
+        1,
+        "frame",
+    ),
+    (
+        "fan-out, to_room to 1,000 members",
+        "fanout",
+        10,
+        60,
+        1_000,
+        "delivery",
+    ),
 ];
 
 /// Builds `hotpath` and counts its instructions per operation.
 pub(crate) fn run(paths: &Paths) -> Result<Vec<Count>, String> {
     peers::cargo(
         paths,
-        &["build", "--release", "-p", "vania-ws-bench", "--bin", "hotpath"],
+        &[
+            "build",
+            "--release",
+            "-p",
+            "vania-ws-bench",
+            "--bin",
+            "hotpath",
+        ],
         &[],
     )?;
     let bin = paths.target.join("release/hotpath");
@@ -52,7 +73,9 @@ fn instructions(bin: &Path, arg: &str, count: u64) -> Result<u64, String> {
         .map_err(|e| format!("cannot run valgrind (is it installed?): {e}"))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
-        return Err(format!("callgrind run of hotpath {arg} {count} failed: {stderr}"));
+        return Err(format!(
+            "callgrind run of hotpath {arg} {count} failed: {stderr}"
+        ));
     }
     // "==123== Collected : 4567890"
     stderr

@@ -8,6 +8,7 @@ use std::io;
 use std::rc::Rc;
 use std::time::Duration;
 
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use crate::wire::{self, Event, FrameParser};
@@ -142,14 +143,35 @@ impl Conn {
 
     /// Waits for data, reads what is there in one `read`, and reports each completed frame.
     /// An end of stream is an error: no server closes on its own during a run.
-    pub(crate) async fn read_some(&mut self, mut on_event: impl FnMut(Event<'_>)) -> io::Result<()> {
+    pub(crate) async fn read_some(
+        &mut self,
+        mut on_event: impl FnMut(Event<'_>),
+    ) -> io::Result<()> {
         loop {
             self.stream.readable().await?;
-            let result = SCRATCH.with_borrow_mut(|buf| match self.stream.try_read(buf) {
-                Ok(0) => Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
-                Ok(n) => self.parser.feed(&buf[..n], &mut on_event).map(|()| true),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-                Err(e) => Err(e),
+            let result = SCRATCH.with_borrow_mut(|buf| {
+                let mut fed = None;
+                let read = self.stream.try_io(Interest::READABLE, || {
+                    let n = self.stream.try_read(buf)?;
+                    fed = Some(match n {
+                        0 => Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+                        n => self.parser.feed(&buf[..n], &mut on_event),
+                    });
+                    // A short read drained the socket: saying so clears tokio's readiness
+                    // now, which saves the `read` that would only return `WouldBlock`
+                    // (tokio keeps any event that arrived meanwhile).
+                    if n > 0 && n < buf.len() {
+                        Err(io::ErrorKind::WouldBlock.into())
+                    } else {
+                        Ok(())
+                    }
+                });
+                match (fed, read) {
+                    (Some(fed), _) => fed.map(|()| true),
+                    (None, Err(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+                    (None, Err(e)) => Err(e),
+                    (None, Ok(())) => Ok(false),
+                }
             });
             if result? {
                 return Ok(());

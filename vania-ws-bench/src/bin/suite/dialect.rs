@@ -17,8 +17,9 @@ use crate::wire;
 /// The room every benchmark uses.
 pub(crate) const ROOM: &str = "bench";
 
-/// How long a setup step (greeting, join) may take before it is an error.
-const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a setup step (greeting, join) may take before it is an error: long, so that a
+/// machine busy with something else slows a run down without failing it.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A server's protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +44,16 @@ impl Dialect {
             Dialect::Raw => "/",
             Dialect::Vania => "/ws",
             Dialect::SocketIo => "/socket.io/?EIO=4&transport=websocket",
+        }
+    }
+
+    /// The path of the readiness probe. For our servers it is the demo's `/clients`: `/ws`
+    /// has a `disconnect` handler that broadcasts `user-left`, so a probe leaving `/ws` would
+    /// send a frame to the clients of the run that follows.
+    pub(crate) fn probe_path(self) -> &'static str {
+        match self {
+            Dialect::Vania => "/clients",
+            other => other.path(),
         }
     }
 
@@ -82,7 +93,11 @@ impl Dialect {
             Dialect::Raw => Ok(()),
             Dialect::Vania => {
                 let frame = conn.next_frame(SETUP_TIMEOUT).await?;
-                expect_text(&frame, |t| t.starts_with(r#"{"event":"connected""#), "connected")
+                expect_text(
+                    &frame,
+                    |t| t.starts_with(r#"{"event":"connected""#),
+                    "connected",
+                )
             }
             Dialect::SocketIo => {
                 let open = conn.next_frame(SETUP_TIMEOUT).await?;
@@ -112,8 +127,8 @@ impl Dialect {
                 let join = format!(r#"{{"event":"join-room","room":"{ROOM}","id":1}}"#);
                 conn.send(&wire::text_frame(&join)).await?;
                 let frame = conn.next_frame(SETUP_TIMEOUT).await?;
-                let acked = serde_json::from_slice::<serde_json::Value>(&frame.payload)
-                    .is_ok_and(|v| {
+                let acked =
+                    serde_json::from_slice::<serde_json::Value>(&frame.payload).is_ok_and(|v| {
                         v["event"] == "ack" && v["id"] == 1 && v["payload"]["room"] == ROOM
                     });
                 if acked {
@@ -127,8 +142,9 @@ impl Dialect {
             }
             Dialect::SocketIo => {
                 // socketioxide sends `40{sid}` before the connect handler has registered the
-                // event handlers, so an event sent at once can be dropped: retry until acked.
-                for id in 1..=20u32 {
+                // event handlers, so an event sent at once can be dropped: retry until acked
+                // (every 500 ms, for up to a minute).
+                for id in 1..=120u32 {
                     conn.send(&wire::text_frame(&format!(r#"42{id}["join"]"#)))
                         .await?;
                     let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
@@ -152,7 +168,7 @@ impl Dialect {
                         }
                     }
                 }
-                Err(io::Error::other("join: no ack after 20 tries"))
+                Err(io::Error::other("join: no ack after 120 tries"))
             }
         }
     }

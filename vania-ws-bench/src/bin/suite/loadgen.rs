@@ -19,8 +19,9 @@ use crate::dialect::{Dialect, Unexpected};
 use crate::server::{self, Server};
 use crate::wire::{self, Event};
 
-/// How long the drain after a run may take before what is still in flight counts as missing.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the drain after a run may take before what is still in flight counts as missing
+/// (long: a busy machine must not turn slowness into a missing message).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What went wrong during a workload: the first few errors, and how many in all.
 #[derive(Default)]
@@ -55,6 +56,8 @@ pub(crate) struct Window {
     pub(crate) work: u64,
     pub(crate) server_cpu: f64,
     pub(crate) loadgen_cpu: f64,
+    /// CPU the whole machine used meanwhile (to see what other processes took).
+    pub(crate) machine_cpu: f64,
 }
 
 impl Window {
@@ -62,24 +65,52 @@ impl Window {
         self.work as f64 / self.server_cpu.max(1e-9)
     }
 
+    /// What processes other than the server and the load generator used, in cores.
+    pub(crate) fn others(&self) -> f64 {
+        (self.machine_cpu - self.server_cpu - self.loadgen_cpu).max(0.0) / self.secs
+    }
+
     pub(crate) fn per_sec(&self) -> f64 {
         self.work as f64 / self.secs.max(1e-9)
     }
 
     /// Why the window does not measure the server, if it does not. A saturated load
-    /// generator may be what limits the rate; a server below 80% of its core was waiting
-    /// for work (or for a CPU taken by something else on a shared machine).
-    pub(crate) fn invalid(&self, need_busy_server: bool) -> Option<String> {
+    /// generator may be what limits the rate; a server below 80% of its core in a throughput
+    /// window was waiting for work (or for a core taken by something else). A latency window
+    /// has no busy server by design; there, other processes taking more than half a core
+    /// make it invalid, since they delay both the server and the load generator.
+    pub(crate) fn invalid(&self, kind: WindowKind) -> Option<String> {
         let loadgen = self.loadgen_cpu / self.secs;
         let server = self.server_cpu / self.secs;
+        let others = self.others();
         if loadgen > 0.95 {
-            Some(format!("load generator saturated ({:.0}% of its core)", loadgen * 100.0))
-        } else if need_busy_server && server < 0.80 {
-            Some(format!("server not busy ({:.0}% of its core)", server * 100.0))
+            Some(format!(
+                "load generator saturated ({:.0}% of its core)",
+                loadgen * 100.0
+            ))
+        } else if kind == WindowKind::Throughput && server < 0.80 {
+            Some(format!(
+                "server not busy ({:.0}% of its core)",
+                server * 100.0
+            ))
+        } else if kind == WindowKind::Latency && others > 0.5 {
+            Some(format!(
+                "machine busy (other processes took {:.0}% of a core)",
+                others * 100.0
+            ))
         } else {
             None
         }
     }
+}
+
+/// What a window measures, for its validity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WindowKind {
+    /// Work per server CPU-second: the server must be busy.
+    Throughput,
+    /// Completion times with one broadcast in flight.
+    Latency,
 }
 
 /// Timing of a run: warm-up, then the measured window.
@@ -99,25 +130,27 @@ struct Meter<'a> {
 impl Meter<'_> {
     async fn run(&self, phases: Phases, recording: &Cell<bool>) -> io::Result<Window> {
         tokio::time::sleep(phases.warmup).await;
-        let (t0, w0, s0, l0) = self.snapshot()?;
+        let (t0, w0, s0, l0, m0) = self.snapshot()?;
         recording.set(true);
         tokio::time::sleep(phases.measure).await;
         recording.set(false);
-        let (t1, w1, s1, l1) = self.snapshot()?;
+        let (t1, w1, s1, l1, m1) = self.snapshot()?;
         Ok(Window {
             secs: (t1 - t0).as_secs_f64(),
             work: w1 - w0,
             server_cpu: s1 - s0,
             loadgen_cpu: l1 - l0,
+            machine_cpu: m1 - m0,
         })
     }
 
-    fn snapshot(&self) -> io::Result<(Instant, u64, f64, f64)> {
+    fn snapshot(&self) -> io::Result<(Instant, u64, f64, f64, f64)> {
         Ok((
             Instant::now(),
             self.counter.get(),
             self.server.cpu_secs()?,
             server::self_cpu_secs(self.ticks),
+            server::machine_cpu_secs(self.ticks),
         ))
     }
 }
@@ -185,7 +218,11 @@ pub(crate) async fn ramp(
 
 async fn open(port: u16, dialect: Dialect, join: bool) -> io::Result<Conn> {
     // Each step has its own deadline, so that a failure says where the server got stuck.
-    let mut conn = within("the TCP connect and the upgrade", Conn::open(port, dialect.path())).await?;
+    let mut conn = within(
+        "the TCP connect and the upgrade",
+        Conn::open(port, dialect.path()),
+    )
+    .await?;
     within("the greeting", dialect.greet(&mut conn)).await?;
     if join {
         dialect.join(&mut conn).await?;
@@ -203,12 +240,22 @@ async fn within<T>(step: &str, f: impl Future<Output = io::Result<T>>) -> io::Re
     }
 }
 
-/// Switches every connection to counting frames of `reply_len`; any frame left over from
-/// the setup is an error.
-fn start_counting(conns: &mut [Conn], reply_len: usize, errors: &Errors) {
+/// Switches every connection to counting frames of `reply_len`. Frames left over from the
+/// setup are sorted like any uncounted frame: keep-alives (socketioxide pings once right
+/// after the connect) are answered, anything else is an error.
+async fn start_counting(conns: &mut [Conn], reply_len: usize, dialect: Dialect, errors: &Errors) {
     for conn in conns {
         for frame in conn.start_counting(&[reply_len as u64]) {
-            errors.push(format!("a frame left from the setup: {}", frame.text()));
+            let unexpected = dialect.unexpected(frame.opcode, frame.fin, frame.len, &frame.payload);
+            match unexpected {
+                Unexpected::Reply(reply) if reply.is_empty() => {}
+                Unexpected::Reply(reply) => {
+                    if let Err(e) = conn.send(&reply).await {
+                        errors.push(format!("a keep-alive answer: {e}"));
+                    }
+                }
+                Unexpected::Error(e) => errors.push(format!("left from the setup: {e}")),
+            }
         }
     }
 }
@@ -260,7 +307,7 @@ pub(crate) async fn echo(
         outstanding: Cell::new(0),
         errors: Errors::default(),
     });
-    start_counting(&mut conns, reply_len, &shared.errors);
+    start_counting(&mut conns, reply_len, dialect, &shared.errors).await;
     let tasks: Vec<_> = conns
         .into_iter()
         .map(|conn| tokio::task::spawn_local(echo_conn(conn, shared.clone())))
@@ -375,6 +422,14 @@ pub(crate) async fn broadcast(
     params: Broadcast,
     phases: Phases,
 ) -> (Vec<Conn>, BroadcastRun) {
+    if conns.is_empty() {
+        let run = BroadcastRun {
+            window: Err(io::Error::other("a broadcast needs at least one member")),
+            completions: Vec::new(),
+            errors: Ok(()),
+        };
+        return (conns, run);
+    }
     let dialect = server.dialect;
     let (request, delivery) = dialect.broadcast(&filler('B', params.payload));
     let request = wire::text_frame(&request);
@@ -394,7 +449,7 @@ pub(crate) async fn broadcast(
         completions: RefCell::new(Vec::new()),
         errors: Errors::default(),
     });
-    start_counting(&mut conns, delivery.len(), &shared.errors);
+    start_counting(&mut conns, delivery.len(), dialect, &shared.errors).await;
     let sender_stream = conns[0].stream.clone();
     let members_tasks: Vec<_> = conns
         .into_iter()
@@ -425,7 +480,8 @@ pub(crate) async fn broadcast(
                     }
                 }
                 // Woken when the deliveries allow one more broadcast in flight.
-                s.wake_at.set((s.sent.get() + 1).saturating_sub(s.window) * s.members);
+                s.wake_at
+                    .set((s.sent.get() + 1).saturating_sub(s.window) * s.members);
                 if s.delivered.get() < s.wake_at.get() {
                     s.wake_sender.notified().await;
                 }
@@ -448,7 +504,7 @@ pub(crate) async fn broadcast(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     shared.finished.notify_waiters();
-    let results = join_within(members_tasks, Duration::from_secs(2)).await;
+    let results = join_within(members_tasks, Duration::from_secs(10)).await;
     let mut conns = Vec::with_capacity(results.len());
     let mut short = 0u64;
     for (conn, received) in results {
@@ -554,6 +610,11 @@ async fn join_within<T: 'static>(tasks: Vec<JoinHandle<T>>, timeout: Duration) -
 pub(crate) fn filler(first: char, len: usize) -> String {
     let mut text = String::with_capacity(len);
     text.push(first);
-    text.extend((b'a'..=b'z').cycle().take(len.saturating_sub(1)).map(char::from));
+    text.extend(
+        (b'a'..=b'z')
+            .cycle()
+            .take(len.saturating_sub(1))
+            .map(char::from),
+    );
     text
 }

@@ -3,14 +3,18 @@
 //! 127.0.0.1, the server pinned to core 0 and this load generator to core 1.
 //!
 //! ```sh
-//! cargo run --release -p vania-ws-bench --bin suite             # full: 5 rounds (~40 min)
+//! cargo run --release -p vania-ws-bench --bin suite             # full: 5 rounds (~35 min)
 //! cargo run --release -p vania-ws-bench --bin suite -- --quick  # 3 rounds, smaller N
 //! cargo run --release -p vania-ws-bench --bin suite -- --smoke  # CI: ours + tokio-tungstenite
 //! cargo run --release -p vania-ws-bench --bin suite -- --hotpath  # callgrind counts only
 //! ```
 //!
-//! Options: `--rounds N` overrides the number of rounds; `--all-peers` adds socketioxide, Bun and Node `ws` to a smoke run; `--only idle,echo,broadcast,hotpath` runs some scenarios; `--targets demo,bun`
-//! keeps the targets whose name contains one of the words (ours is always kept).
+//! Options:
+//! - `--rounds N` overrides the number of rounds;
+//! - `--all-peers` adds socketioxide, Bun and Node `ws` to a smoke run;
+//! - `--only idle,echo,broadcast,hotpath` runs some scenarios;
+//! - `--targets tungstenite,bun` keeps the peers whose name contains one of the words (ours
+//!   are always kept).
 //!
 //! It builds and installs what it needs (cargo for ours and the Rust peers, npm for Bun and
 //! `ws`) into `target/bench-peers/`, prints the markdown tables on stdout (and writes them to
@@ -136,7 +140,10 @@ fn run() -> Result<bool, String> {
         )?;
         if let Some(words) = &args.targets {
             targets.retain(|t| {
-                t.ours || words.iter().any(|w| t.name.to_lowercase().contains(w.as_str()))
+                t.ours
+                    || words
+                        .iter()
+                        .any(|w| t.name.to_lowercase().contains(w.as_str()))
             });
         }
         for line in &skipped {
@@ -173,11 +180,16 @@ fn run() -> Result<bool, String> {
         });
         out.push_str(&format!(
             "Targets: {}. CPU time read from /proc/<pid>/stat at {ticks} ticks/s.\n",
-            targets.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
+            targets
+                .iter()
+                .map(|t| t.name)
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
         for line in &skipped {
             out.push_str(&format!("Skipped: {line}.\n"));
         }
+        out.push_str(&results.machine_load());
         if server_core.is_none() {
             out.push_str("**Not pinned: fewer than 2 cores; figures are not comparable.**\n");
         }
@@ -285,6 +297,9 @@ fn machine() -> String {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     format!(
         "{date}, {cores} cores ({model}), load average at start: {}",
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     )
 }

@@ -109,11 +109,27 @@ pub(crate) fn prepare(paths: &Paths, want: Want) -> Result<(Vec<Target>, Vec<Str
     let mut targets = Vec::new();
     let mut skipped = Vec::new();
 
-    cargo(paths, &["build", "--release", "-p", "example-demo", "--bin", "example-demo"], &[])?;
     cargo(
         paths,
         &[
-            "build", "--release", "-p", "vania-ws-bench", "--bin", "peer_tungstenite",
+            "build",
+            "--release",
+            "-p",
+            "example-demo",
+            "--bin",
+            "example-demo",
+        ],
+        &[],
+    )?;
+    cargo(
+        paths,
+        &[
+            "build",
+            "--release",
+            "-p",
+            "vania-ws-bench",
+            "--bin",
+            "peer_tungstenite",
         ],
         &[],
     )?;
@@ -144,7 +160,12 @@ pub(crate) fn prepare(paths: &Paths, want: Want) -> Result<(Vec<Target>, Vec<Str
         name: TUNGSTENITE,
         dialect: Dialect::Raw,
         ours: false,
-        launch: launch(paths.release("peer_tungstenite"), vec![], vec![], TUNGSTENITE),
+        launch: launch(
+            paths.release("peer_tungstenite"),
+            vec![],
+            vec![],
+            TUNGSTENITE,
+        ),
     });
     if !want.all_peers {
         return Ok((targets, skipped));
@@ -184,10 +205,7 @@ pub(crate) fn prepare(paths: &Paths, want: Want) -> Result<(Vec<Target>, Vec<Str
                 launch: launch(
                     PathBuf::from("node"),
                     vec![peers.join("node-ws/server.js").display().to_string()],
-                    vec![(
-                        "NODE_PATH".to_owned(),
-                        node_modules.display().to_string(),
-                    )],
+                    vec![("NODE_PATH".to_owned(), node_modules.display().to_string())],
                     NODE_WS,
                 ),
             });
@@ -217,12 +235,20 @@ pub(crate) fn cargo(paths: &Paths, args: &[&str], env: &[(&str, &Path)]) -> Resu
 /// socketioxide is its own cargo project (so its dependencies stay out of our workspace),
 /// built with its committed lock file into the cache.
 fn build_socketioxide(paths: &Paths) -> Result<PathBuf, String> {
-    let manifest = paths.root.join("vania-ws-bench/peers/socketioxide/Cargo.toml");
+    let manifest = paths
+        .root
+        .join("vania-ws-bench/peers/socketioxide/Cargo.toml");
     let target = paths.cache.join("socketioxide-target");
     let manifest_arg = manifest.display().to_string();
     cargo(
         paths,
-        &["build", "--release", "--locked", "--manifest-path", &manifest_arg],
+        &[
+            "build",
+            "--release",
+            "--locked",
+            "--manifest-path",
+            &manifest_arg,
+        ],
         &[("CARGO_TARGET_DIR", &target)],
     )?;
     Ok(target.join("release/peer-socketioxide"))
@@ -279,10 +305,17 @@ pub(crate) fn log_findings(paths: &Paths) -> Vec<String> {
     files.sort();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap_or_default();
-        let name = file.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        let name = file
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         for line in text.lines() {
             let upper = line.to_uppercase();
-            if ["WARN", "ERROR", "PANIC", "EXCEPTION"].iter().any(|w| upper.contains(w)) {
+            if ["WARN", "ERROR", "PANIC", "EXCEPTION"]
+                .iter()
+                .any(|w| upper.contains(w))
+            {
                 if findings.len() == 20 {
                     findings.push("(more in the logs)".to_owned());
                     return findings;

@@ -10,7 +10,9 @@
 use std::io;
 use std::time::Duration;
 
-use crate::loadgen::{self, Broadcast, Echo, Phases, Window};
+use crate::conn::Conn;
+use crate::dialect::Dialect;
+use crate::loadgen::{self, Broadcast, Echo, Phases, Window, WindowKind};
 use crate::peers::Target;
 use crate::report::{self, Results, Sample, Unit};
 use crate::server::{self, Server};
@@ -127,10 +129,9 @@ fn echo_variants(payloads: &[usize], in_flight: &[usize]) -> Vec<Echo> {
     payloads
         .iter()
         .flat_map(|&payload| {
-            in_flight.iter().map(move |&in_flight| Echo {
-                payload,
-                in_flight,
-            })
+            in_flight
+                .iter()
+                .map(move |&in_flight| Echo { payload, in_flight })
         })
         .collect()
 }
@@ -193,11 +194,12 @@ fn progress(plan: &Plan, round: usize, what: &str, target: &str, detail: &str) {
 
 fn window_detail(w: &Window, per: &str) -> String {
     format!(
-        "{} {per}/server-CPU-s ({}/s, server {:.0}%, load generator {:.0}%)",
+        "{} {per}/server-CPU-s ({}/s, server {:.0}%, load generator {:.0}%, others {:.0}%)",
         report::format_value(Unit::Rate, w.per_server_cpu_sec()),
         report::format_value(Unit::Rate, w.per_sec()),
         100.0 * w.server_cpu / w.secs,
-        100.0 * w.loadgen_cpu / w.secs
+        100.0 * w.loadgen_cpu / w.secs,
+        100.0 * w.others()
     )
 }
 
@@ -280,12 +282,16 @@ async fn idle_one(
             (rss_all - empty.min(rss_all)) as f64 / all as f64
         ),
     );
+    // Killed before the clients close: a server's cleanup of 19,000 connections (and
+    // whatever its disconnect handlers do) must not run into the next measurement.
+    server.stop();
     drop(held);
-    server.settle(Duration::from_secs(10)).await;
+
+    let mut server = ctx.start(target).await?;
     let again = handshakes(ctx, &server, target, round, first, 100, results).await?;
-    drop(again);
     server.check_alive()?;
     server.stop();
+    drop(again);
     Ok(())
 }
 
@@ -298,12 +304,16 @@ async fn handshakes(
     n: usize,
     parallel: usize,
     results: &mut Results,
-) -> io::Result<Vec<crate::conn::Conn>> {
+) -> io::Result<Vec<Conn>> {
     let loadgen0 = server::self_cpu_secs(ctx.ticks);
     let ramp = loadgen::ramp(server, n, parallel, false).await?;
     let loadgen = (server::self_cpu_secs(ctx.ticks) - loadgen0) / ramp.secs;
-    let invalid = (loadgen > 0.95)
-        .then(|| format!("load generator saturated ({:.0}% of its core)", loadgen * 100.0));
+    let invalid = (loadgen > 0.95).then(|| {
+        format!(
+            "load generator saturated ({:.0}% of its core)",
+            loadgen * 100.0
+        )
+    });
     let per_sec = n as f64 / ramp.secs;
     let per_cpu = n as f64 / ramp.server_cpu.max(1e-9);
     results.record(
@@ -344,56 +354,61 @@ async fn handshakes(
     Ok(ramp.conns)
 }
 
-/// Starts every target; those that do not start are errors of the run and sit out.
-async fn start_all(ctx: &Ctx<'_>, targets: &[Target], results: &mut Results) -> Vec<Server> {
-    let mut servers = Vec::new();
-    for target in targets {
-        match ctx.start(target).await {
-            Ok(server) => servers.push(server),
-            Err(e) => fail(results, "start", target.name, 0, &e.to_string()),
-        }
-    }
-    servers
-}
-
 /// **Echo**: `echo_conns` connections; for each variant, every connection keeps `in_flight`
 /// requests of `payload` bytes outstanding.
 pub(crate) async fn echo(ctx: &Ctx<'_>, targets: &[Target], results: &mut Results) {
-    let mut servers = start_all(ctx, targets, results).await;
     for round in 0..ctx.plan.rounds {
-        for server in order(&servers, round) {
-            let name = server.name;
-            if let Err(e) = echo_one(ctx, server, name, round, results).await {
-                fail(results, "echo", name, round, &e.to_string());
+        for target in order(targets, round) {
+            if let Err(e) = echo_one(ctx, target, round, results).await {
+                fail(results, "echo", target.name, round, &e.to_string());
             }
-            server.settle(Duration::from_secs(5)).await;
         }
     }
-    for server in servers.iter_mut() {
-        if let Err(e) = server.check_alive() {
-            fail(results, "echo", server.name, 0, &e.to_string());
-        }
-    }
-    servers.into_iter().for_each(Server::stop);
 }
 
+/// One target in one round of echo, on a server of its own: it is killed before the load
+/// generator closes its connections, so that no server's cleanup (or disconnect handlers)
+/// runs into the next measurement on the same core.
 async fn echo_one(
     ctx: &Ctx<'_>,
-    server: &Server,
-    name: &'static str,
+    target: &Target,
     round: usize,
     results: &mut Results,
 ) -> io::Result<()> {
+    let mut server = ctx.start(target).await?;
+    let mut conns = Vec::new();
+    let outcome = echo_runs(ctx, &server, round, results, &mut conns).await;
+    let alive = server.check_alive();
+    server.stop();
+    drop(conns);
+    outcome.and(alive)
+}
+
+async fn echo_runs(
+    ctx: &Ctx<'_>,
+    server: &Server,
+    round: usize,
+    results: &mut Results,
+    conns: &mut Vec<Conn>,
+) -> io::Result<()> {
+    let name = server.name;
     let n = ctx.plan.echo_conns;
     // socketioxide may drop events sent before its handlers are registered: the acked join
     // is how the load generator knows they are (for the others it is not needed).
-    let join = server.dialect == crate::dialect::Dialect::SocketIo;
-    let mut conns = loadgen::ramp(server, n, 100, join).await?.conns;
+    let join = server.dialect == Dialect::SocketIo;
+    *conns = loadgen::ramp(server, n, 100, join).await?.conns;
     for variant in &ctx.plan.echo {
-        let (back, window, errors) =
-            loadgen::echo(server, ctx.ticks, conns, *variant, ctx.plan.phases).await;
-        conns = back;
+        let (back, window, errors) = loadgen::echo(
+            server,
+            ctx.ticks,
+            std::mem::take(conns),
+            *variant,
+            ctx.plan.phases,
+        )
+        .await;
+        *conns = back;
         let window = window?;
+        results.others.push(window.others());
         let what = format!(
             "echo, {n} connections × {} in flight, {} B",
             variant.in_flight, variant.payload
@@ -403,9 +418,15 @@ async fn echo_one(
                 fail(results, &what, name, round, e);
                 Some(format!("error: {e}"))
             }
-            Ok(()) => window.invalid(true),
+            Ok(()) => window.invalid(WindowKind::Throughput),
         };
-        progress(ctx.plan, round, &what, name, &window_detail(&window, "replies"));
+        progress(
+            ctx.plan,
+            round,
+            &what,
+            name,
+            &window_detail(&window, "replies"),
+        );
         results.record(
             &key_echo(variant),
             &format!("{what}: replies per server CPU-second"),
@@ -429,38 +450,42 @@ async fn echo_one(
 
 /// **Broadcast**: for each room size N, N members (the sender among them); deliveries per
 /// server CPU-second with `broadcast_window` broadcasts in flight, then completion times
-/// with one in flight.
+/// with one in flight. Each target and round has a server of its own, as in echo.
 pub(crate) async fn broadcast(ctx: &Ctx<'_>, targets: &[Target], results: &mut Results) {
-    let mut servers = start_all(ctx, targets, results).await;
     for &members in &ctx.plan.broadcast_members {
         for round in 0..ctx.plan.rounds {
-            for server in order(&servers, round) {
-                let name = server.name;
-                if let Err(e) = broadcast_one(ctx, server, name, members, round, results).await {
-                    fail(results, &format!("broadcast {members}"), name, round, &e.to_string());
+            for target in order(targets, round) {
+                let outcome = async {
+                    let mut server = ctx.start(target).await?;
+                    let mut conns = Vec::new();
+                    let outcome =
+                        broadcast_runs(ctx, &server, members, round, results, &mut conns).await;
+                    let alive = server.check_alive();
+                    server.stop();
+                    drop(conns);
+                    outcome.and(alive)
                 }
-                server.settle(Duration::from_secs(10)).await;
+                .await;
+                if let Err(e) = outcome {
+                    let what = format!("broadcast {members}");
+                    fail(results, &what, target.name, round, &e.to_string());
+                }
             }
         }
     }
-    for server in servers.iter_mut() {
-        if let Err(e) = server.check_alive() {
-            fail(results, "broadcast", server.name, 0, &e.to_string());
-        }
-    }
-    servers.into_iter().for_each(Server::stop);
 }
 
-async fn broadcast_one(
+async fn broadcast_runs(
     ctx: &Ctx<'_>,
     server: &Server,
-    name: &'static str,
     members: usize,
     round: usize,
     results: &mut Results,
+    conns: &mut Vec<Conn>,
 ) -> io::Result<()> {
     let plan = ctx.plan;
-    let conns = loadgen::ramp(server, members, 256, true).await?.conns;
+    let name = server.name;
+    *conns = loadgen::ramp(server, members, 256, true).await?.conns;
     let what = format!(
         "room broadcast, {members} members, {} B, {} in flight",
         plan.broadcast_payload, plan.broadcast_window
@@ -469,16 +494,31 @@ async fn broadcast_one(
         payload: plan.broadcast_payload,
         window: plan.broadcast_window,
     };
-    let (conns, run) = loadgen::broadcast(server, ctx.ticks, conns, params, plan.phases).await;
+    let (back, run) = loadgen::broadcast(
+        server,
+        ctx.ticks,
+        std::mem::take(conns),
+        params,
+        plan.phases,
+    )
+    .await;
+    *conns = back;
     let window = run.window?;
+    results.others.push(window.others());
     let invalid = match &run.errors {
         Err(e) => {
             fail(results, &what, name, round, e);
             Some(format!("error: {e}"))
         }
-        Ok(()) => window.invalid(true),
+        Ok(()) => window.invalid(WindowKind::Throughput),
     };
-    progress(plan, round, &what, name, &window_detail(&window, "deliveries"));
+    progress(
+        plan,
+        round,
+        &what,
+        name,
+        &window_detail(&window, "deliveries"),
+    );
     results.record(
         &key_broadcast(members, plan.broadcast_window),
         &format!("{what}: deliveries per server CPU-second"),
@@ -501,7 +541,14 @@ async fn broadcast_one(
         payload: plan.broadcast_payload,
         window: 1,
     };
-    let (conns, run) = loadgen::broadcast(server, ctx.ticks, conns, one, plan.phases).await;
+    // A broadcast to thousands takes about 100 ms: measure longer to get enough of them.
+    let phases = Phases {
+        measure: plan.phases.measure * if members >= 5_000 { 3 } else { 1 },
+        ..plan.phases
+    };
+    let (back, run) =
+        loadgen::broadcast(server, ctx.ticks, std::mem::take(conns), one, phases).await;
+    *conns = back;
     let window = run.window?;
     let mut millis: Vec<f64> = run
         .completions
@@ -515,7 +562,7 @@ async fn broadcast_one(
             Some(format!("error: {e}"))
         }
         Ok(()) if millis.len() < 10 => Some(format!("only {} broadcasts completed", millis.len())),
-        Ok(()) => window.invalid(false),
+        Ok(()) => window.invalid(WindowKind::Latency),
     };
     let p50 = report::percentile(&mut millis, 50.0).unwrap_or(f64::NAN);
     let p99 = report::percentile(&mut millis, 99.0).unwrap_or(f64::NAN);
@@ -525,9 +572,11 @@ async fn broadcast_one(
         &what,
         name,
         &format!(
-            "completion p50 {p50:.2} ms, p99 {p99:.2} ms over {} broadcasts (server {:.0}%)",
+            "completion p50 {p50:.2} ms, p99 {p99:.2} ms over {} broadcasts (server {:.0}%, load generator {:.0}%, others {:.0}%)",
             millis.len(),
-            100.0 * window.server_cpu / window.secs
+            100.0 * window.server_cpu / window.secs,
+            100.0 * window.loadgen_cpu / window.secs,
+            100.0 * window.others()
         ),
     );
     for (p, value) in [(50, p50), (99, p99)] {
@@ -543,6 +592,5 @@ async fn broadcast_one(
             },
         );
     }
-    drop(conns);
     Ok(())
 }

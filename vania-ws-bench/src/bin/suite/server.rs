@@ -41,7 +41,10 @@ impl Server {
         core: Option<usize>,
         ticks_per_sec: f64,
     ) -> io::Result<Server> {
-        let log = File::options().create(true).append(true).open(&launch.log)?;
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&launch.log)?;
         let mut command = match core {
             Some(core) => {
                 let mut c = Command::new("taskset");
@@ -61,7 +64,10 @@ impl Server {
             .stdout(log.try_clone()?)
             .stderr(log);
         let child = command.spawn().map_err(|e| {
-            io::Error::new(e.kind(), format!("{name}: cannot start {:?}: {e}", launch.program))
+            io::Error::new(
+                e.kind(),
+                format!("{name}: cannot start {:?}: {e}", launch.program),
+            )
         })?;
         let mut server = Server {
             name,
@@ -127,22 +133,6 @@ impl Server {
         }
     }
 
-    /// Waits until the server's CPU use drops below 2% (after a teardown, so that its cleanup
-    /// is not billed to the next server measured), at most `max`.
-    pub(crate) async fn settle(&self, max: Duration) {
-        let deadline = Instant::now() + max;
-        let step = Duration::from_millis(100);
-        let Ok(mut last) = self.cpu_secs() else { return };
-        while Instant::now() < deadline {
-            tokio::time::sleep(step).await;
-            let Ok(now) = self.cpu_secs() else { return };
-            if now - last < 0.02 * step.as_secs_f64() {
-                return;
-            }
-            last = now;
-        }
-    }
-
     /// Stops the server (SIGKILL to its own pid: it holds no state worth a drain).
     pub(crate) fn stop(mut self) {
         let _ = self.child.kill();
@@ -162,7 +152,7 @@ impl Drop for Server {
 
 /// A full upgrade plus the dialect's greeting, then a close.
 async fn probe(port: u16, dialect: Dialect) -> io::Result<()> {
-    let mut conn = Conn::open(port, dialect.path()).await?;
+    let mut conn = Conn::open(port, dialect.probe_path()).await?;
     dialect.greet(&mut conn).await
 }
 
@@ -188,6 +178,25 @@ pub(crate) fn cpu_secs_of(path: &str, ticks_per_sec: f64) -> io::Result<f64> {
 /// The load generator's own CPU seconds.
 pub(crate) fn self_cpu_secs(ticks_per_sec: f64) -> f64 {
     cpu_secs_of("/proc/self/stat", ticks_per_sec).unwrap_or(0.0)
+}
+
+/// CPU seconds the whole machine has been busy (every core, every process), from the first
+/// line of `/proc/stat`: user, nice, system, irq, softirq and steal.
+pub(crate) fn machine_cpu_secs(ticks_per_sec: f64) -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| fields.get(i))
+        .sum::<f64>()
+        / ticks_per_sec
 }
 
 /// A free port on 127.0.0.1 (bound, then released for the server to take).

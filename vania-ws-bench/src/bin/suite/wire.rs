@@ -262,13 +262,18 @@ mod tests {
                     .unwrap();
             }
             assert_eq!(expected, 2, "split {split}");
-            assert_eq!(others, vec![(TEXT, 300, 300), (PING, 1, 1)], "split {split}");
+            assert_eq!(
+                others,
+                vec![(TEXT, 300, 300), (PING, 1, 1)],
+                "split {split}"
+            );
         }
     }
 
     #[test]
     fn handshake_response_needs_101_and_the_accept_key() {
-        let ok = format!("HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: {ACCEPT}\r\n\r\n");
+        let ok =
+            format!("HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: {ACCEPT}\r\n\r\n");
         assert!(check_handshake_response(ok.as_bytes()).is_ok());
         assert!(check_handshake_response(b"HTTP/1.1 503 Busy\r\n\r\n").is_err());
         assert!(

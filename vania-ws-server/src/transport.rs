@@ -1,0 +1,338 @@
+//! A connection's socket as uWebSockets handles it: reads through one buffer per thread, and
+//! data frames written straight from their shared payloads. An idle connection holds neither
+//! a read nor a write buffer worth the name.
+//!
+//! Reads: the WebSocket codec reads in small steps (its buffer is sized for idle connections,
+//! see `engine.rs`). Each step that finds nothing stashed reads the socket into this thread's
+//! 64 KiB buffer, in one system call however small the step, hands the codec what it asked
+//! for, and keeps the rest in a stash of the connection's own, freed as soon as the codec has
+//! taken it.
+//!
+//! Writes: [`Transport::write_frames`] writes a batch of data frames with one vectored write,
+//! from the payloads every recipient shares (no copy into a per-connection buffer). What the
+//! socket does not take waits in `pending`, as slices of the same payloads, until
+//! `poll_flush`. The codec's own writes (pongs, pings, the close) go through `poll_write`,
+//! behind anything pending, so no write ever lands inside another frame and the close stays
+//! last.
+
+use bytes::Bytes;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The per-thread read buffer's size.
+const SCRATCH_BYTES: usize = 64 * 1024;
+
+/// Frames written per vectored write, at most (two slices each: header and payload).
+pub(crate) const BATCH_FRAMES: usize = 32;
+
+/// Past this much pending, the codec's own writes wait (it then answers the pings that arrive
+/// meanwhile with one pong): a client that does not read cannot grow this with pings.
+const CODEC_PENDING_BYTES: usize = 16 * 1024;
+
+thread_local! {
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_BYTES].into_boxed_slice());
+}
+
+/// A data frame to write: its opcode (text or binary) and payload.
+pub(crate) struct DataFrame {
+    pub(crate) opcode: u8,
+    pub(crate) payload: Bytes,
+}
+
+/// Text and binary opcodes, with the FIN bit.
+pub(crate) const TEXT: u8 = 0x81;
+pub(crate) const BINARY: u8 = 0x82;
+
+/// A connection's transport; see the module docs.
+pub(crate) struct Transport<S> {
+    inner: S,
+    /// Bytes read from the socket and not yet taken by the codec; empty (unallocated) between
+    /// bursts.
+    read_stash: Vec<u8>,
+    read_taken: usize,
+    /// Bytes written but not yet taken by the socket, in order; empty between bursts.
+    pending: VecDeque<Bytes>,
+    pending_bytes: usize,
+}
+
+impl<S> Transport<S> {
+    pub(crate) fn new(inner: S) -> Self {
+        Self {
+            inner,
+            read_stash: Vec::new(),
+            read_taken: 0,
+            pending: VecDeque::new(),
+            pending_bytes: 0,
+        }
+    }
+}
+
+/// A server frame's header (never masked): at most 10 bytes.
+fn header(opcode: u8, len: usize, out: &mut [u8; 10]) -> usize {
+    out[0] = opcode;
+    if len < 126 {
+        out[1] = len as u8;
+        2
+    } else if len <= usize::from(u16::MAX) {
+        out[1] = 126;
+        out[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        4
+    } else {
+        out[1] = 127;
+        out[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+        10
+    }
+}
+
+impl<S: AsyncWrite + Unpin> Transport<S> {
+    /// Writes up to [`BATCH_FRAMES`] data frames, with one vectored write when nothing is
+    /// pending; what the socket does not take is kept, without copying payloads. Never
+    /// returns `Pending`: the caller bounds what it hands over between flushes.
+    pub(crate) fn write_frames(
+        &mut self,
+        cx: &mut Context<'_>,
+        frames: &[DataFrame],
+    ) -> io::Result<()> {
+        debug_assert!(frames.len() <= BATCH_FRAMES);
+        let mut headers = [[0u8; 10]; BATCH_FRAMES];
+        let mut lens = [0usize; BATCH_FRAMES];
+        for (i, frame) in frames.iter().enumerate() {
+            lens[i] = header(frame.opcode, frame.payload.len(), &mut headers[i]);
+        }
+        let mut written = 0;
+        if self.pending.is_empty() {
+            let mut slices = [IoSlice::new(&[]); 2 * BATCH_FRAMES];
+            for (i, frame) in frames.iter().enumerate() {
+                slices[2 * i] = IoSlice::new(&headers[i][..lens[i]]);
+                slices[2 * i + 1] = IoSlice::new(&frame.payload);
+            }
+            match Pin::new(&mut self.inner).poll_write_vectored(cx, &slices[..2 * frames.len()]) {
+                Poll::Ready(Ok(n)) => written = n,
+                Poll::Ready(Err(err)) if err.kind() != io::ErrorKind::WouldBlock => {
+                    return Err(err);
+                }
+                Poll::Ready(Err(_)) | Poll::Pending => {}
+            }
+        }
+        // Keep the rest, in order: headers copied (a few bytes), payloads sliced.
+        for (i, frame) in frames.iter().enumerate() {
+            let head = &headers[i][..lens[i]];
+            if written >= head.len() {
+                written -= head.len();
+            } else {
+                self.stash(Bytes::copy_from_slice(&head[written..]));
+                written = 0;
+            }
+            let body = frame.payload.len();
+            if written >= body {
+                written -= body;
+            } else {
+                self.stash(frame.payload.slice(written..));
+                written = 0;
+            }
+        }
+        Ok(())
+    }
+
+    fn stash(&mut self, bytes: Bytes) {
+        if !bytes.is_empty() {
+            self.pending_bytes += bytes.len();
+            self.pending.push_back(bytes);
+        }
+    }
+
+    /// Writes what is pending; `Ready(Ok)` once nothing is.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.pending.is_empty() {
+            let mut slices = [IoSlice::new(&[]); 2 * BATCH_FRAMES];
+            let count = self.pending.len().min(slices.len());
+            for (slice, bytes) in slices.iter_mut().zip(&self.pending) {
+                *slice = IoSlice::new(bytes);
+            }
+            let mut n =
+                ready!(Pin::new(&mut self.inner).poll_write_vectored(cx, &slices[..count]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.pending_bytes -= n;
+            while n > 0 {
+                let front = self
+                    .pending
+                    .front_mut()
+                    .expect("written bytes were pending");
+                if n >= front.len() {
+                    n -= front.len();
+                    self.pending.pop_front();
+                } else {
+                    *front = front.slice(n..);
+                    n = 0;
+                }
+            }
+        }
+        // Nothing left behind by a burst.
+        self.pending = VecDeque::new();
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Transport<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.read_taken < this.read_stash.len() {
+            let n = buf.remaining().min(this.read_stash.len() - this.read_taken);
+            buf.put_slice(&this.read_stash[this.read_taken..this.read_taken + n]);
+            this.read_taken += n;
+            if this.read_taken == this.read_stash.len() {
+                this.read_stash = Vec::new();
+                this.read_taken = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        if buf.remaining() >= SCRATCH_BYTES {
+            // A large read (the rest of a large frame): straight into the caller's buffer.
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let mut read = ReadBuf::new(&mut scratch[..]);
+            ready!(Pin::new(&mut this.inner).poll_read(cx, &mut read))?;
+            let filled = read.filled();
+            let n = buf.remaining().min(filled.len());
+            buf.put_slice(&filled[..n]);
+            if n < filled.len() {
+                this.read_stash.extend_from_slice(&filled[n..]);
+            }
+            Poll::Ready(Ok(()))
+        })
+    }
+}
+
+/// The codec's writes: whole or not at all, behind what is pending.
+impl<S: AsyncWrite + Unpin> AsyncWrite for Transport<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if !this.pending.is_empty() {
+            if this.pending_bytes >= CODEC_PENDING_BYTES {
+                // Registers for writability; `Pending` unless the socket took it all.
+                ready!(this.poll_drain(cx))?;
+            }
+            this.stash(Bytes::copy_from_slice(data));
+            return Poll::Ready(Ok(data.len()));
+        }
+        match Pin::new(&mut this.inner).poll_write(cx, data) {
+            Poll::Ready(Ok(n)) => {
+                // Taken whole: the rest of a frame must not wait in the codec while data
+                // frames are written past it.
+                this.stash(Bytes::copy_from_slice(&data[n..]));
+                Poll::Ready(Ok(data.len()))
+            }
+            Poll::Pending => {
+                this.stash(Bytes::copy_from_slice(data));
+                Poll::Ready(Ok(data.len()))
+            }
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn small_reads_are_served_from_one_socket_read_and_the_stash_is_freed() {
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let data: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        client.write_all(&data).await.unwrap();
+        drop(client);
+        let mut reader = Transport::new(server);
+        let mut got = Vec::new();
+        let mut step = [0u8; 100];
+        loop {
+            let n = reader.read(&mut step).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&step[..n]);
+            if got.len() == 100 {
+                assert_eq!(
+                    reader.read_stash.len(),
+                    9_900,
+                    "one read took the whole burst"
+                );
+            }
+        }
+        assert_eq!(got, data);
+        assert_eq!(
+            reader.read_stash.capacity(),
+            0,
+            "nothing held between bursts"
+        );
+    }
+
+    #[tokio::test]
+    async fn frames_and_codec_writes_keep_their_order_through_a_full_socket() {
+        // A 64-byte pipe: almost everything waits in `pending`.
+        let (server, mut client) = tokio::io::duplex(64);
+        let reader = tokio::spawn(async move {
+            let mut all = Vec::new();
+            client.read_to_end(&mut all).await.unwrap();
+            all
+        });
+        let mut transport = Transport::new(server);
+        let big = Bytes::from(vec![b'x'; 70_000]);
+        let frames = [
+            DataFrame {
+                opcode: TEXT,
+                payload: Bytes::from_static(b"hello"),
+            },
+            DataFrame {
+                opcode: BINARY,
+                payload: big.clone(),
+            },
+        ];
+        std::future::poll_fn(|cx| Poll::Ready(transport.write_frames(cx, &frames)))
+            .await
+            .unwrap();
+        assert!(transport.pending_bytes > 60_000, "the pipe took little");
+        // A codec write (a pong, say) goes behind them.
+        transport.write_all(&[0x8a, 0x00]).await.unwrap();
+        transport.flush().await.unwrap();
+        assert!(transport.pending.is_empty() && transport.pending.capacity() == 0);
+        drop(transport);
+        let all = reader.await.unwrap();
+        let mut expected = vec![0x81, 5];
+        expected.extend_from_slice(b"hello");
+        expected.extend_from_slice(&[0x82, 127]);
+        expected.extend_from_slice(&70_000u64.to_be_bytes());
+        expected.extend_from_slice(&big);
+        expected.extend_from_slice(&[0x8a, 0x00]);
+        assert_eq!(all.len(), expected.len());
+        assert!(all == expected, "frames in order, none split by another");
+    }
+}
