@@ -48,6 +48,12 @@ const MAX_CONTROL_FRAME: usize = 127;
 /// writes control frames. A pong that does not fit waits in the codec, which answers every
 /// ping that arrives meanwhile with that one pong.
 pub(crate) const CODEC_WRITE_LIMIT: usize = 8 * MAX_CONTROL_FRAME;
+thread_local! {
+    /// The data frames of one vectored write, reused by every connection of the thread.
+    static BATCH: std::cell::RefCell<Vec<DataFrame>> =
+        std::cell::RefCell::new(Vec::with_capacity(BATCH_FRAMES));
+}
+
 /// Frames read per wake-up before the task yields to others.
 const READ_BUDGET: usize = 64;
 
@@ -556,36 +562,50 @@ impl<'a> Connection<'a> {
             }
             let mut close = None;
             while self.fed < FEED_BYTES && !self.close_sent && close.is_none() {
-                let mut batch: [DataFrame; BATCH_FRAMES] = std::array::from_fn(|_| DataFrame {
-                    opcode: TEXT,
-                    payload: Bytes::new(),
-                });
-                let mut count = 0;
-                while count < BATCH_FRAMES && self.fed < FEED_BYTES {
-                    let Poll::Ready(item) = self.queue.poll_pop(cx) else {
-                        break;
-                    };
-                    let (opcode, payload) = match item {
-                        Outgoing::Frame(frame) => (TEXT, Bytes::from(frame.into_text())),
-                        Outgoing::Binary(data) => (BINARY, data),
-                        Outgoing::Close(code, reason) => {
-                            close = Some((code, reason));
-                            break;
-                        }
-                    };
-                    self.fed += payload.len();
-                    batch[count] = DataFrame { opcode, payload };
-                    count += 1;
-                }
-                if count == 0 {
+                let Poll::Ready(first) = self.queue.poll_pop(cx) else {
                     break;
+                };
+                // The batch is this thread's, reused: nothing to build per wake-up.
+                let written = BATCH.with_borrow_mut(|batch| {
+                    let mut next = Some(first);
+                    while let Some(item) = next.take() {
+                        let (opcode, payload) = match item {
+                            Outgoing::Frame(frame) => (TEXT, Bytes::from(frame.into_text())),
+                            Outgoing::Binary(data) => (BINARY, data),
+                            Outgoing::Close(code, reason) => {
+                                close = Some((code, reason));
+                                break;
+                            }
+                        };
+                        self.fed += payload.len();
+                        batch.push(DataFrame { opcode, payload });
+                        if batch.len() < BATCH_FRAMES
+                            && self.fed < FEED_BYTES
+                            && let Poll::Ready(item) = self.queue.poll_pop(cx)
+                        {
+                            next = Some(item);
+                        }
+                    }
+                    let count = batch.len();
+                    let written = if count == 0 {
+                        Ok(())
+                    } else {
+                        ws.get_mut().write_frames(cx, batch)
+                    };
+                    batch.clear();
+                    written.map(|()| count)
+                });
+                match written {
+                    Ok(0) => {}
+                    Ok(count) => {
+                        self.fed_frames += count as u64;
+                        self.unflushed = true;
+                    }
+                    Err(err) => {
+                        tracing::debug!(error = %err, "write failed");
+                        return Err(End::Gone);
+                    }
                 }
-                if let Err(err) = ws.get_mut().write_frames(cx, &batch[..count]) {
-                    tracing::debug!(error = %err, "write failed");
-                    return Err(End::Gone);
-                }
-                self.fed_frames += count as u64;
-                self.unflushed = true;
             }
             if let Some((code, reason)) = close {
                 // After every data frame queued before it, and the last thing written.
