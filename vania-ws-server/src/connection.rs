@@ -2,18 +2,19 @@
 //!
 //! Each wake-up of the task does, in order: follow the server's shutdown phase; poll the
 //! handler in flight, if any; read and dispatch the frames that arrived (while no handler is in
-//! flight, which keeps a connection's events in order); then cork: hand everything queued for
-//! the client to the codec and flush once. A handler that finishes without waiting (most do)
-//! runs inside that same wake-up, so a burst of pipelined requests is read, answered and
-//! written back with one flush. Outgoing frames keep flowing while a handler waits.
+//! flight, which keeps a connection's events in order); then cork: write everything queued for
+//! the client, in batches of one vectored write straight from the shared frames (see
+//! `transport.rs`), and flush once. A handler that finishes without waiting (most do) runs
+//! inside that same wake-up, so a burst of pipelined requests is read, answered and written
+//! back together. Outgoing frames keep flowing while a handler waits.
 //!
-//! Everything that lives as long as the connection (the timer, the phase watch, the slot for
-//! the handler in flight) is pinned once, not rebuilt per frame.
+//! What lives as long as the connection (the timer, the phase watch) is created once, not
+//! rebuilt per frame; a handler that waits is kept in a 16-byte slot, boxed only then.
 //!
 //! Liveness and abuse: the server pings every interval with an unpredictable payload, and only
 //! a pong carrying it keeps the client alive; control frames count against the rate limit;
-//! every byte the server holds for the client (queued frames, frames in the codec not yet
-//! flushed, pongs) counts against the send-queue bound.
+//! every byte the server holds for the client (queued frames, frames written but not yet
+//! taken by the socket, pongs and pings) counts against the send-queue bound.
 
 use futures_util::{SinkExt, StreamExt};
 use std::hash::BuildHasher;
