@@ -300,11 +300,6 @@ impl OutboxReceiver {
         self.written(item.len());
         Some(item)
     }
-
-    /// Whether the queue overflowed (the client was a slow consumer).
-    pub fn overflowed(&self) -> bool {
-        self.state.overflowed.load(Ordering::Acquire)
-    }
 }
 
 #[cfg(test)]

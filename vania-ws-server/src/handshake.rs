@@ -8,7 +8,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use crate::engine::Shared;
-use crate::policy::{self, Admission, Refusal};
+use crate::policy::{self, Admission, Refusal, refuse};
 
 /// The largest request head accepted, in bytes, request line and final blank line included.
 pub(crate) const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -110,13 +110,6 @@ where
             }
             Err(_) => return Err(Some(refuse(400, "malformed http request"))),
         }
-    }
-}
-
-fn refuse(status: u16, reason: &str) -> Refusal {
-    Refusal {
-        rejection: vania_ws_core::Rejection::new(status, reason),
-        version_header: false,
     }
 }
 

@@ -33,7 +33,7 @@ pub(crate) struct Refusal {
     pub(crate) version_header: bool,
 }
 
-fn refuse(status: u16, reason: &str) -> Refusal {
+pub(crate) fn refuse(status: u16, reason: &str) -> Refusal {
     Refusal {
         rejection: Rejection::new(status, reason),
         version_header: false,
