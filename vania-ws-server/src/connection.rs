@@ -41,7 +41,7 @@ use crate::handshake;
 use crate::policy::Admission;
 use crate::transport::{BATCH_FRAMES, BINARY, DataFrame, TEXT, Transport};
 
-/// Bytes handed to the transport between two completed flushes, at most (plus one message).
+/// Bytes of data frames written and not yet taken by the socket, at most (plus one message).
 const FEED_BYTES: usize = 64 * 1024;
 /// The largest control frame the server writes: 125 bytes of payload and a 2-byte header.
 const MAX_CONTROL_FRAME: usize = 127;
@@ -236,11 +236,15 @@ struct Connection<'a> {
     read_done: bool,
     ping: Option<[u8; 8]>,
     close_sent: bool,
-    /// Bytes handed to the codec (and pongs it owes) since the last completed flush; released
-    /// from the send-queue bound when a flush completes.
+    /// Bytes of data frames written and not yet all taken by the socket; released from the
+    /// send-queue bound as soon as the socket has taken them. Releasing only at a flush would
+    /// let a reader that keeps up be closed as a slow consumer: while frames keep arriving,
+    /// one write pass can hand the socket a whole bound's worth before its flush.
     fed: usize,
-    /// Frames handed to the codec since the last flush, for the `messages_out` counter.
+    /// Frames written and not yet counted in `messages_out`.
     fed_frames: u64,
+    /// Control frames the codec owes (pongs, a ping), released when a flush completes.
+    charged: usize,
     unflushed: bool,
     /// A deadline that never comes, for an idle timer (fixed, so the timer is not re-armed).
     never: Instant,
@@ -268,6 +272,7 @@ impl<'a> Connection<'a> {
             close_sent: false,
             fed: 0,
             fed_frames: 0,
+            charged: 0,
             unflushed: false,
             never: Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600),
         }
@@ -477,7 +482,7 @@ impl<'a> Connection<'a> {
                 // against the bound until then.
                 let pong = payload.len() + 2;
                 self.queue.charge(pong);
-                self.fed += pong;
+                self.charged += pong;
                 self.unflushed = true;
                 Ok(None)
             }
@@ -533,13 +538,25 @@ impl<'a> Connection<'a> {
                     Beat::Ping(payload) => {
                         self.ping = Some(payload);
                         self.queue.charge(MAX_CONTROL_FRAME);
-                        self.fed += MAX_CONTROL_FRAME;
+                        self.charged += MAX_CONTROL_FRAME;
                     }
                     Beat::Wait => {}
                     Beat::TimedOut => return Err(End::TimedOut),
                 }
             }
         }
+    }
+
+    /// Releases the data frames written so far, and `charged` control-frame bytes, from the
+    /// send-queue bound, and counts the frames as sent.
+    fn release(&mut self, charged: usize) {
+        self.queue.written(std::mem::take(&mut self.fed) + charged);
+        let frames = std::mem::take(&mut self.fed_frames);
+        self.shared
+            .hub
+            .metrics()
+            .messages_out
+            .fetch_add(frames, Ordering::Relaxed);
     }
 
     /// Writes what is queued, up to [`FEED_BYTES`], as batches of data frames straight from
@@ -554,12 +571,14 @@ impl<'a> Connection<'a> {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         loop {
-            if let Some(payload) = self.ping.take()
-                && let Err(err) =
+            if let Some(payload) = self.ping.take() {
+                if let Err(err) =
                     ws.start_send_unpin(Message::Ping(Bytes::copy_from_slice(&payload)))
-            {
-                tracing::debug!(error = %err, "write failed");
-                return Err(End::Gone);
+                {
+                    tracing::debug!(error = %err, "write failed");
+                    return Err(End::Gone);
+                }
+                self.unflushed = true;
             }
             let mut close = None;
             while self.fed < FEED_BYTES && !self.close_sent && close.is_none() {
@@ -600,7 +619,12 @@ impl<'a> Connection<'a> {
                     Ok(0) => {}
                     Ok(count) => {
                         self.fed_frames += count as u64;
-                        self.unflushed = true;
+                        if ws.get_ref().is_drained() {
+                            // The socket took the whole batch: nothing of it is held.
+                            self.release(0);
+                        } else {
+                            self.unflushed = true;
+                        }
                     }
                     Err(err) => {
                         tracing::debug!(error = %err, "write failed");
@@ -627,13 +651,8 @@ impl<'a> Connection<'a> {
             }
             match ws.poll_flush_unpin(cx) {
                 Poll::Ready(Ok(())) => {
-                    self.queue.written(std::mem::take(&mut self.fed));
-                    let frames = std::mem::take(&mut self.fed_frames);
-                    self.shared
-                        .hub
-                        .metrics()
-                        .messages_out
-                        .fetch_add(frames, Ordering::Relaxed);
+                    let charged = std::mem::take(&mut self.charged);
+                    self.release(charged);
                     self.unflushed = false;
                 }
                 // The codec ends the connection once the close handshake is done.

@@ -60,6 +60,11 @@ pub(crate) struct Transport<S> {
 }
 
 impl<S> Transport<S> {
+    /// Whether everything written so far has been taken by the socket.
+    pub(crate) fn is_drained(&self) -> bool {
+        self.pending.is_empty()
+    }
+
     pub(crate) fn new(inner: S) -> Self {
         Self {
             inner,
