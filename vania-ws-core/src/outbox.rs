@@ -5,10 +5,11 @@
 //! with 1008. The connection drains the [`OutboxReceiver`].
 //!
 //! The bound covers everything the server still holds for the client: frames queued here,
-//! frames handed to the WebSocket codec but not yet flushed to the socket, and the control
-//! frames (pongs, pings) the connection writes itself. A connection reports the last two with
-//! [`OutboxReceiver::charge`] and releases what it took with [`OutboxReceiver::written`] once a flush
-//! completes, so a client that never reads holds at most the limit, whatever it sends.
+//! frames taken by the connection but not yet by the socket, and the control frames (pongs,
+//! pings) the connection writes itself. A connection reports the control frames with
+//! [`OutboxReceiver::charge`] and releases what it took with [`OutboxReceiver::written`] as soon
+//! as the socket has it, so a client that never reads holds at most the limit, whatever it
+//! sends, and one that keeps up is never counted for bytes already on their way.
 //!
 //! Why a mutex around a `VecDeque`, and not a lock-free queue: the queue must cost nothing
 //! while a connection is idle. The lock-free queues at hand (tokio's, crossbeam's) keep a block
