@@ -4,7 +4,7 @@
 //! handler in flight, if any; read and dispatch the frames that arrived (while no handler is in
 //! flight, which keeps a connection's events in order); then cork: write everything queued for
 //! the client, in batches of one vectored write straight from the shared frames (see
-//! `transport.rs`), and flush once. A handler that finishes without waiting (most do) runs
+//! `transport.rs`), and flush once if the socket did not take it all. A handler that finishes without waiting (most do) runs
 //! inside that same wake-up, so a burst of pipelined requests is read, answered and written
 //! back together. Outgoing frames keep flowing while a handler waits.
 //!
@@ -559,9 +559,10 @@ impl<'a> Connection<'a> {
             .fetch_add(frames, Ordering::Relaxed);
     }
 
-    /// Writes what is queued, up to [`FEED_BYTES`], as batches of data frames straight from
-    /// their shared payloads, then flushes once; repeats while flushes complete and more is
-    /// queued. Control frames (a due ping, the close) go through the codec.
+    /// Writes what is queued, up to [`FEED_BYTES`] beyond what the socket takes, as batches of
+    /// data frames straight from their shared payloads, then flushes once if the socket left
+    /// something or the codec wrote; repeats while flushes complete and more is queued.
+    /// Control frames (a due ping, the close) go through the codec.
     fn poll_write<S>(
         &mut self,
         cx: &mut Context<'_>,

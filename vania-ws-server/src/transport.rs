@@ -60,11 +60,6 @@ pub(crate) struct Transport<S> {
 }
 
 impl<S> Transport<S> {
-    /// Whether everything written so far has been taken by the socket.
-    pub(crate) fn is_drained(&self) -> bool {
-        self.pending.is_empty()
-    }
-
     pub(crate) fn new(inner: S) -> Self {
         Self {
             inner,
@@ -73,6 +68,11 @@ impl<S> Transport<S> {
             pending: VecDeque::new(),
             pending_bytes: 0,
         }
+    }
+
+    /// Whether everything written so far has been taken by the socket.
+    pub(crate) fn is_drained(&self) -> bool {
+        self.pending.is_empty()
     }
 }
 
