@@ -36,18 +36,7 @@ const PATHS: [(&str, &str, u64, u64, u64, &str); 2] = [
 
 /// Builds `hotpath` and counts its instructions per operation.
 pub(crate) fn run(paths: &Paths) -> Result<Vec<Count>, String> {
-    peers::cargo(
-        paths,
-        &[
-            "build",
-            "--release",
-            "-p",
-            "vania-ws-bench",
-            "--bin",
-            "hotpath",
-        ],
-        &[],
-    )?;
+    peers::build_bin(paths, "vania-ws-bench", "hotpath")?;
     let bin = paths.target.join("release/hotpath");
     let mut counts = Vec::new();
     for (path, arg, small, large, ops, per) in PATHS {

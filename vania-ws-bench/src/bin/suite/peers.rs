@@ -109,30 +109,8 @@ pub(crate) fn prepare(paths: &Paths, want: Want) -> Result<(Vec<Target>, Vec<Str
     let mut targets = Vec::new();
     let mut skipped = Vec::new();
 
-    cargo(
-        paths,
-        &[
-            "build",
-            "--release",
-            "-p",
-            "example-demo",
-            "--bin",
-            "example-demo",
-        ],
-        &[],
-    )?;
-    cargo(
-        paths,
-        &[
-            "build",
-            "--release",
-            "-p",
-            "vania-ws-bench",
-            "--bin",
-            "peer_tungstenite",
-        ],
-        &[],
-    )?;
+    build_bin(paths, "example-demo", "example-demo")?;
+    build_bin(paths, "vania-ws-bench", "peer_tungstenite")?;
     targets.push(Target {
         name: DEMO,
         dialect: Dialect::Vania,
@@ -213,6 +191,15 @@ pub(crate) fn prepare(paths: &Paths, want: Want) -> Result<(Vec<Target>, Vec<Str
         Err(e) => skipped.push(format!("{BUN} and {NODE_WS}: {e}")),
     }
     Ok((targets, skipped))
+}
+
+/// Builds one binary of a workspace package with the release profile.
+pub(crate) fn build_bin(paths: &Paths, package: &str, bin: &str) -> Result<(), String> {
+    cargo(
+        paths,
+        &["build", "--release", "-p", package, "--bin", bin],
+        &[],
+    )
 }
 
 /// Runs cargo (the one that runs the suite, when there is one) in the workspace root.
