@@ -3,9 +3,12 @@
 //! unbounded channel), with the read buffer sized like vania-ws's (4 KiB).
 //!
 //! It speaks the suite's raw dialect:
-//! - `J`: join; everyone is a member already, so it only answers `J`;
-//! - `B…`: room broadcast, the same `Message` (a shared `Utf8Bytes`, so the payload is not
-//!   copied per recipient) queued to every connected client, the sender included;
+//! - `J<room>`: joins the room, answered with the same text;
+//! - `B…`: room broadcast to `bench`, the same `Message` (a shared `Utf8Bytes`, so the
+//!   payload is not copied per recipient) queued to every member, the sender included;
+//! - `R<room>|<text>`: `<text>` to every member of the room;
+//! - `N<name>`: names the connection, answered with the same text; `D<name>|<text>` sends
+//!   `<text>` to the connection of that name;
 //! - anything else is echoed back.
 //!
 //! `APP_PORT=9001 target/release/peer_tungstenite` (listens on 127.0.0.1, backlog 1024).
@@ -13,7 +16,7 @@
 // It prints one line when it listens, which is what a server binary does.
 #![allow(clippy::print_stdout)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -26,8 +29,25 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 /// vania-ws's read buffer size, so that both sides pay the same per idle connection.
 const READ_BUFFER_BYTES: usize = 4096;
 
-/// Every connected client's queue, by connection number.
-type Clients = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Message>>>>;
+/// Every connected client's queue by connection number, the rooms' members and the names.
+#[derive(Default)]
+struct State {
+    clients: HashMap<u64, mpsc::UnboundedSender<Message>>,
+    rooms: HashMap<String, HashSet<u64>>,
+    names: HashMap<String, u64>,
+}
+
+type Shared = Arc<Mutex<State>>;
+
+impl State {
+    fn to_room(&self, room: &str, message: &Message) {
+        for id in self.rooms.get(room).into_iter().flatten() {
+            if let Some(member) = self.clients.get(id) {
+                let _ = member.send(message.clone());
+            }
+        }
+    }
+}
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -41,16 +61,16 @@ async fn main() -> std::io::Result<()> {
     // The default of std/tokio's `bind` is 128, which drops SYNs at 256 parallel connects.
     let listener = socket.listen(1024)?;
     println!("tokio-tungstenite listening on 127.0.0.1:{port}");
-    let clients = Clients::default();
+    let state = Shared::default();
     let ids = AtomicU64::new(0);
     loop {
         let (stream, _) = listener.accept().await?;
         let id = ids.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(serve(stream, id, clients.clone()));
+        tokio::spawn(serve(stream, id, state.clone()));
     }
 }
 
-async fn serve(stream: TcpStream, id: u64, clients: Clients) {
+async fn serve(stream: TcpStream, id: u64, state: Shared) {
     let _ = stream.set_nodelay(true);
     let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
     let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else {
@@ -58,7 +78,12 @@ async fn serve(stream: TcpStream, id: u64, clients: Clients) {
     };
     let (mut sink, mut source) = ws.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
-    clients.lock().expect("not poisoned").insert(id, tx.clone());
+    state
+        .lock()
+        .expect("not poisoned")
+        .clients
+        .insert(id, tx.clone());
+    let (mut rooms, mut name) = (Vec::new(), None);
 
     // The writer feeds everything queued, then flushes once: one write per wake-up.
     let writer = tokio::spawn(async move {
@@ -79,14 +104,41 @@ async fn serve(stream: TcpStream, id: u64, clients: Clients) {
 
     while let Some(Ok(message)) = source.next().await {
         match message {
-            Message::Text(text) if text.as_str() == "J" => {
-                let _ = tx.send(Message::Text(text));
-            }
             Message::Text(text) if text.as_str().starts_with('B') => {
                 let message = Message::Text(text);
-                for member in clients.lock().expect("not poisoned").values() {
-                    let _ = member.send(message.clone());
+                state
+                    .lock()
+                    .expect("not poisoned")
+                    .to_room("bench", &message);
+            }
+            Message::Text(text) if text.as_str().starts_with('R') => {
+                if let Some((room, body)) = text.as_str()[1..].split_once('|') {
+                    let message = Message::text(body);
+                    state.lock().expect("not poisoned").to_room(room, &message);
                 }
+            }
+            Message::Text(text) if text.as_str().starts_with('D') => {
+                if let Some((to, body)) = text.as_str()[1..].split_once('|') {
+                    let state = state.lock().expect("not poisoned");
+                    let client = state.names.get(to).and_then(|id| state.clients.get(id));
+                    if let Some(client) = client {
+                        let _ = client.send(Message::text(body));
+                    }
+                }
+            }
+            Message::Text(text) if text.as_str().starts_with('J') => {
+                let room = text.as_str()[1..].to_owned();
+                let mut state = state.lock().expect("not poisoned");
+                state.rooms.entry(room.clone()).or_default().insert(id);
+                rooms.push(room);
+                let _ = tx.send(Message::Text(text));
+            }
+            Message::Text(text) if text.as_str().starts_with('N') => {
+                let given = text.as_str()[1..].to_owned();
+                let mut state = state.lock().expect("not poisoned");
+                state.names.insert(given.clone(), id);
+                name = Some(given);
+                let _ = tx.send(Message::Text(text));
             }
             Message::Text(_) | Message::Binary(_) => {
                 let _ = tx.send(message);
@@ -96,7 +148,23 @@ async fn serve(stream: TcpStream, id: u64, clients: Clients) {
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
         }
     }
-    clients.lock().expect("not poisoned").remove(&id);
+    {
+        let mut state = state.lock().expect("not poisoned");
+        state.clients.remove(&id);
+        for room in rooms {
+            if let Some(members) = state.rooms.get_mut(&room) {
+                members.remove(&id);
+                if members.is_empty() {
+                    state.rooms.remove(&room);
+                }
+            }
+        }
+        if let Some(name) = name
+            && state.names.get(&name) == Some(&id)
+        {
+            state.names.remove(&name);
+        }
+    }
     drop(tx);
     let _ = writer.await;
 }

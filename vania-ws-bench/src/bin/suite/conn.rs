@@ -42,12 +42,32 @@ pub(crate) struct Conn {
     parser: FrameParser,
     /// Frames already parsed but not yet taken by `next_frame`.
     pending: VecDeque<OwnedFrame>,
+    /// How other clients address this one in a direct message (set by the greeting; empty
+    /// when the dialect has none).
+    pub(crate) id: String,
 }
 
 impl Conn {
     /// Connects to `127.0.0.1:port` and upgrades on `path`.
     pub(crate) async fn open(port: u16, path: &str) -> io::Result<Conn> {
         let stream = TcpStream::connect(("127.0.0.1", port)).await?;
+        Conn::upgrade(stream, port, path).await
+    }
+
+    /// [`Conn::open`] with the socket's receive buffer set to `bytes` before the connect (the
+    /// kernel's autotuning would otherwise let it hold megabytes that a client never reads).
+    pub(crate) async fn open_with_receive_buffer(
+        port: u16,
+        path: &str,
+        bytes: u32,
+    ) -> io::Result<Conn> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_recv_buffer_size(bytes)?;
+        let stream = socket.connect(([127, 0, 0, 1], port).into()).await?;
+        Conn::upgrade(stream, port, path).await
+    }
+
+    async fn upgrade(stream: TcpStream, port: u16, path: &str) -> io::Result<Conn> {
         stream.set_nodelay(true)?;
         write_all(&stream, &wire::handshake_request(path, port)).await?;
         let mut head = Vec::with_capacity(512);
@@ -72,6 +92,7 @@ impl Conn {
             stream: Rc::new(stream),
             parser: FrameParser::default(),
             pending: VecDeque::new(),
+            id: String::new(),
         };
         // The server may have sent its first frame in the same segment as the 101.
         conn.feed_pending(&rest)?;
@@ -138,6 +159,13 @@ impl Conn {
     /// without their payload being read. Frames left over from the setup are returned.
     pub(crate) fn start_counting(&mut self, lengths: &[u64]) -> Vec<OwnedFrame> {
         self.parser.expect(lengths);
+        self.pending.drain(..).collect()
+    }
+
+    /// [`Conn::start_counting`] for every text frame, each reported with the head of its
+    /// payload.
+    pub(crate) fn start_counting_any_text(&mut self) -> Vec<OwnedFrame> {
+        self.parser.expect_any_text();
         self.pending.drain(..).collect()
     }
 

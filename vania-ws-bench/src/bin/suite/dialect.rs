@@ -1,12 +1,21 @@
 //! The three dialects the load generator speaks, so that every server does the same work in
 //! its own protocol:
-//! - **raw** (tokio-tungstenite, Bun, Node `ws`): plain text frames. `J` joins the room and is
-//!   answered `J`; a frame starting with `B` is broadcast to the room; anything else is echoed.
+//! - **raw** (tokio-tungstenite, Bun, Node `ws`): plain text frames. `J<room>` joins the room
+//!   and is answered with itself; a frame starting with `B` is broadcast to room `bench`;
+//!   `R<room>|<text>` sends `<text>` to the room's members; `N<name>` names the connection
+//!   (answered with itself) and `D<name>|<text>` sends `<text>` to the connection of that name;
+//!   anything else is echoed.
 //! - **vania** (example-demo, example-axum): our envelope on `/ws`. The server greets with
-//!   `connected`; `join-room` with an `id` is acked; `message` is emitted back; `room-message`
-//!   goes to every member of the room.
+//!   `connected` (which carries the client id); `join-room` with an `id` is acked; `message` is
+//!   emitted back; `room-message` goes to every member of the room; `direct` goes to one client
+//!   by id.
 //! - **socket.io** (socketioxide): Engine.IO 4 over the websocket transport, `40` to connect to
-//!   the main namespace, `42["event",…]` events, `421[…]`/`431[…]` for an event with an ack.
+//!   the main namespace (answered with the socket id), `42["event",…]` events, `421[…]`/`431[…]`
+//!   for an event with an ack; `join`, `message`, `room-message`, `to-room` and `direct`
+//!   events.
+//!
+//! In every dialect the members of a room receive a room message whoever sends it, the sender
+//! included when it is a member.
 
 use std::io;
 use std::time::Duration;
@@ -86,18 +95,54 @@ impl Dialect {
         }
     }
 
-    /// After the 101: what the server sends first and the client answers, until the
-    /// connection is ready for events.
-    pub(crate) async fn greet(self, conn: &mut Conn) -> io::Result<()> {
+    /// A message of `text` to `room`, and what each member receives for it (in every dialect
+    /// a frame that contains `text`).
+    pub(crate) fn to_room(self, room: &str, text: &str) -> String {
         match self {
-            Dialect::Raw => Ok(()),
+            Dialect::Raw => format!("R{room}|{text}"),
+            Dialect::Vania => format!(
+                r#"{{"event":"room-message","payload":{{"room":"{room}","message":"{text}"}}}}"#
+            ),
+            Dialect::SocketIo => format!(r#"42["to-room",{{"room":"{room}","text":"{text}"}}]"#),
+        }
+    }
+
+    /// A direct message of `text` to the client whose id is `to` (see [`Conn::id`]); its
+    /// recipient receives a frame that contains `text`.
+    pub(crate) fn direct(self, to: &str, text: &str) -> String {
+        match self {
+            Dialect::Raw => format!("D{to}|{text}"),
+            Dialect::Vania => {
+                format!(r#"{{"event":"direct","payload":{{"to":"{to}","message":"{text}"}}}}"#)
+            }
+            Dialect::SocketIo => format!(r#"42["direct",{{"to":"{to}","text":"{text}"}}]"#),
+        }
+    }
+
+    /// After the 101: what the server sends first and the client answers, until the
+    /// connection is ready for events. Sets the connection's id: the server's client id
+    /// (ours, Socket.IO), or for the raw dialect the name `name` it registers.
+    pub(crate) async fn greet(self, conn: &mut Conn, name: Option<usize>) -> io::Result<()> {
+        match self {
+            Dialect::Raw => {
+                if let Some(name) = name {
+                    let register = format!("N{name}");
+                    conn.send(&wire::text_frame(&register)).await?;
+                    let frame = conn.next_frame(SETUP_TIMEOUT).await?;
+                    expect_text(&frame, |t| t == register, "the name's answer")?;
+                    conn.id = name.to_string();
+                }
+                Ok(())
+            }
             Dialect::Vania => {
                 let frame = conn.next_frame(SETUP_TIMEOUT).await?;
                 expect_text(
                     &frame,
                     |t| t.starts_with(r#"{"event":"connected""#),
                     "connected",
-                )
+                )?;
+                conn.id = json_string(&frame, &["payload", "session_id"])?;
+                Ok(())
             }
             Dialect::SocketIo => {
                 let open = conn.next_frame(SETUP_TIMEOUT).await?;
@@ -109,27 +154,35 @@ impl Dialect {
                         conn.send(&wire::text_frame("3")).await?;
                         continue;
                     }
-                    return expect_text(&frame, |t| t.starts_with("40"), "the namespace connect");
+                    expect_text(&frame, |t| t.starts_with("40"), "the namespace connect")?;
+                    // `40{"sid":"…"}`: the socket id, which is also the socket's own room.
+                    let connect = OwnedFrame {
+                        payload: frame.payload[2..].to_vec(),
+                        ..frame
+                    };
+                    conn.id = json_string(&connect, &["sid"])?;
+                    return Ok(());
                 }
             }
         }
     }
 
-    /// Joins [`ROOM`] and waits for the server to confirm it.
-    pub(crate) async fn join(self, conn: &mut Conn) -> io::Result<()> {
+    /// Joins `room` and waits for the server to confirm it.
+    pub(crate) async fn join(self, conn: &mut Conn, room: &str) -> io::Result<()> {
         match self {
             Dialect::Raw => {
-                conn.send(&wire::text_frame("J")).await?;
+                let join = format!("J{room}");
+                conn.send(&wire::text_frame(&join)).await?;
                 let frame = conn.next_frame(SETUP_TIMEOUT).await?;
-                expect_text(&frame, |t| t == "J", "the join's answer `J`")
+                expect_text(&frame, |t| t == join, "the join's answer")
             }
             Dialect::Vania => {
-                let join = format!(r#"{{"event":"join-room","room":"{ROOM}","id":1}}"#);
+                let join = format!(r#"{{"event":"join-room","room":"{room}","id":1}}"#);
                 conn.send(&wire::text_frame(&join)).await?;
                 let frame = conn.next_frame(SETUP_TIMEOUT).await?;
                 let acked =
                     serde_json::from_slice::<serde_json::Value>(&frame.payload).is_ok_and(|v| {
-                        v["event"] == "ack" && v["id"] == 1 && v["payload"]["room"] == ROOM
+                        v["event"] == "ack" && v["id"] == 1 && v["payload"]["room"] == room
                     });
                 if acked {
                     Ok(())
@@ -145,7 +198,7 @@ impl Dialect {
                 // event handlers, so an event sent at once can be dropped: retry until acked
                 // (every 500 ms, for up to a minute).
                 for id in 1..=120u32 {
-                    conn.send(&wire::text_frame(&format!(r#"42{id}["join"]"#)))
+                    conn.send(&wire::text_frame(&format!(r#"42{id}["join","{room}"]"#)))
                         .await?;
                     let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
                     loop {
@@ -191,6 +244,17 @@ impl Dialect {
             _ => format!("an unexpected frame (opcode {opcode}, {len} bytes): {text}"),
         })
     }
+}
+
+/// The string at `path` in a frame's JSON payload.
+fn json_string(frame: &OwnedFrame, path: &[&str]) -> io::Result<String> {
+    let value: serde_json::Value = serde_json::from_slice(&frame.payload)
+        .map_err(|e| io::Error::other(format!("{e} in {}", frame.text())))?;
+    path.iter()
+        .try_fold(&value, |v, key| v.get(key))
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| io::Error::other(format!("no {} in {}", path.join("."), frame.text())))
 }
 
 fn is_engine_ping(frame: &OwnedFrame) -> bool {

@@ -21,7 +21,7 @@ use crate::wire::{self, Event};
 
 /// How long the drain after a run may take before what is still in flight counts as missing
 /// (long: a busy machine must not turn slowness into a missing message).
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What went wrong during a workload: the first few errors, and how many in all.
 #[derive(Default)]
@@ -121,14 +121,15 @@ pub(crate) struct Phases {
 }
 
 /// Takes the snapshots of a measured window while a workload runs.
-struct Meter<'a> {
-    server: &'a Server,
-    ticks: f64,
-    counter: &'a Cell<u64>,
+pub(crate) struct Meter<'a> {
+    pub(crate) server: &'a Server,
+    pub(crate) ticks: f64,
+    pub(crate) counter: &'a Cell<u64>,
 }
 
 impl Meter<'_> {
-    async fn run(&self, phases: Phases, recording: &Cell<bool>) -> io::Result<Window> {
+    /// Waits out the warm-up, then measures for `phases.measure` with `recording` set.
+    pub(crate) async fn run(&self, phases: Phases, recording: &Cell<bool>) -> io::Result<Window> {
         tokio::time::sleep(phases.warmup).await;
         let (t0, w0, s0, l0, m0) = self.snapshot()?;
         recording.set(true);
@@ -162,19 +163,66 @@ pub(crate) struct Ramp {
     pub(crate) server_cpu: f64,
 }
 
+/// What each connection of a ramp does after its greeting.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Setup {
+    pub(crate) rooms: Rooms,
+    /// Registers the name `i` (the raw dialect's way to be reachable by a direct message;
+    /// the other dialects' servers give every client an id).
+    pub(crate) named: bool,
+}
+
+impl Setup {
+    pub(crate) const NONE: Setup = Setup {
+        rooms: Rooms::None,
+        named: false,
+    };
+    pub(crate) const BENCH: Setup = Setup {
+        rooms: Rooms::Bench,
+        named: false,
+    };
+}
+
+/// The room connection `i` of a ramp joins, if any.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) enum Rooms {
+    #[default]
+    None,
+    /// [`crate::dialect::ROOM`], for all of them.
+    Bench,
+    /// `r0`, `r1`, …: rooms of `size` connections, in the order of the ramp.
+    Groups(usize),
+}
+
+impl Rooms {
+    pub(crate) fn of(self, i: usize) -> Option<String> {
+        match self {
+            Rooms::None => None,
+            Rooms::Bench => Some(crate::dialect::ROOM.to_owned()),
+            Rooms::Groups(size) => Some(group_room(i / size)),
+        }
+    }
+}
+
+/// The name of group room `r`.
+pub(crate) fn group_room(r: usize) -> String {
+    format!("r{r}")
+}
+
 /// Opens `count` connections to `server`, `parallel` handshakes at a time; each is upgraded,
-/// greeted and, with `join`, a member of the room. The first error stops the ramp.
+/// greeted and set up as `setup` says. They are returned in the order of their index `i`.
+/// The first error stops the ramp.
 pub(crate) async fn ramp(
     server: &Server,
     count: usize,
     parallel: usize,
-    join: bool,
+    setup: Setup,
 ) -> io::Result<Ramp> {
     let next = Rc::new(Cell::new(0usize));
     let failed: Rc<RefCell<Option<io::Error>>> = Rc::default();
     let cpu0 = server.cpu_secs()?;
     let start = Instant::now();
-    let workers: Vec<JoinHandle<Vec<Conn>>> = (0..parallel.min(count))
+    let workers: Vec<JoinHandle<Vec<(usize, Conn)>>> = (0..parallel.min(count))
         .map(|_| {
             let (next, failed) = (next.clone(), failed.clone());
             let (port, dialect) = (server.port, server.dialect);
@@ -186,8 +234,8 @@ pub(crate) async fn ramp(
                         return mine;
                     }
                     next.set(i + 1);
-                    match open(port, dialect, join).await {
-                        Ok(conn) => mine.push(conn),
+                    match open(port, dialect, setup, i).await {
+                        Ok(conn) => mine.push((i, conn)),
                         Err(e) => {
                             failed.borrow_mut().get_or_insert(io::Error::new(
                                 e.kind(),
@@ -204,6 +252,8 @@ pub(crate) async fn ramp(
     for worker in workers {
         conns.extend(worker.await.map_err(io::Error::other)?);
     }
+    conns.sort_unstable_by_key(|(i, _)| *i);
+    let conns = conns.into_iter().map(|(_, conn)| conn).collect();
     let secs = start.elapsed().as_secs_f64();
     let server_cpu = server.cpu_secs()? - cpu0;
     if let Some(e) = failed.borrow_mut().take() {
@@ -216,21 +266,22 @@ pub(crate) async fn ramp(
     })
 }
 
-async fn open(port: u16, dialect: Dialect, join: bool) -> io::Result<Conn> {
+async fn open(port: u16, dialect: Dialect, setup: Setup, i: usize) -> io::Result<Conn> {
     // Each step has its own deadline, so that a failure says where the server got stuck.
     let mut conn = within(
         "the TCP connect and the upgrade",
         Conn::open(port, dialect.path()),
     )
     .await?;
-    within("the greeting", dialect.greet(&mut conn)).await?;
-    if join {
-        dialect.join(&mut conn).await?;
+    let name = setup.named.then_some(i);
+    within("the greeting", dialect.greet(&mut conn, name)).await?;
+    if let Some(room) = setup.rooms.of(i) {
+        dialect.join(&mut conn, &room).await?;
     }
     Ok(conn)
 }
 
-async fn within<T>(step: &str, f: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+pub(crate) async fn within<T>(step: &str, f: impl Future<Output = io::Result<T>>) -> io::Result<T> {
     match tokio::time::timeout(Duration::from_secs(30), f).await {
         Ok(result) => result.map_err(|e| io::Error::new(e.kind(), format!("{step}: {e}"))),
         Err(_) => Err(io::Error::new(
@@ -240,12 +291,22 @@ async fn within<T>(step: &str, f: impl Future<Output = io::Result<T>>) -> io::Re
     }
 }
 
-/// Switches every connection to counting frames of `reply_len`. Frames left over from the
-/// setup are sorted like any uncounted frame: keep-alives (socketioxide pings once right
-/// after the connect) are answered, anything else is an error.
-async fn start_counting(conns: &mut [Conn], reply_len: usize, dialect: Dialect, errors: &Errors) {
+/// Switches every connection to counting frames of `reply_len` (or, without one, every text
+/// frame with the head of its payload). Frames left over from the setup are sorted like any
+/// uncounted frame: keep-alives (socketioxide pings once right after the connect) are
+/// answered, anything else is an error.
+pub(crate) async fn start_counting(
+    conns: &mut [Conn],
+    reply_len: Option<usize>,
+    dialect: Dialect,
+    errors: &Errors,
+) {
     for conn in conns {
-        for frame in conn.start_counting(&[reply_len as u64]) {
+        let left = match reply_len {
+            Some(len) => conn.start_counting(&[len as u64]),
+            None => conn.start_counting_any_text(),
+        };
+        for frame in left {
             let unexpected = dialect.unexpected(frame.opcode, frame.fin, frame.len, &frame.payload);
             match unexpected {
                 Unexpected::Reply(reply) if reply.is_empty() => {}
@@ -261,7 +322,12 @@ async fn start_counting(conns: &mut [Conn], reply_len: usize, dialect: Dialect, 
 }
 
 /// Handles a frame that was not counted: answers keep-alives, records the rest.
-fn on_other(dialect: Dialect, event: Event<'_>, replies: &mut Vec<Vec<u8>>, errors: &Errors) {
+pub(crate) fn on_other(
+    dialect: Dialect,
+    event: Event<'_>,
+    replies: &mut Vec<Vec<u8>>,
+    errors: &Errors,
+) {
     if let Event::Other {
         opcode,
         fin,
@@ -307,7 +373,7 @@ pub(crate) async fn echo(
         outstanding: Cell::new(0),
         errors: Errors::default(),
     });
-    start_counting(&mut conns, reply_len, dialect, &shared.errors).await;
+    start_counting(&mut conns, Some(reply_len), dialect, &shared.errors).await;
     let tasks: Vec<_> = conns
         .into_iter()
         .map(|conn| tokio::task::spawn_local(echo_conn(conn, shared.clone())))
@@ -366,7 +432,7 @@ async fn echo_conn(mut conn: Conn, shared: Rc<EchoShared>) -> Conn {
         let mut n = 0usize;
         let read = conn
             .read_some(|event| match event {
-                Event::Expected => n += 1,
+                Event::Expected { .. } => n += 1,
                 other => on_other(shared.dialect, other, &mut replies, &shared.errors),
             })
             .await;
@@ -449,7 +515,7 @@ pub(crate) async fn broadcast(
         completions: RefCell::new(Vec::new()),
         errors: Errors::default(),
     });
-    start_counting(&mut conns, delivery.len(), dialect, &shared.errors).await;
+    start_counting(&mut conns, Some(delivery.len()), dialect, &shared.errors).await;
     let sender_stream = conns[0].stream.clone();
     let members_tasks: Vec<_> = conns
         .into_iter()
@@ -558,7 +624,7 @@ async fn member(mut conn: Conn, shared: Rc<BroadcastShared>) -> (Conn, u64) {
             biased;
             () = &mut finished => return (conn, received),
             read = conn.read_some(|event| match event {
-                Event::Expected => n += 1,
+                Event::Expected { .. } => n += 1,
                 other => on_other(shared.dialect, other, &mut replies, &shared.errors),
             }) => {
                 if let Err(e) = read {
@@ -593,7 +659,10 @@ async fn member(mut conn: Conn, shared: Rc<BroadcastShared>) -> (Conn, u64) {
 
 /// Awaits the tasks until `timeout`; those still running then are aborted (their outcome
 /// is left out, and the caller's counters show what they missed).
-async fn join_within<T: 'static>(tasks: Vec<JoinHandle<T>>, timeout: Duration) -> Vec<T> {
+pub(crate) async fn join_within<T: 'static>(
+    tasks: Vec<JoinHandle<T>>,
+    timeout: Duration,
+) -> Vec<T> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut done = Vec::with_capacity(tasks.len());
     for mut task in tasks {
@@ -617,4 +686,73 @@ pub(crate) fn filler(first: char, len: usize) -> String {
             .map(char::from),
     );
     text
+}
+
+/// What a churn did.
+pub(crate) struct Churned {
+    /// Clients that connected, joined and left.
+    pub(crate) done: u64,
+    /// How long the churn ran.
+    pub(crate) secs: f64,
+    pub(crate) errors: Result<(), String>,
+}
+
+/// Until `stop` is set: `per_sec` clients a second connect (on the dialect's probe path, so
+/// that no disconnect handler of ours sends anything to the members of a run), join a room
+/// `c0`…`c63`, and leave, every other one with a close frame, the rest by dropping the TCP
+/// connection. At most 256 are in progress at once.
+pub(crate) async fn churn(
+    port: u16,
+    dialect: Dialect,
+    per_sec: f64,
+    stop: Rc<Cell<bool>>,
+) -> Churned {
+    let errors = Rc::new(Errors::default());
+    let done = Rc::new(Cell::new(0u64));
+    let in_progress = Rc::new(Cell::new(0usize));
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    let mut started = 0u64;
+    while !stop.get() {
+        tick.tick().await;
+        let due = (start.elapsed().as_secs_f64() * per_sec) as u64;
+        while started < due && in_progress.get() < 256 {
+            started += 1;
+            in_progress.set(in_progress.get() + 1);
+            let (errors, done, in_progress) = (errors.clone(), done.clone(), in_progress.clone());
+            let k = started;
+            tokio::task::spawn_local(async move {
+                match churn_one(port, dialect, k).await {
+                    Ok(()) => done.set(done.get() + 1),
+                    Err(e) => errors.push(format!("churn: {e}")),
+                }
+                in_progress.set(in_progress.get() - 1);
+            });
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    // Each step of a churner has its own deadline, so this ends.
+    while in_progress.get() > 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Churned {
+        done: done.get(),
+        secs,
+        errors: errors.result(),
+    }
+}
+
+async fn churn_one(port: u16, dialect: Dialect, k: u64) -> io::Result<()> {
+    let mut conn = within(
+        "the TCP connect and the upgrade",
+        Conn::open(port, dialect.probe_path()),
+    )
+    .await?;
+    within("the greeting", dialect.greet(&mut conn, None)).await?;
+    within("the join", dialect.join(&mut conn, &format!("c{}", k % 64))).await?;
+    if k.is_multiple_of(2) {
+        conn.send(&wire::masked_frame(wire::CLOSE, &1000u16.to_be_bytes()))
+            .await?;
+    }
+    Ok(())
 }

@@ -12,7 +12,7 @@
 //! Options:
 //! - `--rounds N` overrides the number of rounds;
 //! - `--all-peers` adds socketioxide, Bun and Node `ws` to a smoke run;
-//! - `--only idle,echo,broadcast,hotpath` runs some scenarios;
+//! - `--only idle,echo,broadcast,mix,direct,slow,churn,hotpath` runs some scenarios;
 //! - `--targets tungstenite,bun` keeps the peers whose name contains one of the words (ours
 //!   are always kept).
 //!
@@ -28,6 +28,7 @@ mod callgrind;
 mod conn;
 mod dialect;
 mod loadgen;
+mod mesh;
 mod peers;
 mod report;
 mod scenarios;
@@ -42,7 +43,7 @@ use nix::unistd::Pid;
 
 use crate::peers::{Paths, Want};
 use crate::report::Results;
-use crate::scenarios::{Ctx, Plan};
+use crate::scenarios::{Ctx, Fresh, Plan};
 
 /// The core of the servers; the load generator takes [`LOADGEN_CORE`].
 const SERVER_CORE: usize = 0;
@@ -115,7 +116,10 @@ fn run() -> Result<bool, String> {
             .as_ref()
             .is_none_or(|only| only.iter().any(|o| o == scenario))
     };
-    let measure_servers = ["idle", "echo", "broadcast"].iter().any(|s| wants(s));
+    let measure_servers = ["idle", "echo", "broadcast"]
+        .into_iter()
+        .chain(Fresh::ALL.map(Fresh::name))
+        .any(wants);
 
     let mut out = if measure_servers {
         format!(
@@ -176,6 +180,11 @@ fn run() -> Result<bool, String> {
             }
             if wants("broadcast") {
                 scenarios::broadcast(&ctx, &targets, &mut results).await;
+            }
+            for scenario in Fresh::ALL {
+                if wants(scenario.name()) {
+                    scenarios::fresh(&ctx, &targets, &mut results, scenario).await;
+                }
             }
         });
         out.push_str(&format!(

@@ -5,14 +5,27 @@
 //!   rates while ramping (256 and 100 in parallel), per second and per server CPU-second;
 //! - **echo**: connections × in-flight requests × payload sizes; replies per server CPU-second;
 //! - **broadcast**: a room of N; deliveries per server CPU-second with 8 broadcasts in flight,
-//!   then, one at a time, the completion time of each broadcast (its last delivery).
+//!   then, one at a time, the completion time of each broadcast (its last delivery);
+//! - **mix**: many small rooms, a random member sending to its room at a fixed rate; the
+//!   latency of every delivery;
+//! - **direct**: direct messages between random clients, at a fixed rate (latency) and with a
+//!   window in flight (messages per server CPU-second);
+//! - **slow**: a busy room, first as it is, then with one more member that never reads: the
+//!   others' delivery latency in both, and how much the server's memory grows meanwhile;
+//! - **churn**: one broadcast at a time to a room of N while clients connect, join a room and
+//!   leave at a fixed rate; the completion times with and without the churn, and the server's
+//!   memory before and after it.
 
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use std::cell::Cell;
+use std::rc::Rc;
 
 use crate::conn::Conn;
-use crate::dialect::Dialect;
-use crate::loadgen::{self, Broadcast, Echo, Phases, Window, WindowKind};
+use crate::dialect::{Dialect, ROOM};
+use crate::loadgen::{self, Broadcast, Echo, Phases, Rooms, Setup, Window, WindowKind};
+use crate::mesh::{self, Mesh, MeshRun, Pace, Traffic};
 use crate::peers::Target;
 use crate::report::{self, Results, Sample, Unit};
 use crate::server::{self, Server};
@@ -30,6 +43,43 @@ pub(crate) struct Plan {
     pub(crate) broadcast_members: Vec<usize>,
     pub(crate) broadcast_payload: usize,
     pub(crate) broadcast_window: usize,
+    pub(crate) mix: MixPlan,
+    pub(crate) direct: DirectPlan,
+    pub(crate) slow: SlowPlan,
+    pub(crate) churn: ChurnPlan,
+}
+
+/// Scenario 4: `clients` in rooms of `room_size`, `rate` room messages per second.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MixPlan {
+    pub(crate) clients: usize,
+    pub(crate) room_size: usize,
+    pub(crate) rate: f64,
+}
+
+/// Scenario 5: `clients`, `rate` direct messages per second, then `in_flight` at a time.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DirectPlan {
+    pub(crate) clients: usize,
+    pub(crate) rate: f64,
+    pub(crate) in_flight: usize,
+    pub(crate) batch: usize,
+}
+
+/// Scenario 6: a room of `members` receiving `rate` messages of `payload` bytes per second.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SlowPlan {
+    pub(crate) members: usize,
+    pub(crate) payload: usize,
+    pub(crate) rate: f64,
+}
+
+/// Scenario 7: a room of `members`, and `rate` connects (each with a join and a disconnect)
+/// per second.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ChurnPlan {
+    pub(crate) members: usize,
+    pub(crate) rate: f64,
 }
 
 impl Plan {
@@ -47,6 +97,26 @@ impl Plan {
             broadcast_members: vec![1_000, 10_000],
             broadcast_payload: 100,
             broadcast_window: 8,
+            mix: MixPlan {
+                clients: 10_000,
+                room_size: 10,
+                rate: 2_000.0,
+            },
+            direct: DirectPlan {
+                clients: 1_000,
+                rate: 5_000.0,
+                in_flight: 4_096,
+                batch: 8,
+            },
+            slow: SlowPlan {
+                members: 100,
+                payload: 4096,
+                rate: 500.0,
+            },
+            churn: ChurnPlan {
+                members: 5_000,
+                rate: 2_000.0,
+            },
         }
     }
 
@@ -79,6 +149,26 @@ impl Plan {
             broadcast_members: vec![50, 200],
             broadcast_payload: 100,
             broadcast_window: 8,
+            mix: MixPlan {
+                clients: 200,
+                room_size: 10,
+                rate: 200.0,
+            },
+            direct: DirectPlan {
+                clients: 50,
+                rate: 200.0,
+                in_flight: 64,
+                batch: 8,
+            },
+            slow: SlowPlan {
+                members: 20,
+                payload: 4096,
+                rate: 100.0,
+            },
+            churn: ChurnPlan {
+                members: 100,
+                rate: 100.0,
+            },
         }
     }
 
@@ -238,7 +328,7 @@ async fn idle_one(
     let mut held = handshakes(ctx, &server, target, round, first, 256, results).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_first = server.rss_bytes()?;
-    let more = loadgen::ramp(&server, all - first, 256, false).await?;
+    let more = loadgen::ramp(&server, all - first, 256, Setup::NONE).await?;
     held.extend(more.conns);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_all = server.rss_bytes()?;
@@ -306,7 +396,7 @@ async fn handshakes(
     results: &mut Results,
 ) -> io::Result<Vec<Conn>> {
     let loadgen0 = server::self_cpu_secs(ctx.ticks);
-    let ramp = loadgen::ramp(server, n, parallel, false).await?;
+    let ramp = loadgen::ramp(server, n, parallel, Setup::NONE).await?;
     let loadgen = (server::self_cpu_secs(ctx.ticks) - loadgen0) / ramp.secs;
     let invalid = (loadgen > 0.95).then(|| {
         format!(
@@ -395,8 +485,12 @@ async fn echo_runs(
     let n = ctx.plan.echo_conns;
     // socketioxide may drop events sent before its handlers are registered: the acked join
     // is how the load generator knows they are (for the others it is not needed).
-    let join = server.dialect == Dialect::SocketIo;
-    *conns = loadgen::ramp(server, n, 100, join).await?.conns;
+    let setup = if server.dialect == Dialect::SocketIo {
+        Setup::BENCH
+    } else {
+        Setup::NONE
+    };
+    *conns = loadgen::ramp(server, n, 100, setup).await?.conns;
     for variant in &ctx.plan.echo {
         let (back, window, errors) = loadgen::echo(
             server,
@@ -485,7 +579,9 @@ async fn broadcast_runs(
 ) -> io::Result<()> {
     let plan = ctx.plan;
     let name = server.name;
-    *conns = loadgen::ramp(server, members, 256, true).await?.conns;
+    *conns = loadgen::ramp(server, members, 256, Setup::BENCH)
+        .await?
+        .conns;
     let what = format!(
         "room broadcast, {members} members, {} B, {} in flight",
         plan.broadcast_payload, plan.broadcast_window
@@ -591,6 +687,592 @@ async fn broadcast_runs(
                 invalid: invalid.clone(),
             },
         );
+    }
+    Ok(())
+}
+
+/// The scenarios that run on a server of their own per target and round, after the others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fresh {
+    Mix,
+    Direct,
+    Slow,
+    Churn,
+}
+
+impl Fresh {
+    pub(crate) const ALL: [Fresh; 4] = [Fresh::Mix, Fresh::Direct, Fresh::Slow, Fresh::Churn];
+
+    /// The name `--only` takes.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Fresh::Mix => "mix",
+            Fresh::Direct => "direct",
+            Fresh::Slow => "slow",
+            Fresh::Churn => "churn",
+        }
+    }
+}
+
+/// Runs `scenario` for every target in every round, each on a server of its own (killed
+/// before the load generator closes its connections, as in echo).
+pub(crate) async fn fresh(
+    ctx: &Ctx<'_>,
+    targets: &[Target],
+    results: &mut Results,
+    scenario: Fresh,
+) {
+    for round in 0..ctx.plan.rounds {
+        for target in order(targets, round) {
+            let outcome = async {
+                let mut server = ctx.start(target).await?;
+                let mut conns = Vec::new();
+                let outcome = match scenario {
+                    Fresh::Mix => mix_runs(ctx, &server, round, results, &mut conns).await,
+                    Fresh::Direct => direct_runs(ctx, &server, round, results, &mut conns).await,
+                    Fresh::Slow => slow_runs(ctx, &server, round, results, &mut conns).await,
+                    Fresh::Churn => churn_runs(ctx, &server, round, results, &mut conns).await,
+                };
+                let alive = server.check_alive();
+                server.stop();
+                drop(conns);
+                outcome.and(alive)
+            }
+            .await;
+            if let Err(e) = outcome {
+                fail(results, scenario.name(), target.name, round, &e.to_string());
+            }
+        }
+    }
+}
+
+/// Why a mesh run's figures do not count, if they do not (its errors fail the run too).
+fn mesh_invalid(
+    results: &mut Results,
+    what: &str,
+    name: &'static str,
+    round: usize,
+    run: &MeshRun,
+    window: &Window,
+    kind: WindowKind,
+) -> Option<String> {
+    match &run.errors {
+        Err(e) => {
+            fail(results, what, name, round, e);
+            Some(format!("error: {e}"))
+        }
+        Ok(()) if kind == WindowKind::Latency && run.latencies.len() < 100 => {
+            Some(format!("only {} deliveries measured", run.latencies.len()))
+        }
+        Ok(()) => window.invalid(kind),
+    }
+}
+
+/// Records p50 and p99 of a run's delivery latencies under `key.p50` / `key.p99`; returns
+/// them.
+fn record_latency(
+    results: &mut Results,
+    key: &str,
+    what: &str,
+    name: &'static str,
+    round: usize,
+    run: &MeshRun,
+    invalid: Option<String>,
+) -> (f64, f64) {
+    let mut millis = run.latencies.clone();
+    let p50 = report::percentile(&mut millis, 50.0).unwrap_or(f64::NAN);
+    let p99 = report::percentile(&mut millis, 99.0).unwrap_or(f64::NAN);
+    for (p, value) in [(50, p50), (99, p99)] {
+        results.record(
+            &format!("{key}.p{p}"),
+            &format!("{what}: delivery latency, p{p}"),
+            Unit::Millis,
+            name,
+            Sample {
+                round,
+                value,
+                invalid: invalid.clone(),
+            },
+        );
+    }
+    (p50, p99)
+}
+
+fn latency_detail(p50: f64, p99: f64, run: &MeshRun, window: &Window) -> String {
+    format!(
+        "delivery p50 {p50:.2} ms, p99 {p99:.2} ms over {} deliveries of {} messages (server {:.0}%, load generator {:.0}%, others {:.0}%)",
+        run.latencies.len(),
+        run.sent_measured,
+        100.0 * window.server_cpu / window.secs,
+        100.0 * window.loadgen_cpu / window.secs,
+        100.0 * window.others()
+    )
+}
+
+/// **Rooms mix** (scenario 4): `clients` in rooms of `room_size`; a random member sends to
+/// its room at `rate` per second.
+async fn mix_runs(
+    ctx: &Ctx<'_>,
+    server: &Server,
+    round: usize,
+    results: &mut Results,
+    conns: &mut Vec<Conn>,
+) -> io::Result<()> {
+    let plan = ctx.plan.mix;
+    let setup = Setup {
+        rooms: Rooms::Groups(plan.room_size),
+        named: false,
+    };
+    *conns = loadgen::ramp(server, plan.clients, 256, setup).await?.conns;
+    let mesh = Mesh {
+        traffic: Traffic::Rooms {
+            size: plan.room_size,
+        },
+        pace: Pace::Rate(plan.rate),
+        payload: 100,
+    };
+    let (back, run) = mesh::run(
+        server,
+        ctx.ticks,
+        std::mem::take(conns),
+        mesh,
+        ctx.plan.phases,
+    )
+    .await;
+    *conns = back;
+    let window = run
+        .window
+        .as_ref()
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    let what = format!(
+        "rooms mix, {} clients in rooms of {}, {} room messages/s",
+        plan.clients, plan.room_size, plan.rate
+    );
+    let invalid = mesh_invalid(
+        results,
+        &what,
+        server.name,
+        round,
+        &run,
+        window,
+        WindowKind::Latency,
+    );
+    let key = format!("mix.{}.{}", plan.clients, plan.room_size);
+    let (p50, p99) = record_latency(results, &key, &what, server.name, round, &run, invalid);
+    progress(
+        ctx.plan,
+        round,
+        &what,
+        server.name,
+        &latency_detail(p50, p99, &run, window),
+    );
+    Ok(())
+}
+
+/// **Direct messages** (scenario 5): `clients`, each message from a random client to another;
+/// at `rate` per second (latency), then `in_flight` at a time (messages per CPU-second).
+async fn direct_runs(
+    ctx: &Ctx<'_>,
+    server: &Server,
+    round: usize,
+    results: &mut Results,
+    conns: &mut Vec<Conn>,
+) -> io::Result<()> {
+    let plan = ctx.plan.direct;
+    let setup = Setup {
+        rooms: Rooms::None,
+        named: true,
+    };
+    *conns = loadgen::ramp(server, plan.clients, 256, setup).await?.conns;
+    let paced = Mesh {
+        traffic: Traffic::Direct,
+        pace: Pace::Rate(plan.rate),
+        payload: 100,
+    };
+    let (back, run) = mesh::run(
+        server,
+        ctx.ticks,
+        std::mem::take(conns),
+        paced,
+        ctx.plan.phases,
+    )
+    .await;
+    *conns = back;
+    let window = run
+        .window
+        .as_ref()
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    let what = format!(
+        "direct messages between {} clients, {}/s",
+        plan.clients, plan.rate
+    );
+    let invalid = mesh_invalid(
+        results,
+        &what,
+        server.name,
+        round,
+        &run,
+        window,
+        WindowKind::Latency,
+    );
+    let key = format!("direct.{}", plan.clients);
+    let (p50, p99) = record_latency(results, &key, &what, server.name, round, &run, invalid);
+    progress(
+        ctx.plan,
+        round,
+        &what,
+        server.name,
+        &latency_detail(p50, p99, &run, window),
+    );
+
+    let windowed = Mesh {
+        pace: Pace::Window {
+            in_flight: plan.in_flight,
+            batch: plan.batch,
+        },
+        ..paced
+    };
+    let (back, run) = mesh::run(
+        server,
+        ctx.ticks,
+        std::mem::take(conns),
+        windowed,
+        ctx.plan.phases,
+    )
+    .await;
+    *conns = back;
+    let window = run
+        .window
+        .as_ref()
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    results.others.push(window.others());
+    let what = format!(
+        "direct messages between {} clients, {} in flight",
+        plan.clients, plan.in_flight
+    );
+    let invalid = mesh_invalid(
+        results,
+        &what,
+        server.name,
+        round,
+        &run,
+        window,
+        WindowKind::Throughput,
+    );
+    progress(
+        ctx.plan,
+        round,
+        &what,
+        server.name,
+        &window_detail(window, "messages"),
+    );
+    results.record(
+        &format!("direct.{}.window", plan.clients),
+        &format!("{what}: messages per server CPU-second"),
+        Unit::Rate,
+        server.name,
+        Sample {
+            round,
+            value: window.per_server_cpu_sec(),
+            invalid,
+        },
+    );
+    Ok(())
+}
+
+/// RSS samples with the time each was taken.
+type RssSamples = Vec<(Instant, u64)>;
+
+/// Samples a process's RSS every 20 ms until told to stop; returns the samples with the time
+/// each was taken.
+fn sample_rss(pid: u32) -> (Rc<Cell<bool>>, tokio::task::JoinHandle<RssSamples>) {
+    let stop = Rc::new(Cell::new(false));
+    let task = tokio::task::spawn_local({
+        let stop = stop.clone();
+        async move {
+            let mut samples = Vec::new();
+            while !stop.get() {
+                samples.push((Instant::now(), server::rss_of(pid).unwrap_or(0)));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            samples
+        }
+    });
+    (stop, task)
+}
+
+/// **A slow consumer beside a busy room** (scenario 6): the room's delivery latency as it is,
+/// then with one more member that never reads (its receive buffer 4 KiB), for three times as
+/// long; and how far the server's RSS rises above its level before the slow member joined,
+/// over the whole run and in its second half (a server that bounds what it holds for a
+/// client stops growing once the socket buffers and that bound are full; one that does not
+/// keeps growing).
+async fn slow_runs(
+    ctx: &Ctx<'_>,
+    server: &Server,
+    round: usize,
+    results: &mut Results,
+    conns: &mut Vec<Conn>,
+) -> io::Result<()> {
+    let plan = ctx.plan.slow;
+    *conns = loadgen::ramp(server, plan.members, 256, Setup::BENCH)
+        .await?
+        .conns;
+    let mesh = Mesh {
+        traffic: Traffic::Bench,
+        pace: Pace::Rate(plan.rate),
+        payload: plan.payload,
+    };
+    let what = format!(
+        "a room of {} receiving {} messages of {} B per second",
+        plan.members, plan.rate, plan.payload
+    );
+    let key = format!("slow.{}", plan.members);
+    let (back, run) = mesh::run(
+        server,
+        ctx.ticks,
+        std::mem::take(conns),
+        mesh,
+        ctx.plan.phases,
+    )
+    .await;
+    *conns = back;
+    let window = run
+        .window
+        .as_ref()
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    let alone = format!("{what}, every member reading");
+    let invalid = mesh_invalid(
+        results,
+        &alone,
+        server.name,
+        round,
+        &run,
+        window,
+        WindowKind::Latency,
+    );
+    let (p50, p99) = record_latency(
+        results,
+        &format!("{key}.alone"),
+        &alone,
+        server.name,
+        round,
+        &run,
+        invalid,
+    );
+    progress(
+        ctx.plan,
+        round,
+        &alone,
+        server.name,
+        &latency_detail(p50, p99, &run, window),
+    );
+
+    // The slow member: set up like the others, then never read again.
+    let dialect = server.dialect;
+    let mut slow = Conn::open_with_receive_buffer(server.port, dialect.path(), 4096).await?;
+    dialect.greet(&mut slow, None).await?;
+    dialect.join(&mut slow, ROOM).await?;
+    let before = server.rss_bytes()?;
+    let (stop, sampler) = sample_rss(server.pid());
+    let longer = Phases {
+        measure: ctx.plan.phases.measure * 3,
+        ..ctx.plan.phases
+    };
+    let (back, run) = mesh::run(server, ctx.ticks, std::mem::take(conns), mesh, longer).await;
+    *conns = back;
+    stop.set(true);
+    let samples = sampler.await.map_err(io::Error::other)?;
+    drop(slow);
+    let highest = samples.iter().map(|s| s.1).max().unwrap_or(before);
+    let halfway = match (samples.first(), samples.last()) {
+        (Some(first), Some(last)) => first.0 + (last.0 - first.0) / 2,
+        _ => Instant::now(),
+    };
+    let first_half = samples
+        .iter()
+        .filter(|s| s.0 <= halfway)
+        .map(|s| s.1)
+        .max()
+        .unwrap_or(before);
+    let window = run
+        .window
+        .as_ref()
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    let beside = format!("{what}, beside a member that never reads");
+    let invalid = mesh_invalid(
+        results,
+        &beside,
+        server.name,
+        round,
+        &run,
+        window,
+        WindowKind::Latency,
+    );
+    let (p50, p99) = record_latency(
+        results,
+        &format!("{key}.beside"),
+        &beside,
+        server.name,
+        round,
+        &run,
+        invalid.clone(),
+    );
+    let growth = highest.saturating_sub(before);
+    let late = highest.saturating_sub(first_half);
+    let secs = longer.warmup.as_secs_f64() + longer.measure.as_secs_f64();
+    for (suffix, title, value) in [
+        ("rss", format!("server RSS growth over {secs:.1} s"), growth),
+        (
+            "rss.late",
+            format!("server RSS growth in the second half of the {secs:.1} s"),
+            late,
+        ),
+    ] {
+        results.record(
+            &format!("{key}.{suffix}"),
+            &format!("{beside}: {title}"),
+            Unit::Bytes,
+            server.name,
+            Sample {
+                round,
+                value: value as f64,
+                invalid: invalid.clone(),
+            },
+        );
+    }
+    progress(
+        ctx.plan,
+        round,
+        &beside,
+        server.name,
+        &format!(
+            "{}; RSS {:.1} MiB before, {:.1} MiB at most (+{:.1} MiB, +{:.1} MiB in the second half)",
+            latency_detail(p50, p99, &run, window),
+            before as f64 / 1048576.0,
+            highest as f64 / 1048576.0,
+            growth as f64 / 1048576.0,
+            late as f64 / 1048576.0
+        ),
+    );
+    Ok(())
+}
+
+/// **Churn** (scenario 7): a room of `members`, one broadcast at a time; first as it is, then
+/// while `rate` clients per second connect, join a room of their own and leave (half with a
+/// close frame, half by dropping the TCP connection). RSS is read before the churn and again
+/// once it has stopped and the server has had a second to clean up.
+async fn churn_runs(
+    ctx: &Ctx<'_>,
+    server: &Server,
+    round: usize,
+    results: &mut Results,
+    conns: &mut Vec<Conn>,
+) -> io::Result<()> {
+    let plan = ctx.plan.churn;
+    let members = plan.members;
+    *conns = loadgen::ramp(server, members, 256, Setup::BENCH)
+        .await?
+        .conns;
+    let one = Broadcast {
+        payload: ctx.plan.broadcast_payload,
+        window: 1,
+    };
+    let phases = ctx.plan.phases;
+    let key = format!("churn.{members}");
+    for churning in [false, true] {
+        let before = server.rss_bytes()?;
+        let churn = churning.then(|| {
+            let until = Rc::new(Cell::new(false));
+            let task = tokio::task::spawn_local(loadgen::churn(
+                server.port,
+                server.dialect,
+                plan.rate,
+                until.clone(),
+            ));
+            (until, task)
+        });
+        let (back, run) =
+            loadgen::broadcast(server, ctx.ticks, std::mem::take(conns), one, phases).await;
+        *conns = back;
+        let churned = match churn {
+            Some((until, task)) => {
+                until.set(true);
+                Some(task.await.map_err(io::Error::other)?)
+            }
+            None => None,
+        };
+        let window = run.window?;
+        let what = match churned {
+            None => format!("one broadcast at a time to {members}, no churn"),
+            Some(_) => format!(
+                "one broadcast at a time to {members}, {} connects + disconnects/s",
+                plan.rate
+            ),
+        };
+        let mut millis: Vec<f64> = run
+            .completions
+            .iter()
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .collect();
+        let mut invalid = match &run.errors {
+            Err(e) => {
+                fail(results, &what, server.name, round, e);
+                Some(format!("error: {e}"))
+            }
+            Ok(()) if millis.len() < 10 => {
+                Some(format!("only {} broadcasts completed", millis.len()))
+            }
+            Ok(()) => window.invalid(WindowKind::Latency),
+        };
+        let p99 = report::percentile(&mut millis, 99.0).unwrap_or(f64::NAN);
+        let mut detail = format!(
+            "completion p99 {p99:.2} ms over {} broadcasts",
+            millis.len()
+        );
+        if let Some(churned) = &churned {
+            if let Err(e) = &churned.errors {
+                fail(results, &what, server.name, round, e);
+                invalid.get_or_insert_with(|| format!("churn error: {e}"));
+            }
+            // What the server still holds a second after the last churner left.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let after = server.rss_bytes()?;
+            let per = (after as f64 - before as f64) / churned.done.max(1) as f64;
+            let rate = churned.done as f64 / churned.secs;
+            detail.push_str(&format!(
+                "; {} churned at {rate:.0}/s; RSS {:.1} MiB before, {:.1} MiB after ({per:+.1} B per churned client)",
+                churned.done,
+                before as f64 / 1048576.0,
+                after as f64 / 1048576.0
+            ));
+            if rate < 0.8 * plan.rate {
+                invalid.get_or_insert_with(|| format!("churned at {rate:.0}/s only"));
+            }
+            results.record(
+                &format!("{key}.rss"),
+                &format!("{what}: RSS after the churn minus before, per churned client"),
+                Unit::Bytes,
+                server.name,
+                Sample {
+                    round,
+                    value: per,
+                    invalid: invalid.clone(),
+                },
+            );
+        }
+        results.record(
+            &format!("{key}.{}.p99", if churning { "churn" } else { "calm" }),
+            &format!("{what}: completion p99"),
+            Unit::Millis,
+            server.name,
+            Sample {
+                round,
+                value: p99,
+                invalid,
+            },
+        );
+        progress(ctx.plan, round, &what, server.name, &detail);
     }
     Ok(())
 }

@@ -113,13 +113,7 @@ impl Server {
 
     /// Resident set size in bytes.
     pub(crate) fn rss_bytes(&self) -> io::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map(|kib| kib * 1024)
-            .ok_or_else(|| io::Error::other("no VmRSS"))
+        rss_of(self.pid())
     }
 
     /// Whether the process is still running (a crash fails the round that saw it).
@@ -153,7 +147,18 @@ impl Drop for Server {
 /// A full upgrade plus the dialect's greeting, then a close.
 async fn probe(port: u16, dialect: Dialect) -> io::Result<()> {
     let mut conn = Conn::open(port, dialect.probe_path()).await?;
-    dialect.greet(&mut conn).await
+    dialect.greet(&mut conn, None).await
+}
+
+/// The resident set size of process `pid`, in bytes.
+pub(crate) fn rss_of(pid: u32) -> io::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kib| kib * 1024)
+        .ok_or_else(|| io::Error::other("no VmRSS"))
 }
 
 /// utime + stime from a `/proc/.../stat` file, in seconds.

@@ -80,8 +80,10 @@ pub(crate) fn text_frame(text: &str) -> Vec<u8> {
 
 /// What the parser reports for one complete server frame.
 pub(crate) enum Event<'a> {
-    /// A text frame of one of the lengths the caller expects: counted, payload not read.
-    Expected,
+    /// A counted text frame: one of the lengths the caller expects (`head` is empty: the
+    /// payload is not read), or any complete text frame after [`FrameParser::expect_any_text`]
+    /// (`head` is the first [`HEAD_LIMIT`] bytes of its payload).
+    Expected { head: &'a [u8] },
     /// Any other frame, with its payload (the first [`CAPTURE_LIMIT`] bytes of it).
     Other {
         /// The frame's opcode (FIN cleared; `fin` says whether it was set).
@@ -98,6 +100,10 @@ pub(crate) enum Event<'a> {
 /// The longest payload prefix kept for an unexpected frame (enough to read an error frame).
 pub(crate) const CAPTURE_LIMIT: usize = 4096;
 
+/// The payload prefix kept for a counted frame in [`FrameParser::expect_any_text`] mode:
+/// enough for an envelope's event name, a sender id and a message's sequence number.
+pub(crate) const HEAD_LIMIT: usize = 160;
+
 /// A streaming parser of server (unmasked) frames. Data can arrive split anywhere; only the
 /// header bytes are looked at for frames of an expected length, so a frame costs a few
 /// comparisons whatever its size.
@@ -110,6 +116,8 @@ pub(crate) struct FrameParser {
     current: Option<Current>,
     /// Text-frame lengths counted without reading the payload; empty: every frame is `Other`.
     expected: Vec<u64>,
+    /// Every complete text frame is counted, with the head of its payload.
+    any_text: bool,
     capture: Vec<u8>,
 }
 
@@ -126,6 +134,14 @@ impl FrameParser {
     /// Sets the text-frame lengths to count without reading their payload.
     pub(crate) fn expect(&mut self, lengths: &[u64]) {
         self.expected = lengths.to_vec();
+        self.any_text = false;
+    }
+
+    /// Counts every complete text frame, reporting the first [`HEAD_LIMIT`] bytes of its
+    /// payload (for workloads that tell messages apart by a number they carry).
+    pub(crate) fn expect_any_text(&mut self) {
+        self.expected.clear();
+        self.any_text = true;
     }
 
     /// Feeds received bytes; calls `on_event` for every frame completed by them.
@@ -145,8 +161,13 @@ impl FrameParser {
                 continue;
             };
             let take = (current.remaining.min(data.len() as u64)) as usize;
-            if !current.expected {
-                let room = CAPTURE_LIMIT.saturating_sub(self.capture.len()).min(take);
+            let limit = match (current.expected, self.any_text) {
+                (false, _) => CAPTURE_LIMIT,
+                (true, true) => HEAD_LIMIT,
+                (true, false) => 0,
+            };
+            if limit > 0 {
+                let room = limit.saturating_sub(self.capture.len()).min(take);
                 self.capture.extend_from_slice(&data[..room]);
             }
             data = &data[take..];
@@ -162,7 +183,10 @@ impl FrameParser {
     fn finish(&mut self, current: Current, on_event: &mut impl FnMut(Event<'_>)) {
         self.current = None;
         if current.expected {
-            on_event(Event::Expected);
+            on_event(Event::Expected {
+                head: &self.capture,
+            });
+            self.capture.clear();
         } else {
             on_event(Event::Other {
                 opcode: current.opcode,
@@ -193,7 +217,9 @@ impl FrameParser {
                 len => len as u64,
             };
             let opcode = h[0] & 0x0f;
-            let expected = opcode == TEXT && h[0] & 0x80 != 0 && self.expected.contains(&len);
+            let expected = opcode == TEXT
+                && h[0] & 0x80 != 0
+                && (self.any_text || self.expected.contains(&len));
             self.current = Some(Current {
                 opcode,
                 fin: h[0] & 0x80 != 0,
@@ -251,7 +277,10 @@ mod tests {
             for chunk in stream.chunks(split) {
                 parser
                     .feed(chunk, |event| match event {
-                        Event::Expected => expected += 1,
+                        Event::Expected { head } => {
+                            assert!(head.is_empty());
+                            expected += 1;
+                        }
                         Event::Other {
                             opcode,
                             len,
@@ -267,6 +296,33 @@ mod tests {
                 vec![(TEXT, 300, 300), (PING, 1, 1)],
                 "split {split}"
             );
+        }
+    }
+
+    #[test]
+    fn any_text_mode_counts_text_frames_with_the_head_of_their_payload() {
+        let long = vec![b'y'; 1000];
+        let mut stream = server_frame(TEXT, b"#0000000007 hi");
+        stream.extend(server_frame(PING, b"p"));
+        stream.extend(server_frame(TEXT, &long));
+        for split in 1..stream.len() {
+            let mut parser = FrameParser::default();
+            parser.expect_any_text();
+            let (mut heads, mut others) = (Vec::new(), 0);
+            for chunk in stream.chunks(split) {
+                parser
+                    .feed(chunk, |event| match event {
+                        Event::Expected { head } => heads.push(head.to_vec()),
+                        Event::Other { .. } => others += 1,
+                    })
+                    .unwrap();
+            }
+            assert_eq!(
+                heads,
+                vec![b"#0000000007 hi".to_vec(), vec![b'y'; HEAD_LIMIT]],
+                "split {split}"
+            );
+            assert_eq!(others, 1, "split {split}");
         }
     }
 
