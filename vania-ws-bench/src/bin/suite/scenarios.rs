@@ -175,7 +175,11 @@ impl Plan {
     /// The figure keys the targets of issues 7 and 8 read.
     pub(crate) fn keys(&self) -> report::Keys {
         let largest = self.broadcast_members.iter().max().copied();
+        let slow = format!("slow.{}", self.slow.members);
         report::Keys {
+            slow_p99: (format!("{slow}.alone.p99"), format!("{slow}.beside.p99")),
+            slow_rss_late: format!("{slow}.rss.late"),
+            churn_rss: format!("churn.{}.rss", self.churn.members),
             rss_per_conn: key_rss(self.idle.1),
             handshakes_per_sec: key_handshakes(self.idle.0, 256),
             echo_pipelined: self
