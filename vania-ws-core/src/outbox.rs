@@ -250,6 +250,14 @@ impl OutboxReceiver {
         }
     }
 
+    /// Arranges for `cx` to be woken by a close (an overflow's included) while the connection
+    /// is not taking items: when its socket is full, it stops polling the queue, and the
+    /// waker the last push consumed would otherwise never be registered again, so a client
+    /// that reads nothing would never start its close deadline.
+    pub fn watch_close(&self, cx: &mut Context<'_>) {
+        self.state.waker.register(cx.waker());
+    }
+
     fn pop(&mut self) -> Option<Outgoing> {
         let mut queue = self.state.lock();
         match queue.items.pop_front() {

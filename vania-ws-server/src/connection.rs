@@ -633,6 +633,10 @@ impl<'a> Connection<'a> {
                     }
                 }
             }
+            if self.fed >= FEED_BYTES && !self.close_sent {
+                // Not taking from the queue until the socket drains: still hear of a close.
+                self.queue.watch_close(cx);
+            }
             if let Some((code, reason)) = close {
                 // After every data frame queued before it, and the last thing written.
                 self.close_sent = true;

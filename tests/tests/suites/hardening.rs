@@ -291,6 +291,51 @@ async fn a_slow_consumer_is_closed_and_the_others_receive_everything_in_order() 
 }
 
 #[tokio::test]
+async fn a_slow_consumer_that_reads_nothing_is_dropped_after_the_close_timeout() {
+    // The heartbeat is out of the way: only the overflow's close may drop the client.
+    let config = ServerConfig::default()
+        .send_queue_bytes(256 * 1024)
+        .close_timeout(Duration::from_millis(300))
+        .heartbeat(Duration::from_secs(3600), Duration::from_secs(3600))
+        .rate_limit(0, 0);
+    let server = start_with(Router::new().websocket("/ws", |_| {}), config).await;
+    // A raw client with a small receive buffer that never reads: the server's socket fills,
+    // its connection stops taking frames from the queue, and then the queue overflows.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(server.addr()).await.unwrap();
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        server.addr()
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+        .await
+        .unwrap();
+    server
+        .eventually("the client registered", |h| h.metrics().clients == 1)
+        .await;
+    // 16 MiB: more than the kernel's socket buffers (4 MiB at most for the server's send
+    // buffer here) and the 256 KiB queue together. Paced a little, so that the connection
+    // writes what the socket takes before the queue overflows.
+    let filler = "x".repeat(4096);
+    for sent in 1..=4096usize {
+        server
+            .handle()
+            .broadcast("bulk", &json!({ "fill": filler }))
+            .unwrap();
+        if sent.is_multiple_of(16) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    server
+        .eventually("the slow consumer dropped", |h| {
+            h.metrics().slow_consumers == 1 && h.metrics().clients == 0
+        })
+        .await;
+    drop(stream);
+}
+
+#[tokio::test]
 async fn room_limit_and_room_churn() {
     let config = ServerConfig::default()
         .max_rooms_per_client(100)

@@ -16,7 +16,7 @@
 // It prints one line when it listens, which is what a server binary does.
 #![allow(clippy::print_stdout)]
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -29,22 +29,22 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 /// vania-ws's read buffer size, so that both sides pay the same per idle connection.
 const READ_BUFFER_BYTES: usize = 4096;
 
-/// Every connected client's queue by connection number, the rooms' members and the names.
+/// A client's queue.
+type Queue = mpsc::UnboundedSender<Message>;
+
+/// The rooms (each member's queue by connection number) and the named connections' queues.
 #[derive(Default)]
 struct State {
-    clients: HashMap<u64, mpsc::UnboundedSender<Message>>,
-    rooms: HashMap<String, HashSet<u64>>,
-    names: HashMap<String, u64>,
+    rooms: HashMap<String, HashMap<u64, Queue>>,
+    names: HashMap<String, (u64, Queue)>,
 }
 
 type Shared = Arc<Mutex<State>>;
 
 impl State {
     fn to_room(&self, room: &str, message: &Message) {
-        for id in self.rooms.get(room).into_iter().flatten() {
-            if let Some(member) = self.clients.get(id) {
-                let _ = member.send(message.clone());
-            }
+        for member in self.rooms.get(room).into_iter().flat_map(HashMap::values) {
+            let _ = member.send(message.clone());
         }
     }
 }
@@ -78,11 +78,6 @@ async fn serve(stream: TcpStream, id: u64, state: Shared) {
     };
     let (mut sink, mut source) = ws.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
-    state
-        .lock()
-        .expect("not poisoned")
-        .clients
-        .insert(id, tx.clone());
     let (mut rooms, mut name) = (Vec::new(), None);
 
     // The writer feeds everything queued, then flushes once: one write per wake-up.
@@ -118,25 +113,27 @@ async fn serve(stream: TcpStream, id: u64, state: Shared) {
                 }
             }
             Message::Text(text) if text.as_str().starts_with('D') => {
-                if let Some((to, body)) = text.as_str()[1..].split_once('|') {
-                    let state = state.lock().expect("not poisoned");
-                    let client = state.names.get(to).and_then(|id| state.clients.get(id));
-                    if let Some(client) = client {
-                        let _ = client.send(Message::text(body));
-                    }
+                if let Some((to, body)) = text.as_str()[1..].split_once('|')
+                    && let Some((_, client)) = state.lock().expect("not poisoned").names.get(to)
+                {
+                    let _ = client.send(Message::text(body));
                 }
             }
             Message::Text(text) if text.as_str().starts_with('J') => {
                 let room = text.as_str()[1..].to_owned();
                 let mut state = state.lock().expect("not poisoned");
-                state.rooms.entry(room.clone()).or_default().insert(id);
+                state
+                    .rooms
+                    .entry(room.clone())
+                    .or_default()
+                    .insert(id, tx.clone());
                 rooms.push(room);
                 let _ = tx.send(Message::Text(text));
             }
             Message::Text(text) if text.as_str().starts_with('N') => {
                 let given = text.as_str()[1..].to_owned();
                 let mut state = state.lock().expect("not poisoned");
-                state.names.insert(given.clone(), id);
+                state.names.insert(given.clone(), (id, tx.clone()));
                 name = Some(given);
                 let _ = tx.send(Message::Text(text));
             }
@@ -150,7 +147,6 @@ async fn serve(stream: TcpStream, id: u64, state: Shared) {
     }
     {
         let mut state = state.lock().expect("not poisoned");
-        state.clients.remove(&id);
         for room in rooms {
             if let Some(members) = state.rooms.get_mut(&room) {
                 members.remove(&id);
@@ -160,7 +156,10 @@ async fn serve(stream: TcpStream, id: u64, state: Shared) {
             }
         }
         if let Some(name) = name
-            && state.names.get(&name) == Some(&id)
+            && state
+                .names
+                .get(&name)
+                .is_some_and(|(owner, _)| *owner == id)
         {
             state.names.remove(&name);
         }

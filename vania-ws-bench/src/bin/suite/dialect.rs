@@ -119,6 +119,12 @@ impl Dialect {
         }
     }
 
+    /// Whether a frame starting `head` is what the app sends everyone when a client leaves:
+    /// the demo's `disconnect` handler broadcasts `user-left` (the peers send nothing).
+    pub(crate) fn is_departure(self, head: &[u8]) -> bool {
+        self == Dialect::Vania && head.starts_with(br#"{"event":"user-left","#)
+    }
+
     /// After the 101: what the server sends first and the client answers, until the
     /// connection is ready for events. Sets the connection's id: the server's client id
     /// (ours, Socket.IO), or for the raw dialect the name `name` it registers.

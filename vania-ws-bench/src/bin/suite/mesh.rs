@@ -1,13 +1,20 @@
 //! Addressed messages with a latency for every delivery: many small rooms, direct messages
 //! between clients, one busy room. Unlike echo and broadcast, where every counted frame is
 //! alike, each message here carries its number (`#` and ten digits, at the start of its
-//! text), so that every delivery is matched to its message's send time and to the number of
-//! deliveries the message still owes. A delivery nobody owes (a duplicate, or a number never
-//! sent) is an error, and whatever is still owed after the drain is missing.
+//! text), so that every delivery is matched to its message's send time, to its recipients
+//! and to the deliveries it still owes. A delivery to a connection that is not a recipient,
+//! a second delivery to the same one (where that can be told: direct messages and rooms of
+//! up to 64), or a number never sent, is an error; whatever is still owed after the drain is
+//! missing. Numbers never repeat within a process, so a frame left over from an earlier run
+//! on the same connections is an error too, not a delivery.
 //!
 //! Messages are sent either at a fixed rate (open loop: a server that falls behind shows it
 //! as latency, not as a lower rate) or with a fixed number in flight (closed loop: work per
-//! server CPU-second).
+//! server CPU-second). A latency counts from the message's write. At a fixed rate the run
+//! also records how late each write was against its schedule: tokio's timer has millisecond
+//! steps, so a write is normally up to about 3 ms late, and a load generator
+//! (or a server not reading) that holds the sender back longer makes the window invalid
+//! rather than hiding the delay.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -52,6 +59,9 @@ pub(crate) struct Mesh {
     pub(crate) pace: Pace,
     /// Length of each message's text.
     pub(crate) payload: usize,
+    /// Counts the frames the app sends when a client leaves (the demo's `user-left`) instead
+    /// of failing on them: for a run where a client is expected to be dropped.
+    pub(crate) departures: bool,
 }
 
 /// What a run measured.
@@ -63,19 +73,38 @@ pub(crate) struct MeshRun {
     pub(crate) latencies: Vec<f64>,
     /// Messages sent in the measured window.
     pub(crate) sent_measured: u64,
+    /// Departure frames received (with [`Mesh::departures`]).
+    pub(crate) departures: u64,
+    /// At a fixed rate: the 99th percentile of how late the measured messages were written
+    /// against their schedule, in milliseconds.
+    pub(crate) send_lag_p99: f64,
     pub(crate) errors: Result<(), String>,
 }
 
-/// One message sent: when, how many deliveries it still owes, whether it counts.
+/// One message sent: when, to whom, how many deliveries it still owes, whether it counts.
 struct Sent {
     at: Instant,
+    /// The recipient (direct), or the room (rooms); unused for the bench room.
+    to: u32,
     owed: u32,
+    /// Which members of a room of up to 64 have received it.
+    received: u64,
     measured: bool,
+}
+
+thread_local! {
+    /// The next message number: numbers are never reused within the process.
+    static NEXT_NUMBER: Cell<usize> = const { Cell::new(0) };
 }
 
 struct Shared {
     dialect: Dialect,
+    traffic: Traffic,
+    /// The number of the first message of this run (`sent[0]`).
+    first: usize,
     sent: RefCell<Vec<Sent>>,
+    allow_departures: bool,
+    departures: Cell<u64>,
     delivered: Cell<u64>,
     /// Messages that still owe a delivery.
     outstanding: Cell<u64>,
@@ -87,22 +116,48 @@ struct Shared {
     /// The drain is over: members return their connection.
     finished: Notify,
     latencies: RefCell<Vec<f64>>,
+    /// How late each measured message was written against its schedule (fixed rate), in ms.
+    send_lags: RefCell<Vec<f64>>,
     errors: Errors,
 }
 
 impl Shared {
-    /// Counts the delivery of the message whose text starts `head`; `false` when `head` has
-    /// no message number (a dialect's keep-alive, or a stray frame: the caller sorts it).
-    fn deliver(&self, head: &[u8], now: Instant) -> bool {
+    /// Counts the delivery to connection `me` of the message whose text starts `head`;
+    /// `false` when `head` has no message number (a dialect's keep-alive, or a stray frame:
+    /// the caller sorts it).
+    fn deliver(&self, head: &[u8], now: Instant, me: usize) -> bool {
         let Some(number) = message_number(head) else {
             return false;
         };
         let mut sent = self.sent.borrow_mut();
-        let Some(message) = sent.get_mut(number).filter(|m| m.owed > 0) else {
+        let index = number.checked_sub(self.first);
+        let Some(message) = index.and_then(|i| sent.get_mut(i)) else {
             self.errors
-                .push(format!("message {number} delivered more often than sent"));
+                .push(format!("message {number} was not sent in this run"));
             return true;
         };
+        let (recipient, bit) = match self.traffic {
+            Traffic::Rooms { size } => (me / size == message.to as usize, me % size),
+            Traffic::Direct => (me == message.to as usize, 0),
+            Traffic::Bench => (true, 64),
+        };
+        if !recipient {
+            self.errors.push(format!(
+                "message {number} for {} reached connection {me}",
+                message.to
+            ));
+            return true;
+        }
+        let again = bit < 64 && message.received & (1 << bit) != 0;
+        if again || message.owed == 0 {
+            self.errors.push(format!(
+                "message {number} reached connection {me} more than once"
+            ));
+            return true;
+        }
+        if bit < 64 {
+            message.received |= 1 << bit;
+        }
         message.owed -= 1;
         self.delivered.set(self.delivered.get() + 1);
         if message.measured {
@@ -159,27 +214,27 @@ impl Addresser {
         }
     }
 
-    /// Message `number` from `sender`, as a masked frame appended to `out`; returns how many
-    /// deliveries it owes.
-    fn message(&mut self, sender: usize, number: usize, out: &mut Vec<u8>) -> u32 {
+    /// Message `number` from `sender`, as a masked frame appended to `out`; returns its
+    /// recipient (or room) and how many deliveries it owes.
+    fn message(&mut self, sender: usize, number: usize, out: &mut Vec<u8>) -> (u32, u32) {
         let text = format!("#{number:010}{}", self.filler);
         let n = self.ids.len();
-        let (request, owed) = match self.traffic {
+        let (request, to, owed) = match self.traffic {
             Traffic::Rooms { size } => {
                 let room = sender / size;
                 let members = size.min(n - room * size);
                 let name = loadgen::group_room(room);
-                (self.dialect.to_room(&name, &text), members)
+                (self.dialect.to_room(&name, &text), room, members)
             }
             Traffic::Direct => {
                 // Anyone but the sender.
                 let to = (sender + 1 + self.rng.below(n - 1)) % n;
-                (self.dialect.direct(&self.ids[to], &text), 1)
+                (self.dialect.direct(&self.ids[to], &text), to, 1)
             }
-            Traffic::Bench => (self.dialect.to_room(ROOM, &text), n),
+            Traffic::Bench => (self.dialect.to_room(ROOM, &text), 0, n),
         };
         out.extend_from_slice(&wire::text_frame(&request));
-        owed as u32
+        (to as u32, owed as u32)
     }
 }
 
@@ -197,6 +252,8 @@ pub(crate) async fn run(
             window: Err(io::Error::other(e.to_owned())),
             latencies: Vec::new(),
             sent_measured: 0,
+            departures: 0,
+            send_lag_p99: 0.0,
             errors: Ok(()),
         };
         (conns, run)
@@ -214,7 +271,11 @@ pub(crate) async fn run(
     };
     let shared = Rc::new(Shared {
         dialect,
+        traffic: mesh.traffic,
+        first: NEXT_NUMBER.get(),
         sent: RefCell::new(Vec::new()),
+        allow_departures: mesh.departures,
+        departures: Cell::new(0),
         delivered: Cell::new(0),
         outstanding: Cell::new(0),
         in_flight,
@@ -223,6 +284,7 @@ pub(crate) async fn run(
         stop: Cell::new(false),
         finished: Notify::new(),
         latencies: RefCell::new(Vec::new()),
+        send_lags: RefCell::new(Vec::new()),
         errors: Errors::default(),
     });
     loadgen::start_counting(&mut conns, None, dialect, &shared.errors).await;
@@ -236,7 +298,8 @@ pub(crate) async fn run(
     };
     let members: Vec<_> = conns
         .into_iter()
-        .map(|conn| tokio::task::spawn_local(member(conn, shared.clone())))
+        .enumerate()
+        .map(|(i, conn)| tokio::task::spawn_local(member(conn, i, shared.clone())))
         .collect();
     let sender = tokio::task::spawn_local(send(shared.clone(), streams, addresser, mesh.pace));
     let meter = Meter {
@@ -252,8 +315,11 @@ pub(crate) async fn run(
     while shared.outstanding.get() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    // A little longer, so that a duplicate still on its way is read (and is an error) here.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     shared.finished.notify_waiters();
     let conns = loadgen::join_within(members, Duration::from_secs(10)).await;
+    NEXT_NUMBER.set(shared.first + shared.sent.borrow().len());
     let (owed, sent_measured) = {
         let sent = shared.sent.borrow();
         (
@@ -276,6 +342,8 @@ pub(crate) async fn run(
         window,
         latencies: shared.latencies.take(),
         sent_measured,
+        departures: shared.departures.get(),
+        send_lag_p99: crate::report::percentile(&mut shared.send_lags.take(), 99.0).unwrap_or(0.0),
         errors: shared.errors.result(),
     };
     (conns, run)
@@ -289,20 +357,31 @@ async fn send(
     pace: Pace,
 ) {
     let mut bytes = Vec::new();
-    let mut write = async |sender: usize, count: usize, addresser: &mut Addresser| {
-        bytes.clear();
-        for _ in 0..count {
-            let number = shared.sent.borrow().len();
-            let owed = addresser.message(sender, number, &mut bytes);
-            shared.sent.borrow_mut().push(Sent {
-                at: Instant::now(),
-                owed,
-                measured: shared.recording.get(),
-            });
-            shared.outstanding.set(shared.outstanding.get() + 1);
-        }
-        conn::write_all(&streams[sender], &bytes).await
-    };
+    // `due`: when the messages were due, at a fixed rate.
+    let mut write =
+        async |sender: usize, count: usize, due: Option<Instant>, addresser: &mut Addresser| {
+            bytes.clear();
+            let at = Instant::now();
+            if let Some(due) = due
+                && shared.recording.get()
+            {
+                let lag = at.saturating_duration_since(due).as_secs_f64() * 1000.0;
+                shared.send_lags.borrow_mut().push(lag);
+            }
+            for _ in 0..count {
+                let number = shared.first + shared.sent.borrow().len();
+                let (to, owed) = addresser.message(sender, number, &mut bytes);
+                shared.sent.borrow_mut().push(Sent {
+                    at,
+                    to,
+                    owed,
+                    received: 0,
+                    measured: shared.recording.get(),
+                });
+                shared.outstanding.set(shared.outstanding.get() + 1);
+            }
+            conn::write_all(&streams[sender], &bytes).await
+        };
     let result = match pace {
         Pace::Rate(per_sec) => {
             let start = Instant::now();
@@ -317,7 +396,8 @@ async fn send(
                 let mut outcome = Ok(());
                 while sent < due && outcome.is_ok() {
                     let sender = addresser.sender();
-                    outcome = write(sender, 1, &mut addresser).await;
+                    let due = start + Duration::from_secs_f64(sent as f64 / per_sec);
+                    outcome = write(sender, 1, Some(due), &mut addresser).await;
                     sent += 1;
                 }
                 if outcome.is_err() {
@@ -336,7 +416,7 @@ async fn send(
             }
             let sender = addresser.sender();
             let count = batch.min(room as usize);
-            if let Err(e) = write(sender, count, &mut addresser).await {
+            if let Err(e) = write(sender, count, None, &mut addresser).await {
                 break Err(e);
             }
         },
@@ -346,7 +426,7 @@ async fn send(
     }
 }
 
-async fn member(mut conn: Conn, shared: Rc<Shared>) -> Conn {
+async fn member(mut conn: Conn, me: usize, shared: Rc<Shared>) -> Conn {
     let finished = shared.finished.notified();
     tokio::pin!(finished);
     let mut replies = Vec::new();
@@ -356,12 +436,17 @@ async fn member(mut conn: Conn, shared: Rc<Shared>) -> Conn {
             () = &mut finished => return conn,
             read = conn.read_some(|event| match event {
                 Event::Expected { head } => {
-                    if !shared.deliver(head, Instant::now()) {
-                        // Sorted like a frame that was not counted (Engine.IO's ping `2`
-                        // is a text frame too).
-                        let text = Event::Other { opcode: wire::TEXT, fin: true, len: head.len() as u64, payload: head };
-                        loadgen::on_other(shared.dialect, text, &mut replies, &shared.errors);
+                    if shared.deliver(head, Instant::now(), me) {
+                        return;
                     }
+                    if shared.allow_departures && shared.dialect.is_departure(head) {
+                        shared.departures.set(shared.departures.get() + 1);
+                        return;
+                    }
+                    // Sorted like a frame that was not counted (Engine.IO's ping `2` is a
+                    // text frame too).
+                    let text = Event::Other { opcode: wire::TEXT, fin: true, len: head.len() as u64, payload: head };
+                    loadgen::on_other(shared.dialect, text, &mut replies, &shared.errors);
                 }
                 other => loadgen::on_other(shared.dialect, other, &mut replies, &shared.errors),
             }) => {

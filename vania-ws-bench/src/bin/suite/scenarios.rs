@@ -750,6 +750,10 @@ pub(crate) async fn fresh(
     }
 }
 
+/// How late (p99) a fixed-rate run may write its messages against their schedule before the
+/// run is invalid: tokio's timer alone makes them up to about 3 ms late.
+const MAX_SEND_LAG_MS: f64 = 10.0;
+
 /// Why a mesh run's figures do not count, if they do not (its errors fail the run too).
 fn mesh_invalid(
     results: &mut Results,
@@ -768,6 +772,10 @@ fn mesh_invalid(
         Ok(()) if kind == WindowKind::Latency && run.latencies.len() < 100 => {
             Some(format!("only {} deliveries measured", run.latencies.len()))
         }
+        Ok(()) if run.send_lag_p99 > MAX_SEND_LAG_MS => Some(format!(
+            "the load generator fell behind its schedule (p99 {:.1} ms late)",
+            run.send_lag_p99
+        )),
         Ok(()) => window.invalid(kind),
     }
 }
@@ -804,9 +812,10 @@ fn record_latency(
 
 fn latency_detail(p50: f64, p99: f64, run: &MeshRun, window: &Window) -> String {
     format!(
-        "delivery p50 {p50:.2} ms, p99 {p99:.2} ms over {} deliveries of {} messages (server {:.0}%, load generator {:.0}%, others {:.0}%)",
+        "delivery p50 {p50:.2} ms, p99 {p99:.2} ms over {} deliveries of {} messages, written p99 {:.1} ms after due (server {:.0}%, load generator {:.0}%, others {:.0}%)",
         run.latencies.len(),
         run.sent_measured,
+        run.send_lag_p99,
         100.0 * window.server_cpu / window.secs,
         100.0 * window.loadgen_cpu / window.secs,
         100.0 * window.others()
@@ -834,6 +843,7 @@ async fn mix_runs(
         },
         pace: Pace::Rate(plan.rate),
         payload: 100,
+        departures: false,
     };
     let (back, run) = mesh::run(
         server,
@@ -883,8 +893,14 @@ async fn direct_runs(
     conns: &mut Vec<Conn>,
 ) -> io::Result<()> {
     let plan = ctx.plan.direct;
+    // socketioxide may drop events sent before its handlers are registered: the acked join
+    // is how the load generator knows they are (as in echo).
     let setup = Setup {
-        rooms: Rooms::None,
+        rooms: if server.dialect == Dialect::SocketIo {
+            Rooms::Bench
+        } else {
+            Rooms::None
+        },
         named: true,
     };
     *conns = loadgen::ramp(server, plan.clients, 256, setup).await?.conns;
@@ -892,6 +908,7 @@ async fn direct_runs(
         traffic: Traffic::Direct,
         pace: Pace::Rate(plan.rate),
         payload: 100,
+        departures: false,
     };
     let (back, run) = mesh::run(
         server,
@@ -984,8 +1001,8 @@ async fn direct_runs(
     Ok(())
 }
 
-/// RSS samples with the time each was taken.
-type RssSamples = Vec<(Instant, u64)>;
+/// RSS samples with the time each was taken, or the error that stopped them.
+type RssSamples = io::Result<Vec<(Instant, u64)>>;
 
 /// Samples a process's RSS every 20 ms until told to stop; returns the samples with the time
 /// each was taken.
@@ -996,10 +1013,10 @@ fn sample_rss(pid: u32) -> (Rc<Cell<bool>>, tokio::task::JoinHandle<RssSamples>)
         async move {
             let mut samples = Vec::new();
             while !stop.get() {
-                samples.push((Instant::now(), server::rss_of(pid).unwrap_or(0)));
+                samples.push((Instant::now(), server::rss_of(pid)?));
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            samples
+            Ok(samples)
         }
     });
     (stop, task)
@@ -1026,6 +1043,7 @@ async fn slow_runs(
         traffic: Traffic::Bench,
         pace: Pace::Rate(plan.rate),
         payload: plan.payload,
+        departures: false,
     };
     let what = format!(
         "a room of {} receiving {} messages of {} B per second",
@@ -1072,12 +1090,22 @@ async fn slow_runs(
         &latency_detail(p50, p99, &run, window),
     );
 
-    // The slow member: set up like the others, then never read again.
-    let dialect = server.dialect;
-    let mut slow = Conn::open_with_receive_buffer(server.port, dialect.path(), 4096).await?;
-    dialect.greet(&mut slow, None).await?;
-    dialect.join(&mut slow, ROOM).await?;
+    // The slow member: set up like the others, then never read again. When the server drops
+    // it, the demo's `disconnect` handler tells everyone (`user-left`): one such frame per
+    // member is expected then, and counted.
     let before = server.rss_bytes()?;
+    let dialect = server.dialect;
+    let mut slow = loadgen::within(
+        "the slow member's connect and upgrade",
+        Conn::open_with_receive_buffer(server.port, dialect.path(), 4096),
+    )
+    .await?;
+    loadgen::within("the slow member's greeting", dialect.greet(&mut slow, None)).await?;
+    loadgen::within("the slow member's join", dialect.join(&mut slow, ROOM)).await?;
+    let mesh = Mesh {
+        departures: true,
+        ..mesh
+    };
     let (stop, sampler) = sample_rss(server.pid());
     let longer = Phases {
         measure: ctx.plan.phases.measure * 3,
@@ -1086,8 +1114,15 @@ async fn slow_runs(
     let (back, run) = mesh::run(server, ctx.ticks, std::mem::take(conns), mesh, longer).await;
     *conns = back;
     stop.set(true);
-    let samples = sampler.await.map_err(io::Error::other)?;
+    let samples = sampler.await.map_err(io::Error::other)??;
     drop(slow);
+    if run.departures > plan.members as u64 {
+        let e = format!(
+            "{} `user-left` frames for one slow member among {}",
+            run.departures, plan.members
+        );
+        fail(results, "slow", server.name, round, &e);
+    }
     let highest = samples.iter().map(|s| s.1).max().unwrap_or(before);
     let halfway = match (samples.first(), samples.last()) {
         (Some(first), Some(last)) => first.0 + (last.0 - first.0) / 2,
@@ -1151,12 +1186,20 @@ async fn slow_runs(
         &beside,
         server.name,
         &format!(
-            "{}; RSS {:.1} MiB before, {:.1} MiB at most (+{:.1} MiB, +{:.1} MiB in the second half)",
+            "{}; RSS {:.1} MiB before, {:.1} MiB at most (+{:.1} MiB, +{:.1} MiB in the second half){}",
             latency_detail(p50, p99, &run, window),
             before as f64 / 1048576.0,
             highest as f64 / 1048576.0,
             growth as f64 / 1048576.0,
-            late as f64 / 1048576.0
+            late as f64 / 1048576.0,
+            if run.departures > 0 {
+                format!(
+                    "; the slow member was dropped ({} members told)",
+                    run.departures
+                )
+            } else {
+                String::new()
+            }
         ),
     );
     Ok(())
