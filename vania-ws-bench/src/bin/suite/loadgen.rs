@@ -536,6 +536,18 @@ pub(crate) async fn broadcast(
                 let k = s.window.saturating_sub(in_flight);
                 if k > 0 {
                     if s.window == 1 {
+                        // One at a time: rest as long as the last broadcast took before the
+                        // next, so that the load generator, which reads every delivery, is
+                        // idle half the time and its own work does not become the latency.
+                        let took = s.send_times.borrow().last().map(Instant::elapsed);
+                        if let Some(took) = took {
+                            let pause =
+                                took.clamp(Duration::from_millis(1), Duration::from_millis(200));
+                            tokio::time::sleep(pause).await;
+                            if s.stop.get() {
+                                return;
+                            }
+                        }
                         s.send_times.borrow_mut().push(Instant::now());
                     }
                     s.sent.set(s.sent.get() + k);
