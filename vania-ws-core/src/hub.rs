@@ -10,7 +10,7 @@ use crate::client::Client;
 use crate::envelope::Frame;
 use crate::extract::StateMap;
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::outbox::{Outbox, OutboxReceiver};
+use crate::outbox::{Outbox, OutboxReceiver, Pushed};
 use crate::room::RoomRegistry;
 use crate::router::RouteTable;
 
@@ -182,18 +182,16 @@ impl Hub {
         Ok(self.send(target, &Frame::event(event, payload)?))
     }
 
-    /// Delivers to this process's clients only; returns how many received the frame.
+    /// Delivers to this process's clients only; returns how many received the frame, that is
+    /// queued it: a client that is closing (a slow consumer whose queue overflowed among
+    /// them) drops it and is not counted.
     ///
     /// Adapters call this; applications call [`send`](Self::send) or a [`Client`] method.
     pub fn deliver_local(&self, target: Target<'_>, frame: &Frame) -> usize {
         match target {
-            Target::Client(id) => match self.clients.get(id) {
-                Some(member) => {
-                    member.outbox.push(frame.clone());
-                    1
-                }
-                None => 0,
-            },
+            Target::Client(id) => self.clients.get(id).map_or(0, |member| {
+                usize::from(member.outbox.push(frame.clone()) == Pushed::Queued)
+            }),
             Target::Room { route, room } => self
                 .routes
                 .get(route)
@@ -201,8 +199,10 @@ impl Hub {
             Target::All { except } => {
                 let mut count = 0;
                 for member in self.clients.iter() {
-                    if member.enveloped && Some(&**member.key()) != except {
-                        member.outbox.push(frame.clone());
+                    if member.enveloped
+                        && Some(&**member.key()) != except
+                        && member.outbox.push(frame.clone()) == Pushed::Queued
+                    {
                         count += 1;
                     }
                 }

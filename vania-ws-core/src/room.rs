@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::envelope::Frame;
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Pushed};
 
 /// The longest room name, in bytes.
 pub const MAX_ROOM_NAME_BYTES: usize = 255;
@@ -50,12 +50,10 @@ impl RoomRegistry {
     /// Queues `frame` for every member; returns how many received it.
     pub(crate) fn deliver(&self, room: &str, frame: &Frame) -> usize {
         match self.rooms.get(room) {
-            Some(members) => {
-                for outbox in members.values() {
-                    outbox.push(frame.clone());
-                }
-                members.len()
-            }
+            Some(members) => members
+                .values()
+                .filter(|outbox| outbox.push(frame.clone()) == Pushed::Queued)
+                .count(),
             None => 0,
         }
     }

@@ -327,6 +327,8 @@ async fn a_slow_consumer_that_reads_nothing_is_dropped_after_the_close_timeout()
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
+    // Once it overflowed, it takes nothing more, and a send says so.
+    assert_eq!(server.handle().broadcast("bulk", &json!(1)).unwrap(), 0);
     server
         .eventually("the slow consumer dropped", |h| {
             h.metrics().slow_consumers == 1 && h.metrics().clients == 0

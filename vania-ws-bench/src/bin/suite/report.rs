@@ -287,6 +287,7 @@ pub(crate) fn format_value(unit: Unit, v: f64) -> String {
         Unit::Rate if v >= 1e6 => format!("{:.2}M", v / 1e6),
         Unit::Rate if v >= 1e3 => format!("{:.1}k", v / 1e3),
         Unit::Rate => format!("{v:.0}"),
+        Unit::Bytes if v >= 1048576.0 => format!("{:.2} MiB", v / 1048576.0),
         Unit::Bytes if v >= 1024.0 => format!("{:.2} KiB", v / 1024.0),
         Unit::Bytes => format!("{v:.0} B"),
         Unit::Millis => format!("{v:.1} ms"),
