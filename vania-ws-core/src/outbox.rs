@@ -251,11 +251,14 @@ impl OutboxReceiver {
     }
 
     /// Arranges for `cx` to be woken by a close (an overflow's included) while the connection
-    /// is not taking items: when its socket is full, it stops polling the queue, and the
-    /// waker the last push consumed would otherwise never be registered again, so a client
-    /// that reads nothing would never start its close deadline.
-    pub fn watch_close(&self, cx: &mut Context<'_>) {
+    /// is not taking items, and says whether one was already asked for. When its socket is
+    /// full, the connection stops polling the queue, and the waker the last push consumed
+    /// would otherwise never be registered again, so a client that reads nothing would never
+    /// start its close deadline. Registered first, then looked at: a close between the two
+    /// finds the waker, and one before them is seen here.
+    pub fn watch_close(&self, cx: &mut Context<'_>) -> bool {
         self.state.waker.register(cx.waker());
+        self.state.closing.load(Ordering::Acquire)
     }
 
     fn pop(&mut self) -> Option<Outgoing> {

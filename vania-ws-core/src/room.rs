@@ -47,7 +47,7 @@ impl RoomRegistry {
         self.rooms.remove_if(room, |_, members| members.is_empty());
     }
 
-    /// Queues `frame` for every member; returns how many received it.
+    /// Queues `frame` for every member; returns how many queued it (a closing member drops it).
     pub(crate) fn deliver(&self, room: &str, frame: &Frame) -> usize {
         match self.rooms.get(room) {
             Some(members) => members

@@ -361,10 +361,14 @@ impl<'a> Connection<'a> {
             if let Err(end) = self.poll_timer(cx, timer.as_mut()) {
                 return Poll::Ready(end);
             }
-            if self.ping.is_some()
-                && let Err(end) = self.poll_write(cx, ws)
-            {
-                return Poll::Ready(end);
+            if self.ping.is_some() {
+                if let Err(end) = self.poll_write(cx, ws) {
+                    return Poll::Ready(end);
+                }
+                // The write may have started the close deadline: arm the timer for it.
+                if let Err(end) = self.poll_timer(cx, timer.as_mut()) {
+                    return Poll::Ready(end);
+                }
             }
             if self.finished() {
                 Poll::Ready(End::Closed)
@@ -537,8 +541,12 @@ impl<'a> Connection<'a> {
                 match self.heartbeat.tick(now) {
                     Beat::Ping(payload) => {
                         self.ping = Some(payload);
-                        self.queue.charge(MAX_CONTROL_FRAME);
                         self.charged += MAX_CONTROL_FRAME;
+                        if !self.queue.charge(MAX_CONTROL_FRAME) {
+                            // The ping overflowed the bound: closing as a slow consumer, from
+                            // now (nothing else would wake a client that reads nothing).
+                            self.closing();
+                        }
                     }
                     Beat::Wait => {}
                     Beat::TimedOut => return Err(End::TimedOut),
@@ -633,9 +641,10 @@ impl<'a> Connection<'a> {
                     }
                 }
             }
-            if self.fed >= FEED_BYTES && !self.close_sent {
-                // Not taking from the queue until the socket drains: still hear of a close.
-                self.queue.watch_close(cx);
+            if self.fed >= FEED_BYTES && !self.close_sent && self.queue.watch_close(cx) {
+                // Not taking from the queue until the socket drains, but a close asked for
+                // meanwhile starts its deadline all the same.
+                self.closing();
             }
             if let Some((code, reason)) = close {
                 // After every data frame queued before it, and the last thing written.
