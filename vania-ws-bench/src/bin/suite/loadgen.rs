@@ -21,7 +21,7 @@ use crate::wire::{self, Event};
 
 /// How long the drain after a run may take before what is still in flight counts as missing
 /// (long: a busy machine must not turn slowness into a missing message).
-pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What went wrong during a workload: the first few errors, and how many in all.
 #[derive(Default)]
@@ -576,11 +576,8 @@ pub(crate) async fn broadcast(
     shared.wake_sender.notify_one();
     let _ = sender.await;
     // Every member must now receive every broadcast sent.
-    let deadline = Instant::now() + DRAIN_TIMEOUT;
     let expected = shared.sent.get() * members;
-    while shared.delivered.get() < expected && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    drain(|| shared.delivered.get() >= expected).await;
     shared.finished.notify_waiters();
     let results = join_within(members_tasks, Duration::from_secs(10)).await;
     let mut conns = Vec::with_capacity(results.len());
@@ -666,6 +663,15 @@ async fn member(mut conn: Conn, shared: Rc<BroadcastShared>) -> (Conn, u64) {
                 shared.errors.push(format!("member reply: {e}"));
             }
         }
+    }
+}
+
+/// Waits until `drained` holds, or for [`DRAIN_TIMEOUT`]: whatever is still owed then is
+/// missing. (The deliveries are counted by the members' tasks; this only looks.)
+pub(crate) async fn drain(drained: impl Fn() -> bool) {
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    while !drained() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

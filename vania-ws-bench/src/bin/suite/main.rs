@@ -3,7 +3,7 @@
 //! 127.0.0.1, the server pinned to core 0 and this load generator to core 1.
 //!
 //! ```sh
-//! cargo run --release -p vania-ws-bench --bin suite             # full: 5 rounds (~35 min)
+//! cargo run --release -p vania-ws-bench --bin suite             # full: 5 rounds (~50 min)
 //! cargo run --release -p vania-ws-bench --bin suite -- --quick  # 3 rounds, smaller N
 //! cargo run --release -p vania-ws-bench --bin suite -- --smoke  # CI: ours + tokio-tungstenite
 //! cargo run --release -p vania-ws-bench --bin suite -- --hotpath  # callgrind counts only

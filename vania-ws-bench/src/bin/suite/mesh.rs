@@ -26,7 +26,7 @@ use tokio::sync::Notify;
 
 use crate::conn::{self, Conn};
 use crate::dialect::{Dialect, ROOM};
-use crate::loadgen::{self, DRAIN_TIMEOUT, Errors, Meter, Phases, Window};
+use crate::loadgen::{self, Errors, Meter, Phases, Window};
 use crate::server::Server;
 use crate::wire::{self, Event};
 
@@ -311,10 +311,7 @@ pub(crate) async fn run(
     shared.stop.set(true);
     shared.wake_sender.notify_one();
     let _ = sender.await;
-    let deadline = Instant::now() + DRAIN_TIMEOUT;
-    while shared.outstanding.get() > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    loadgen::drain(|| shared.outstanding.get() == 0).await;
     // A little longer, so that a duplicate still on its way is read (and is an error) here.
     tokio::time::sleep(Duration::from_millis(200)).await;
     shared.finished.notify_waiters();
