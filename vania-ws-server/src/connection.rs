@@ -3,10 +3,10 @@
 //! Each wake-up of the task does, in order: follow the server's shutdown phase; poll the
 //! handler in flight, if any; read and dispatch the frames that arrived (while no handler is in
 //! flight, which keeps a connection's events in order); then cork: write everything queued for
-//! the client, in batches of one vectored write straight from the shared frames (see
-//! `transport.rs`), and flush once if the socket did not take it all. A handler that finishes without waiting (most do) runs
-//! inside that same wake-up, so a burst of pipelined requests is read, answered and written
-//! back together. Outgoing frames keep flowing while a handler waits.
+//! the client, in batches of one system call each (small frames corked, large ones from their
+//! shared payloads, see `transport.rs`), and flush once if the socket did not take it all. A
+//! handler that finishes without waiting (most do) runs inside that same wake-up, so a burst
+//! of pipelined requests is read, answered and written back together. Outgoing frames keep flowing while a handler waits.
 //!
 //! What lives as long as the connection (the timer, the phase watch) is created once, not
 //! rebuilt per frame; a handler that waits is kept in a 16-byte slot, boxed only then.

@@ -14,7 +14,9 @@
 //! - `--all-peers` adds socketioxide, Bun and Node `ws` to a smoke run;
 //! - `--only idle,echo,broadcast,mix,direct,slow,churn,hotpath` runs some scenarios;
 //! - `--targets tungstenite,bun` keeps the peers whose name contains one of the words (ours
-//!   are always kept).
+//!   are always kept);
+//! - `--baseline PATH` adds an earlier build of `example-demo` as a peer, "vania-ws
+//!   (baseline)", so that a change is measured before and after in one interleaved run.
 //!
 //! It builds and installs what it needs (cargo for ours and the Rust peers, npm for Bun and
 //! `ws`) into `target/bench-peers/`, prints the markdown tables on stdout (and writes them to
@@ -56,6 +58,7 @@ struct Args {
     all_peers: bool,
     only: Option<Vec<String>>,
     targets: Option<Vec<String>>,
+    baseline: Option<std::path::PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -65,6 +68,7 @@ fn parse_args() -> Result<Args, String> {
         all_peers: false,
         only: None,
         targets: None,
+        baseline: None,
     };
     let list = |v: Option<String>, flag: &str| {
         v.map(|v| v.split(',').map(|s| s.trim().to_lowercase()).collect())
@@ -87,6 +91,10 @@ fn parse_args() -> Result<Args, String> {
             }
             "--only" => args.only = Some(list(it.next(), "--only")?),
             "--targets" => args.targets = Some(list(it.next(), "--targets")?),
+            "--baseline" => {
+                let path = it.next().ok_or("--baseline needs the path of a binary")?;
+                args.baseline = Some(path.into());
+            }
             other => return Err(format!("unknown argument {other:?} (see the doc of suite)")),
         }
     }
@@ -140,6 +148,7 @@ fn run() -> Result<bool, String> {
             &paths,
             Want {
                 all_peers: !args.smoke || args.all_peers,
+                baseline: args.baseline.clone(),
             },
         )?;
         if let Some(words) = &args.targets {

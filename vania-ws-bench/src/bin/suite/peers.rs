@@ -25,6 +25,8 @@ pub(crate) const TUNGSTENITE: &str = "tokio-tungstenite";
 pub(crate) const SOCKETIOXIDE: &str = "socketioxide";
 pub(crate) const BUN: &str = "Bun";
 pub(crate) const NODE_WS: &str = "Node ws";
+/// `--baseline PATH`: an earlier build of the demo, measured as a peer (before/after).
+pub(crate) const BASELINE: &str = "vania-ws (baseline)";
 
 /// Where things are.
 pub(crate) struct Paths {
@@ -86,10 +88,11 @@ fn vania_env() -> Vec<(String, String)> {
 }
 
 /// Which targets to prepare.
-#[derive(Clone, Copy)]
 pub(crate) struct Want {
     /// socketioxide, Bun and Node `ws` (the smoke run has only ours and tokio-tungstenite).
     pub(crate) all_peers: bool,
+    /// An earlier `example-demo` binary to measure against ours in the same run.
+    pub(crate) baseline: Option<PathBuf>,
 }
 
 /// Builds and installs what the targets need; returns the targets ready to start and the
@@ -145,6 +148,17 @@ pub(crate) fn prepare(paths: &Paths, want: Want) -> Result<(Vec<Target>, Vec<Str
             TUNGSTENITE,
         ),
     });
+    if let Some(program) = want.baseline {
+        if !program.is_file() {
+            return Err(format!("--baseline {}: no such file", program.display()));
+        }
+        targets.push(Target {
+            name: BASELINE,
+            dialect: Dialect::Vania,
+            ours: false,
+            launch: launch(program, vec![], vania_env(), BASELINE),
+        });
+    }
     if !want.all_peers {
         return Ok((targets, skipped));
     }
