@@ -15,7 +15,7 @@
 //! while a connection is idle. The lock-free queues at hand (tokio's, crossbeam's) keep a block
 //! of 31 or 32 slots (about 1.5 KB here) allocated for as long as the queue has ever been used,
 //! which is more than everything else an idle connection holds. This mutex is per client, is
-//! taken for a push and for a swap of the whole queue, and is never held across an `.await`
+//! taken for a push and for a batch of up to 32 items, and is never held across an `.await`
 //! or a write: it is one uncontended compare-and-swap in the common case, the same number of
 //! atomic operations as a lock-free push.
 
@@ -230,24 +230,67 @@ impl State {
 }
 
 impl OutboxReceiver {
-    /// The next item, in order, with the close (if one was asked for) as the last one; or
-    /// `Pending` when there is nothing, after arranging for `cx` to be woken by the next push
-    /// or close. The bytes taken stay counted until [`written`](Self::written).
+    /// Takes the next items, in order, under one lock, handing each to `each`: up to
+    /// `max_items`, stopping after the one that brings the bytes taken to `max_bytes`; the
+    /// close, if one was asked for, comes once the queue is empty, as the last item. `Pending`
+    /// when there is nothing, after arranging for `cx` to be woken by the next push or close.
+    /// The bytes taken stay counted until [`written`](Self::written).
     ///
-    /// One short lock per item, on the connection's side only (the queue keeps a single
-    /// buffer, so an idle connection holds one small allocation, not two); the waker is
-    /// registered only when the queue is found empty.
-    pub fn poll_pop(&mut self, cx: &mut Context<'_>) -> Poll<Outgoing> {
-        if let Some(item) = self.pop() {
-            return Poll::Ready(item);
+    /// One lock per batch, on the connection's side only (the queue keeps a single buffer, so
+    /// an idle connection holds one small allocation, not two); the waker is registered only
+    /// when the queue is found empty. `each` runs under that lock: it must be quick, and must
+    /// not touch this queue.
+    pub fn poll_take(
+        &mut self,
+        cx: &mut Context<'_>,
+        max_items: usize,
+        max_bytes: usize,
+        mut each: impl FnMut(Outgoing),
+    ) -> Poll<()> {
+        if self.take(max_items, max_bytes, &mut each) {
+            return Poll::Ready(());
         }
         // Register, then look again: a push between the first look and the registration
         // found no waker to wake, and is seen by this look.
         self.state.waker.register(cx.waker());
-        match self.pop() {
-            Some(item) => Poll::Ready(item),
-            None => Poll::Pending,
+        if self.take(max_items, max_bytes, &mut each) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
         }
+    }
+
+    /// Takes up to `max_items` / `max_bytes` (see [`poll_take`](Self::poll_take)); whether
+    /// anything was taken.
+    fn take(
+        &mut self,
+        max_items: usize,
+        max_bytes: usize,
+        each: &mut impl FnMut(Outgoing),
+    ) -> bool {
+        let mut queue = self.state.lock();
+        let mut items = 0;
+        let mut bytes = 0;
+        while items < max_items && bytes < max_bytes {
+            let Some(item) = queue.items.pop_front() else {
+                break;
+            };
+            items += 1;
+            bytes += item.len();
+            each(item);
+        }
+        if queue.items.is_empty() {
+            if queue.items.capacity() > KEEP_ITEMS {
+                queue.items = VecDeque::new();
+            }
+            if items < max_items
+                && let Some((code, reason)) = queue.close.take()
+            {
+                items += 1;
+                each(Outgoing::Close(code, reason));
+            }
+        }
+        items > 0
     }
 
     /// Arranges for `cx` to be woken by a close (an overflow's included) while the connection
@@ -363,11 +406,16 @@ mod tests {
         tx.push(frame(40));
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
-        let Poll::Ready(item) = rx.poll_pop(&mut cx) else {
-            panic!("a frame is queued")
-        };
-        let taken = item.len();
-        assert!(rx.poll_pop(&mut cx).is_pending());
+        let mut taken = 0;
+        assert!(
+            rx.poll_take(&mut cx, 8, 1 << 20, |item| taken += item.len())
+                .is_ready()
+        );
+        assert!(taken > 40);
+        assert!(
+            rx.poll_take(&mut cx, 8, 1 << 20, |_| panic!("empty"))
+                .is_pending()
+        );
         // Taken, not yet flushed: still held.
         assert_eq!(tx.queued_bytes(), taken);
         assert!(rx.charge(20));
@@ -375,6 +423,39 @@ mod tests {
         assert!(tx.overflowed());
         rx.written(taken + 120);
         assert_eq!(tx.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn a_batch_stops_at_its_limits_and_the_close_comes_last() {
+        let (tx, mut rx) = Outbox::new(1 << 20);
+        for _ in 0..5 {
+            tx.push(frame(100));
+        }
+        tx.close(close_code::NORMAL, "bye");
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut take = |items, bytes| {
+            let mut got = Vec::new();
+            let polled = rx.poll_take(&mut cx, items, bytes, |item| got.push(item));
+            (polled.is_ready(), got)
+        };
+        let (ready, got) = take(2, 1 << 20);
+        assert!(ready && got.len() == 2, "at most two items");
+        // One byte of budget still takes one whole item.
+        let (_, got) = take(8, 1);
+        assert_eq!(got.len(), 1);
+        let (_, got) = take(8, 1 << 20);
+        assert_eq!(got.len(), 3, "the last two frames and the close");
+        assert!(matches!(
+            got[..],
+            [
+                Outgoing::Frame(_),
+                Outgoing::Frame(_),
+                Outgoing::Close(close_code::NORMAL, "bye")
+            ]
+        ));
+        let (ready, got) = take(8, 1 << 20);
+        assert!(!ready && got.is_empty());
     }
 
     #[test]

@@ -591,30 +591,29 @@ impl<'a> Connection<'a> {
             }
             let mut close = None;
             while self.fed < FEED_BYTES && !self.close_sent && close.is_none() {
-                let Poll::Ready(first) = self.queue.poll_pop(cx) else {
-                    break;
-                };
                 // The batch is this thread's, reused: nothing to build per wake-up.
                 let written = BATCH.with_borrow_mut(|batch| {
-                    let mut next = Some(first);
-                    while let Some(item) = next.take() {
-                        let (opcode, payload) = match item {
-                            Outgoing::Frame(frame) => (TEXT, Bytes::from(frame.into_text())),
-                            Outgoing::Binary(data) => (BINARY, data),
-                            Outgoing::Close(code, reason) => {
-                                close = Some((code, reason));
-                                break;
-                            }
-                        };
-                        self.fed += payload.len();
-                        batch.push(DataFrame { opcode, payload });
-                        if batch.len() < BATCH_FRAMES
-                            && self.fed < FEED_BYTES
-                            && let Poll::Ready(item) = self.queue.poll_pop(cx)
-                        {
-                            next = Some(item);
-                        }
+                    let mut fed = 0;
+                    let taken =
+                        self.queue
+                            .poll_take(cx, BATCH_FRAMES, FEED_BYTES - self.fed, |item| {
+                                let (opcode, payload) = match item {
+                                    Outgoing::Frame(frame) => {
+                                        (TEXT, Bytes::from(frame.into_text()))
+                                    }
+                                    Outgoing::Binary(data) => (BINARY, data),
+                                    Outgoing::Close(code, reason) => {
+                                        close = Some((code, reason));
+                                        return;
+                                    }
+                                };
+                                fed += payload.len();
+                                batch.push(DataFrame { opcode, payload });
+                            });
+                    if taken.is_pending() {
+                        return None;
                     }
+                    self.fed += fed;
                     let count = batch.len();
                     let written = if count == 0 {
                         Ok(())
@@ -622,8 +621,11 @@ impl<'a> Connection<'a> {
                         ws.get_mut().write_frames(cx, batch)
                     };
                     batch.clear();
-                    written.map(|()| count)
+                    Some(written.map(|()| count))
                 });
+                let Some(written) = written else {
+                    break;
+                };
                 match written {
                     Ok(0) => {}
                     Ok(count) => {

@@ -4,7 +4,9 @@
 //!   (parse the envelope, dispatch to the `message` handler, encode its `emit`), and the
 //!   queued frame taken off the client's queue;
 //! - `fanout S`: S times, one `to_room` to a room of 1,000 members (`Hub::send_event`: encode
-//!   once, queue to each member), and every queue drained.
+//!   once, queue to each member), in bursts of [`BURST`] (the suite's 8 in flight), each queue
+//!   drained after every burst as its connection drains it: batches taken under one lock,
+//!   then the bytes released.
 //!
 //! The suite's `--hotpath` mode runs each path twice with different counts and divides the
 //! difference in instructions by the difference in operations, so the setup cancels out.
@@ -15,6 +17,7 @@
 // It reports on stdout, as the other benchmark binaries do.
 #![allow(clippy::print_stdout)]
 
+use std::task::Context;
 use std::time::Instant;
 
 use vania_ws_server::core::{Hub, HubConfig, OutboxReceiver, Session, Target};
@@ -26,11 +29,31 @@ const ECHO: &str = r#"{"event":"message","payload":"eabcdefghijklmnopqrstuvwxyza
 /// The fan-out payload: 100 bytes, as in the suite's broadcast.
 const TEXT: &str = "Babcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstu";
 
+/// Broadcasts sent before the members' queues are drained.
+const BURST: usize = 8;
+/// What a connection takes per batch (`vania-ws-server`'s `BATCH_FRAMES` and `FEED_BYTES`).
+const BATCH_ITEMS: usize = 32;
+const BATCH_BYTES: usize = 64 * 1024;
+
 fn drain(queue: &mut OutboxReceiver) -> usize {
     let mut n = 0;
     while queue.try_recv().is_some() {
         n += 1;
     }
+    n
+}
+
+/// Drains a queue as a connection does: batches under one lock, then the bytes released.
+fn drain_batches(queue: &mut OutboxReceiver, cx: &mut Context<'_>) -> usize {
+    let (mut n, mut bytes) = (0, 0);
+    while queue
+        .poll_take(cx, BATCH_ITEMS, BATCH_BYTES, |item| {
+            n += 1;
+            bytes += item.len();
+        })
+        .is_ready()
+    {}
+    queue.written(bytes);
     n
 }
 
@@ -55,8 +78,14 @@ fn echo(n: usize) {
     });
 }
 
-/// `sends` broadcasts to a room of [`MEMBERS`].
+/// `sends` broadcasts to a room of [`MEMBERS`], in bursts of [`BURST`].
 fn fanout(sends: usize) {
+    assert!(
+        sends.is_multiple_of(BURST),
+        "fanout S: S is a multiple of {BURST}"
+    );
+    let waker = futures_util::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
     let hub = Hub::new(["/ws"], HubConfig::default().send_queue_bytes(usize::MAX));
     let mut members: Vec<_> = (0..MEMBERS)
         .map(|_| {
@@ -66,14 +95,19 @@ fn fanout(sends: usize) {
             (client, queue)
         })
         .collect();
-    for _ in 0..sends {
-        let room = Target::Room {
-            route: "/ws",
-            room: "bench",
-        };
-        hub.send_event(room, "room-message", TEXT).expect("encodes");
-        let delivered: usize = members.iter_mut().map(|(_, q)| drain(q)).sum();
-        assert_eq!(delivered, MEMBERS);
+    for _ in 0..sends / BURST {
+        for _ in 0..BURST {
+            let room = Target::Room {
+                route: "/ws",
+                room: "bench",
+            };
+            hub.send_event(room, "room-message", TEXT).expect("encodes");
+        }
+        let delivered: usize = members
+            .iter_mut()
+            .map(|(_, q)| drain_batches(q, &mut cx))
+            .sum();
+        assert_eq!(delivered, BURST * MEMBERS);
     }
 }
 

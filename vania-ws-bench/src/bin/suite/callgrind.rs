@@ -27,8 +27,8 @@ const PATHS: [(&str, &str, u64, u64, u64, &str); 2] = [
     (
         "fan-out, to_room to 1,000 members",
         "fanout",
-        10,
-        60,
+        16,
+        64,
         1_000,
         "delivery",
     ),
