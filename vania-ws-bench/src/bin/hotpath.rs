@@ -3,6 +3,7 @@
 //! - `echo N`: N times, one echo frame of the demo's `/ws` route through `Session::handle_text`
 //!   (parse the envelope, dispatch to the `message` handler, encode its `emit`), and the
 //!   queued frame taken off the client's queue;
+//! - `echo-1k N`: the same with a 1 KiB text, as in the suite's large echo;
 //! - `fanout S`: S times, one `to_room` to a room of 1,000 members (`Hub::send_event`: encode
 //!   once, queue to each member), in bursts of [`BURST`] (the suite's 8 in flight), each queue
 //!   drained after every burst as its connection drains it: batches taken under one lock,
@@ -12,7 +13,7 @@
 //! difference in instructions by the difference in operations, so the setup cancels out.
 //! Without arguments it prints nanoseconds per operation instead.
 //!
-//! `cargo run --release -p vania-ws-bench --bin hotpath [echo N | fanout S]`
+//! `cargo run --release -p vania-ws-bench --bin hotpath [echo N | echo-1k N | fanout S]`
 
 // It reports on stdout, as the other benchmark binaries do.
 #![allow(clippy::print_stdout)]
@@ -57,8 +58,21 @@ fn drain_batches(queue: &mut OutboxReceiver, cx: &mut Context<'_>) -> usize {
     n
 }
 
-/// `n` echo frames through the demo's own route table.
+/// `n` echo frames of a 32-byte text.
 fn echo(n: usize) {
+    echo_text(n, ECHO);
+}
+
+/// `n` echo frames of a 1 KiB text.
+fn echo_1k(n: usize) {
+    let text: String = (0..1024)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    echo_text(n, &format!(r#"{{"event":"message","payload":"{text}"}}"#));
+}
+
+/// `n` echo frames of `request` through the demo's own route table.
+fn echo_text(n: usize, request: &str) {
     let table = example_demo::router().build().expect("the demo's routes");
     let hub = Hub::new(
         table.paths(),
@@ -72,7 +86,7 @@ fn echo(n: usize) {
         let (session, mut queue) = Session::open(&hub, route).await;
         drain(&mut queue); // `connected`
         for _ in 0..n {
-            session.handle_text(ECHO).await;
+            session.handle_text(request).await;
             assert_eq!(drain(&mut queue), 1, "the emitted frame (no id, so no ack)");
         }
     });
@@ -116,12 +130,15 @@ fn main() {
     let count = |i: usize| -> usize {
         args.get(i)
             .and_then(|v| v.parse().ok())
-            .expect("usage: hotpath [echo N | fanout S]")
+            .expect("usage: hotpath [echo N | echo-1k N | fanout S]")
     };
     match args.first().map(String::as_str) {
         Some("echo") => echo(count(1)),
+        Some("echo-1k") => echo_1k(count(1)),
         Some("fanout") => fanout(count(1)),
-        Some(other) => panic!("unknown path {other:?}; usage: hotpath [echo N | fanout S]"),
+        Some(other) => {
+            panic!("unknown path {other:?}; usage: hotpath [echo N | echo-1k N | fanout S]")
+        }
         None => {
             // Native timing, for orientation: the difference of two runs, as under callgrind.
             let time = |f: &dyn Fn(usize), n: usize| {

@@ -15,10 +15,18 @@ pub(crate) struct Count {
 }
 
 /// (path, argument, small count, large count, operations per count unit, unit name)
-const PATHS: [(&str, &str, u64, u64, u64, &str); 2] = [
+const PATHS: [(&str, &str, u64, u64, u64, &str); 3] = [
     (
         "parse → dispatch → encode (one echo frame)",
         "echo",
+        1_000,
+        11_000,
+        1,
+        "frame",
+    ),
+    (
+        "parse → dispatch → encode (one echo frame of 1 KiB)",
+        "echo-1k",
         1_000,
         11_000,
         1,
