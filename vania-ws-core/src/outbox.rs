@@ -320,7 +320,7 @@ impl OutboxReceiver {
         }
     }
 
-    /// Stops waking the connection on pushes, until the next [`poll_pop`](Self::poll_pop).
+    /// Stops waking the connection on pushes, until the next [`poll_take`](Self::poll_take).
     /// A connection calls this before it runs handlers itself, since it drains the queue
     /// afterwards anyway: a handler's `emit` then costs no wake-up of its own task.
     pub fn quiet(&self) {
@@ -349,7 +349,7 @@ impl OutboxReceiver {
     }
 
     /// The next item if one is ready, released from the bound at once (for in-memory use:
-    /// tests and benchmarks; a connection uses [`poll_pop`](Self::poll_pop)).
+    /// tests and benchmarks; a connection uses [`poll_take`](Self::poll_take)).
     pub fn try_recv(&mut self) -> Option<Outgoing> {
         let item = self.pop()?;
         self.written(item.len());

@@ -50,7 +50,7 @@ const MAX_CONTROL_FRAME: usize = 127;
 /// ping that arrives meanwhile with that one pong.
 pub(crate) const CODEC_WRITE_LIMIT: usize = 8 * MAX_CONTROL_FRAME;
 thread_local! {
-    /// The data frames of one vectored write, reused by every connection of the thread.
+    /// The data frames of one write, reused by every connection of the thread.
     static BATCH: std::cell::RefCell<Vec<DataFrame>> =
         std::cell::RefCell::new(Vec::with_capacity(BATCH_FRAMES));
 }
