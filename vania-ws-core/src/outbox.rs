@@ -15,7 +15,7 @@
 //! while a connection is idle. The lock-free queues at hand (tokio's, crossbeam's) keep a block
 //! of 31 or 32 slots (about 1.5 KB here) allocated for as long as the queue has ever been used,
 //! which is more than everything else an idle connection holds. This mutex is per client, is
-//! taken for a push and for a batch of up to 32 items, and is never held across an `.await`
+//! taken for a push and for a batch of items, and is never held across an `.await`
 //! or a write: it is one uncontended compare-and-swap in the common case, the same number of
 //! atomic operations as a lock-free push.
 
@@ -232,9 +232,15 @@ impl State {
 impl OutboxReceiver {
     /// Takes the next items, in order, under one lock, handing each to `each`: up to
     /// `max_items`, stopping after the one that brings the bytes taken to `max_bytes`; the
-    /// close, if one was asked for, comes once the queue is empty, as the last item. `Pending`
-    /// when there is nothing, after arranging for `cx` to be woken by the next push or close.
-    /// The bytes taken stay counted until [`written`](Self::written).
+    /// close, if one was asked for, comes once the queue is empty, as the last item (it counts
+    /// against `max_items`, and carries no bytes). `Pending` when there is nothing, after
+    /// arranging for `cx` to be woken by the next push or close. The bytes taken stay counted
+    /// until [`written`](Self::written).
+    ///
+    /// # Panics
+    ///
+    /// If `max_items` or `max_bytes` is zero: nothing could be taken, and a push to a queue
+    /// that is not empty wakes nobody, so the connection would hang.
     ///
     /// One lock per batch, on the connection's side only (the queue keeps a single buffer, so
     /// an idle connection holds one small allocation, not two); the waker is registered only
@@ -247,6 +253,10 @@ impl OutboxReceiver {
         max_bytes: usize,
         mut each: impl FnMut(Outgoing),
     ) -> Poll<()> {
+        assert!(
+            max_items > 0 && max_bytes > 0,
+            "poll_take needs room for one item"
+        );
         if self.take(max_items, max_bytes, &mut each) {
             return Poll::Ready(());
         }
@@ -456,6 +466,31 @@ mod tests {
         ));
         let (ready, got) = take(8, 1 << 20);
         assert!(!ready && got.is_empty());
+    }
+
+    #[test]
+    fn a_close_behind_a_full_batch_comes_alone_in_the_next_one() {
+        let (tx, mut rx) = Outbox::new(1 << 20);
+        tx.push(frame(10));
+        tx.push(frame(10));
+        tx.close(close_code::NORMAL, "bye");
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut got = Vec::new();
+        assert!(
+            rx.poll_take(&mut cx, 2, 1 << 20, |item| got.push(item))
+                .is_ready()
+        );
+        assert!(matches!(got[..], [Outgoing::Frame(_), Outgoing::Frame(_)]));
+        got.clear();
+        assert!(
+            rx.poll_take(&mut cx, 2, 1 << 20, |item| got.push(item))
+                .is_ready()
+        );
+        assert!(matches!(
+            got[..],
+            [Outgoing::Close(close_code::NORMAL, "bye")]
+        ));
     }
 
     #[test]

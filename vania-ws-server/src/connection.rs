@@ -6,7 +6,8 @@
 //! the client, in batches of one system call each (small frames corked, large ones from their
 //! shared payloads, see `transport.rs`), and flush once if the socket did not take it all. A
 //! handler that finishes without waiting (most do) runs inside that same wake-up, so a burst
-//! of pipelined requests is read, answered and written back together. Outgoing frames keep flowing while a handler waits.
+//! of pipelined requests is read, answered and written back together. Outgoing frames keep
+//! flowing while a handler waits.
 //!
 //! What lives as long as the connection (the timer, the phase watch) is created once, not
 //! rebuilt per frame; a handler that waits is kept in a 16-byte slot, boxed only then.
@@ -568,8 +569,9 @@ impl<'a> Connection<'a> {
     }
 
     /// Writes what is queued, up to [`FEED_BYTES`] beyond what the socket takes, as batches of
-    /// data frames straight from their shared payloads, then flushes once if the socket left
-    /// something or the codec wrote; repeats while flushes complete and more is queued.
+    /// data frames taken under one lock and written with one system call each (see
+    /// `Transport::write_frames`), then flushes once if the socket left something or the
+    /// codec wrote; repeats while flushes complete and more is queued.
     /// Control frames (a due ping, the close) go through the codec.
     fn poll_write<S>(
         &mut self,

@@ -9,8 +9,9 @@
 //! taken it.
 //!
 //! Writes: [`Transport::write_frames`] writes a batch of data frames with one system call.
-//! Small frames are copied into this thread's 16 KiB cork buffer and go out as one slice;
-//! a large payload goes as a slice of its own, from the buffer every recipient shares. What
+//! Small frames are copied into this thread's 16 KiB cork buffer and go out as one slice
+//! (small frames past 16 KiB, and large payloads, go as slices of their own, the payload
+//! straight from the buffer every recipient shares). What
 //! the socket does not take waits in `pending` (copies of corked bytes, slices of shared
 //! payloads) until `poll_flush`. The codec's own writes (pongs, pings, the close) go through
 //! `poll_write`, behind anything pending, so no write ever lands inside another frame and the
@@ -113,10 +114,13 @@ enum Piece {
 
 impl<S: AsyncWrite + Unpin> Transport<S> {
     /// Writes up to [`BATCH_FRAMES`] data frames with one system call when nothing is pending:
-    /// small frames are copied, header and payload, into this thread's cork buffer and go out
-    /// as one contiguous slice; a large payload goes as a slice of its own, uncopied. What the
-    /// socket does not take is kept, in order. Never returns `Pending`: the caller bounds what
-    /// it hands over between flushes.
+    /// small frames are copied, header and payload, into this thread's cork buffer (as long
+    /// as it has room) and go out as one contiguous slice; a large payload goes as a slice of
+    /// its own, uncopied. What the socket does not take is kept, in order. Never returns
+    /// `Pending`: the caller bounds what it hands over between flushes.
+    ///
+    /// While something is pending, nothing is written and nothing is corked: headers are
+    /// copied and payloads sliced straight into `pending`, with no second copy.
     ///
     /// Why copy: the kernel copies every byte into its socket buffer anyway, and its cost per
     /// slice is far above the cost of copying a hundred bytes here. With two slices per frame
@@ -138,7 +142,10 @@ impl<S: AsyncWrite + Unpin> Transport<S> {
             for (i, frame) in frames.iter().enumerate() {
                 lens[i] = header(frame.opcode, frame.payload.len(), &mut headers[i]);
                 let size = lens[i] + frame.payload.len();
-                if frame.payload.len() <= CORK_FRAME_BYTES && corked + size <= CORK_BYTES {
+                if self.pending.is_empty()
+                    && frame.payload.len() <= CORK_FRAME_BYTES
+                    && corked + size <= CORK_BYTES
+                {
                     cork[corked..corked + lens[i]].copy_from_slice(&headers[i][..lens[i]]);
                     cork[corked + lens[i]..corked + size].copy_from_slice(&frame.payload);
                     match count.checked_sub(1).map(|last| &mut pieces[last]) {
@@ -400,6 +407,20 @@ mod tests {
             .await
             .unwrap();
         assert!(transport.pending_bytes > 60_000, "the pipe took little");
+        // More frames while the first ones wait: stashed behind them, not corked.
+        let later = [DataFrame {
+            opcode: TEXT,
+            payload: Bytes::from_static(b"later"),
+        }];
+        let stashed = transport.pending.len();
+        std::future::poll_fn(|cx| Poll::Ready(transport.write_frames(cx, &later)))
+            .await
+            .unwrap();
+        assert_eq!(
+            transport.pending.len(),
+            stashed + 2,
+            "header copied, payload sliced"
+        );
         // A codec write (a pong, say) goes behind them.
         transport.write_all(&[0x8a, 0x00]).await.unwrap();
         transport.flush().await.unwrap();
@@ -415,6 +436,8 @@ mod tests {
         expected.extend_from_slice(&big);
         expected.extend_from_slice(&[0x81, 5]);
         expected.extend_from_slice(b"after");
+        expected.extend_from_slice(&[0x81, 5]);
+        expected.extend_from_slice(b"later");
         expected.extend_from_slice(&[0x8a, 0x00]);
         assert_eq!(all.len(), expected.len());
         assert!(all == expected, "frames in order, none split by another");

@@ -147,11 +147,16 @@ fn main() {
                 start.elapsed().as_secs_f64()
             };
             let per_echo = (time(&echo, 200_000) - time(&echo, 20_000)) / 180_000.0;
+            let per_echo_1k = (time(&echo_1k, 100_000) - time(&echo_1k, 10_000)) / 90_000.0;
             let per_delivery =
                 (time(&fanout, 2_000) - time(&fanout, 200)) / (1_800 * MEMBERS) as f64;
             println!(
                 "echo (parse, dispatch, encode): {:.0} ns/op",
                 per_echo * 1e9
+            );
+            println!(
+                "echo of 1 KiB (parse, dispatch, encode): {:.0} ns/op",
+                per_echo_1k * 1e9
             );
             println!(
                 "fan-out, per delivery: {:.1} ns/delivery",

@@ -16,7 +16,8 @@
 //! - `--targets tungstenite,bun` keeps the peers whose name contains one of the words (ours
 //!   are always kept);
 //! - `--baseline PATH` adds an earlier build of `example-demo` as a peer, "vania-ws
-//!   (baseline)", so that a change is measured before and after in one interleaved run.
+//!   (baseline)", so that a change is measured before and after in one interleaved run
+//!   (`--targets` keeps it).
 //!
 //! It builds and installs what it needs (cargo for ours and the Rust peers, npm for Bun and
 //! `ws`) into `target/bench-peers/`, prints the markdown tables on stdout (and writes them to
@@ -93,7 +94,10 @@ fn parse_args() -> Result<Args, String> {
             "--targets" => args.targets = Some(list(it.next(), "--targets")?),
             "--baseline" => {
                 let path = it.next().ok_or("--baseline needs the path of a binary")?;
-                args.baseline = Some(path.into());
+                // Absolute: the servers run in the suite's cache folder.
+                let path =
+                    std::fs::canonicalize(&path).map_err(|e| format!("--baseline {path}: {e}"))?;
+                args.baseline = Some(path);
             }
             other => return Err(format!("unknown argument {other:?} (see the doc of suite)")),
         }
@@ -152,8 +156,10 @@ fn run() -> Result<bool, String> {
             },
         )?;
         if let Some(words) = &args.targets {
+            // The baseline was asked for by name: `--targets` does not drop it.
             targets.retain(|t| {
                 t.ours
+                    || t.name == peers::BASELINE
                     || words
                         .iter()
                         .any(|w| t.name.to_lowercase().contains(w.as_str()))
