@@ -443,6 +443,47 @@ mod tests {
         assert!(all == expected, "frames in order, none split by another");
     }
 
+    #[tokio::test]
+    async fn a_write_that_stops_inside_a_header_keeps_the_rest_of_it() {
+        // 64 bytes fit: the corked frame (62) and the first 2 of the large frame's 10-byte
+        // header.
+        let (server, mut client) = tokio::io::duplex(64);
+        let reader = tokio::spawn(async move {
+            let mut all = Vec::new();
+            client.read_to_end(&mut all).await.unwrap();
+            all
+        });
+        let mut transport = Transport::new(server);
+        let small = Bytes::from(vec![b's'; 60]);
+        let big = Bytes::from(vec![b'x'; 70_000]);
+        let frames = [
+            DataFrame {
+                opcode: TEXT,
+                payload: small.clone(),
+            },
+            DataFrame {
+                opcode: BINARY,
+                payload: big.clone(),
+            },
+        ];
+        std::future::poll_fn(|cx| Poll::Ready(transport.write_frames(cx, &frames)))
+            .await
+            .unwrap();
+        assert_eq!(
+            transport.pending_bytes,
+            8 + 70_000,
+            "the header's last 8 bytes wait"
+        );
+        transport.flush().await.unwrap();
+        drop(transport);
+        let mut expected = vec![0x81, 60];
+        expected.extend_from_slice(&small);
+        expected.extend_from_slice(&[0x82, 127]);
+        expected.extend_from_slice(&70_000u64.to_be_bytes());
+        expected.extend_from_slice(&big);
+        assert!(reader.await.unwrap() == expected, "every byte, in order");
+    }
+
     /// Counts the writes and the slices they were given.
     struct Counting<S> {
         inner: S,
