@@ -372,46 +372,58 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn frames_and_codec_writes_keep_their_order_through_a_full_socket() {
-        // A 64-byte pipe: almost everything waits in `pending`. Small frames are corked (one
-        // of them across the pipe's first 64 bytes), the large one is written from its payload.
-        let (server, mut client) = tokio::io::duplex(64);
+    fn frame(opcode: u8, payload: impl Into<Bytes>) -> DataFrame {
+        DataFrame {
+            opcode,
+            payload: payload.into(),
+        }
+    }
+
+    /// The frames as they go on the wire.
+    fn wire<'a>(frames: impl IntoIterator<Item = &'a DataFrame>) -> Vec<u8> {
+        let mut out = Vec::new();
+        for frame in frames {
+            let mut head = [0u8; 10];
+            let len = header(frame.opcode, frame.payload.len(), &mut head);
+            out.extend_from_slice(&head[..len]);
+            out.extend_from_slice(&frame.payload);
+        }
+        out
+    }
+
+    /// A transport over a pipe of `capacity` bytes, and everything its reader end receives.
+    fn pipe(
+        capacity: usize,
+    ) -> (
+        Transport<tokio::io::DuplexStream>,
+        tokio::task::JoinHandle<Vec<u8>>,
+    ) {
+        let (server, mut client) = tokio::io::duplex(capacity);
         let reader = tokio::spawn(async move {
             let mut all = Vec::new();
             client.read_to_end(&mut all).await.unwrap();
             all
         });
-        let mut transport = Transport::new(server);
-        let big = Bytes::from(vec![b'x'; 70_000]);
-        let medium = Bytes::from(vec![b'm'; 100]);
+        (Transport::new(server), reader)
+    }
+
+    #[tokio::test]
+    async fn frames_and_codec_writes_keep_their_order_through_a_full_socket() {
+        // A 64-byte pipe: almost everything waits in `pending`. Small frames are corked (one
+        // of them across the pipe's first 64 bytes), the large one is written from its payload.
+        let (mut transport, reader) = pipe(64);
         let frames = [
-            DataFrame {
-                opcode: TEXT,
-                payload: Bytes::from_static(b"hello"),
-            },
-            DataFrame {
-                opcode: TEXT,
-                payload: medium.clone(),
-            },
-            DataFrame {
-                opcode: BINARY,
-                payload: big.clone(),
-            },
-            DataFrame {
-                opcode: TEXT,
-                payload: Bytes::from_static(b"after"),
-            },
+            frame(TEXT, &b"hello"[..]),
+            frame(TEXT, vec![b'm'; 100]),
+            frame(BINARY, vec![b'x'; 70_000]),
+            frame(TEXT, &b"after"[..]),
         ];
         std::future::poll_fn(|cx| Poll::Ready(transport.write_frames(cx, &frames)))
             .await
             .unwrap();
         assert!(transport.pending_bytes > 60_000, "the pipe took little");
         // More frames while the first ones wait: stashed behind them, not corked.
-        let later = [DataFrame {
-            opcode: TEXT,
-            payload: Bytes::from_static(b"later"),
-        }];
+        let later = [frame(TEXT, &b"later"[..])];
         let stashed = transport.pending.len();
         std::future::poll_fn(|cx| Poll::Ready(transport.write_frames(cx, &later)))
             .await
@@ -427,17 +439,7 @@ mod tests {
         assert!(transport.pending.is_empty() && transport.pending.capacity() == 0);
         drop(transport);
         let all = reader.await.unwrap();
-        let mut expected = vec![0x81, 5];
-        expected.extend_from_slice(b"hello");
-        expected.extend_from_slice(&[0x81, 100]);
-        expected.extend_from_slice(&medium);
-        expected.extend_from_slice(&[0x82, 127]);
-        expected.extend_from_slice(&70_000u64.to_be_bytes());
-        expected.extend_from_slice(&big);
-        expected.extend_from_slice(&[0x81, 5]);
-        expected.extend_from_slice(b"after");
-        expected.extend_from_slice(&[0x81, 5]);
-        expected.extend_from_slice(b"later");
+        let mut expected = wire(frames.iter().chain(&later));
         expected.extend_from_slice(&[0x8a, 0x00]);
         assert_eq!(all.len(), expected.len());
         assert!(all == expected, "frames in order, none split by another");
@@ -447,24 +449,10 @@ mod tests {
     async fn a_write_that_stops_inside_a_header_keeps_the_rest_of_it() {
         // 64 bytes fit: the corked frame (62) and the first 2 of the large frame's 10-byte
         // header.
-        let (server, mut client) = tokio::io::duplex(64);
-        let reader = tokio::spawn(async move {
-            let mut all = Vec::new();
-            client.read_to_end(&mut all).await.unwrap();
-            all
-        });
-        let mut transport = Transport::new(server);
-        let small = Bytes::from(vec![b's'; 60]);
-        let big = Bytes::from(vec![b'x'; 70_000]);
+        let (mut transport, reader) = pipe(64);
         let frames = [
-            DataFrame {
-                opcode: TEXT,
-                payload: small.clone(),
-            },
-            DataFrame {
-                opcode: BINARY,
-                payload: big.clone(),
-            },
+            frame(TEXT, vec![b's'; 60]),
+            frame(BINARY, vec![b'x'; 70_000]),
         ];
         std::future::poll_fn(|cx| Poll::Ready(transport.write_frames(cx, &frames)))
             .await
@@ -476,12 +464,10 @@ mod tests {
         );
         transport.flush().await.unwrap();
         drop(transport);
-        let mut expected = vec![0x81, 60];
-        expected.extend_from_slice(&small);
-        expected.extend_from_slice(&[0x82, 127]);
-        expected.extend_from_slice(&70_000u64.to_be_bytes());
-        expected.extend_from_slice(&big);
-        assert!(reader.await.unwrap() == expected, "every byte, in order");
+        assert!(
+            reader.await.unwrap() == wire(&frames),
+            "every byte, in order"
+        );
     }
 
     /// Counts the writes and the slices they were given.
@@ -533,24 +519,17 @@ mod tests {
             writes: 0,
             slices: 0,
         });
-        let text = |i: usize| DataFrame {
-            opcode: TEXT,
-            payload: Bytes::from(format!("frame {i}")),
-        };
+        let text = |i: usize| frame(TEXT, format!("frame {i}"));
         let small: Vec<DataFrame> = (0..BATCH_FRAMES).map(text).collect();
         std::future::poll_fn(|cx| Poll::Ready(transport.write_frames(cx, &small)))
             .await
             .unwrap();
         assert_eq!((transport.inner.writes, transport.inner.slices), (1, 1));
         // A large payload splits the cork: small, large (header and payload), small.
-        let large = Bytes::from(vec![b'x'; 2 * CORK_FRAME_BYTES]);
         let mixed = [
             text(0),
             text(1),
-            DataFrame {
-                opcode: BINARY,
-                payload: large.clone(),
-            },
+            frame(BINARY, vec![b'x'; 2 * CORK_FRAME_BYTES]),
             text(2),
         ];
         std::future::poll_fn(|cx| Poll::Ready(transport.write_frames(cx, &mixed)))
@@ -561,13 +540,9 @@ mod tests {
         drop(transport);
         let mut all = Vec::new();
         client.read_to_end(&mut all).await.unwrap();
-        let mut expected = Vec::new();
-        for frame in small.iter().chain(&mixed) {
-            let mut head = [0u8; 10];
-            let len = header(frame.opcode, frame.payload.len(), &mut head);
-            expected.extend_from_slice(&head[..len]);
-            expected.extend_from_slice(&frame.payload);
-        }
-        assert!(all == expected, "every frame, in order");
+        assert!(
+            all == wire(small.iter().chain(&mixed)),
+            "every frame, in order"
+        );
     }
 }
