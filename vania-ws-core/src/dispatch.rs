@@ -473,7 +473,7 @@ fn room_reply(room: &str) -> String {
     struct RoomReply<'a> {
         room: &'a str,
     }
-    serde_json::to_string(&RoomReply { room }).expect("a string always encodes")
+    crate::json::to_string(&RoomReply { room }).expect("a string always encodes")
 }
 
 /// Runs the route's join guards for a room the client is not in yet.

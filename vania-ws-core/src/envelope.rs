@@ -179,7 +179,7 @@ impl Frame {
             event: &'a str,
             payload: &'a T,
         }
-        serde_json::to_string(&EventFrame { event, payload }).map(|json| Self(json.into()))
+        crate::json::to_string(&EventFrame { event, payload }).map(|json| Self(json.into()))
     }
 
     /// `{"event":"connected","payload":{"session_id": id}}`.
@@ -225,7 +225,7 @@ impl Frame {
             },
         };
         Self(
-            serde_json::to_string(&frame)
+            crate::json::to_string(&frame)
                 .expect("strings always encode")
                 .into(),
         )

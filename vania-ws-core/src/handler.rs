@@ -203,7 +203,7 @@ pub fn encode_reply<T: Serialize + ?Sized>(value: &T, want_reply: bool) -> Outco
     if !want_reply {
         return Ok(None);
     }
-    serde_json::to_string(value).map(Some).map_err(|err| {
+    crate::json::to_string(value).map(Some).map_err(|err| {
         DispatchError::new(
             ErrorCode::Internal,
             format!("the reply could not be encoded as json: {err}"),

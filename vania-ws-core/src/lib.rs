@@ -46,6 +46,7 @@ mod guard;
 mod handle;
 mod handler;
 mod hub;
+mod json;
 mod metrics;
 mod outbox;
 mod room;
