@@ -2,7 +2,8 @@
 //!
 //! Each wake-up of the task does, in order: follow the server's shutdown phase; poll the
 //! handler in flight, if any; read and dispatch the frames that arrived (while no handler is in
-//! flight, which keeps a connection's events in order); then cork: write everything queued for
+//! flight, which keeps a connection's events in order, and only when the read side was woken
+//! or the last read returned a frame, see `wake.rs`); then cork: write everything queued for
 //! the client, in batches of one system call each (small frames corked, large ones from their
 //! shared payloads, see `transport.rs`), and flush once if the socket did not take it all. A
 //! handler that finishes without waiting (most do) runs inside that same wake-up, so a burst
@@ -41,6 +42,7 @@ use crate::engine::{Phase, PhaseWatch, Shared};
 use crate::handshake;
 use crate::policy::Admission;
 use crate::transport::{BATCH_FRAMES, BINARY, DataFrame, TEXT, Transport};
+use crate::wake::ReadWaker;
 
 /// Bytes of data frames written and not yet taken by the socket, at most (plus one message).
 const FEED_BYTES: usize = 64 * 1024;
@@ -289,7 +291,11 @@ impl<'a> Connection<'a> {
         let mut step: Started = None;
         let mut connecting = true;
         let mut timer = pin!(tokio::time::sleep_until(self.deadline()));
+        // Made at the first poll, from the task's waker.
+        let mut read_waker: Option<ReadWaker> = None;
         std::future::poll_fn(|cx| {
+            let reads = read_waker.get_or_insert_with(|| ReadWaker::new(cx.waker()));
+            reads.follow(cx.waker());
             if connecting {
                 connecting = false;
                 self.queue.quiet();
@@ -311,18 +317,24 @@ impl<'a> Connection<'a> {
                     self.step_done();
                 }
             }
-            if step.is_none() && self.reads() {
+            // A wake-up that only has frames to write (a broadcast) skips the read side.
+            if step.is_none() && self.reads() && reads.take() {
+                let mut read_cx = Context::from_waker(reads.waker());
                 let mut budget = READ_BUDGET;
                 loop {
                     if budget == 0 {
-                        // Let other connections run; come back after writing.
+                        // Let other connections run; come back after writing (the last read
+                        // returned a frame, so the read side is still marked).
                         cx.waker().wake_by_ref();
                         break;
                     }
                     budget -= 1;
-                    let read = match ws.poll_next_unpin(cx) {
+                    let read = match ws.poll_next_unpin(&mut read_cx) {
                         Poll::Pending => break,
-                        Poll::Ready(read) => read,
+                        Poll::Ready(read) => {
+                            reads.set();
+                            read
+                        }
                     };
                     match self.on_read(read) {
                         Ok(None) => {}

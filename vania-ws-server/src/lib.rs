@@ -36,6 +36,7 @@ mod pending;
 mod policy;
 mod server;
 mod transport;
+mod wake;
 
 #[cfg(feature = "axum")]
 mod axum;

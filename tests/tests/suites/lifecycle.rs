@@ -273,3 +273,63 @@ async fn shutdown_ends_within_its_deadline_even_with_clients_that_never_answer()
     assert_eq!(handle.hub().client_count(), 0);
     drop(deaf);
 }
+
+#[tokio::test]
+async fn frames_read_together_with_a_waiting_handler_run_once_it_finishes() {
+    // Three frames in one TCP write: the connection reads the first, whose handler waits, and
+    // stops reading with the other two already in its buffers. No more data comes from the
+    // socket, so nothing but the connection itself can tell it to read them.
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (started_tx, mut started) = mpsc::unbounded_channel::<()>();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let gate = release.clone();
+    let router = Router::new().websocket("/ws", move |ev| {
+        let started_tx = started_tx.clone();
+        let gate = gate.clone();
+        ev.on("block", move |_client: Client| {
+            let started_tx = started_tx.clone();
+            let gate = gate.clone();
+            async move {
+                let _ = started_tx.send(());
+                gate.notified().await;
+            }
+        });
+        ev.on("echo", |_client: Client, v: Value| async move { v });
+    });
+    let server = start(router).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(server.url("/ws"))
+        .await
+        .unwrap();
+    async fn text<S>(ws: &mut S) -> Value
+    where
+        S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+            + Unpin,
+    {
+        match ws.next().await.unwrap().unwrap() {
+            Message::Text(text) => serde_json::from_str(&text).unwrap(),
+            // A ping here means the acks never came: the interval passed first.
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+    assert_eq!(text(&mut ws).await["event"], "connected");
+    for frame in [
+        json!({"event": "block"}),
+        json!({"event": "echo", "id": 1, "payload": "one"}),
+        json!({"event": "echo", "id": 2, "payload": "two"}),
+    ] {
+        // `feed` only buffers; the one `flush` below writes all three at once.
+        ws.feed(Message::text(frame.to_string())).await.unwrap();
+    }
+    ws.flush().await.unwrap();
+    started.recv().await.unwrap();
+    release.notify_one();
+    assert_eq!(
+        text(&mut ws).await,
+        json!({"event": "ack", "id": 1, "payload": "one"})
+    );
+    assert_eq!(
+        text(&mut ws).await,
+        json!({"event": "ack", "id": 2, "payload": "two"})
+    );
+}

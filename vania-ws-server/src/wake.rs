@@ -1,0 +1,122 @@
+//! Which wake-ups of a connection may have something to read.
+//!
+//! A broadcast wakes every recipient's task to write a frame. Polling the read side on such a
+//! wake-up goes through tungstenite (two waker registrations) down to the socket's readiness,
+//! only to learn that nothing arrived, once per recipient. So the read side is polled with a
+//! waker of its own, which marks the connection readable before it wakes the task: whatever
+//! tungstenite and the socket register for a read (readable, or writable when a read had to
+//! write) comes through it. The task reads when the mark is set, or when the last read
+//! returned a frame (more may be buffered), and leaves the read side alone otherwise.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Wake, Waker};
+
+/// The read side's waker and its mark.
+pub(crate) struct ReadWaker {
+    flag: Arc<Flag>,
+    waker: Waker,
+}
+
+struct Flag {
+    readable: AtomicBool,
+    task: Waker,
+}
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // Release: the task that sees the mark also sees what the waker's caller did before.
+        self.readable.store(true, Ordering::Release);
+        self.task.wake_by_ref();
+    }
+}
+
+impl ReadWaker {
+    /// For a task woken by `task`; marked readable, so that the first poll reads (and
+    /// registers this waker with the read side).
+    pub(crate) fn new(task: &Waker) -> Self {
+        let flag = Arc::new(Flag {
+            readable: AtomicBool::new(true),
+            task: task.clone(),
+        });
+        Self {
+            waker: Waker::from(flag.clone()),
+            flag,
+        }
+    }
+
+    /// Follows the task's waker, `task` in this poll. A task's waker does not change under
+    /// tokio, but if it did, a new read waker is made (marked readable, so that the read side
+    /// registers it at once).
+    pub(crate) fn follow(&mut self, task: &Waker) {
+        if !self.flag.task.will_wake(task) {
+            *self = Self::new(task);
+        }
+    }
+
+    /// The waker to poll the read side with.
+    pub(crate) fn waker(&self) -> &Waker {
+        &self.waker
+    }
+
+    /// Whether a read may find something. Takes the mark: a wake-up of the read side from now
+    /// on sets it again.
+    pub(crate) fn take(&self) -> bool {
+        self.flag.readable.swap(false, Ordering::Acquire)
+    }
+
+    /// Marks the connection readable: the last read returned something, and more may be
+    /// buffered where no waker will announce it.
+    pub(crate) fn set(&self) {
+        self.flag.readable.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_wake_of_the_read_side_marks_it_and_wakes_the_task() {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let task = Waker::from(count.clone());
+        let mut reads = ReadWaker::new(&task);
+        assert!(reads.take(), "the first poll reads");
+        assert!(!reads.take(), "the mark was taken");
+        reads.follow(&task);
+        reads.waker().wake_by_ref();
+        assert_eq!(count.0.load(Ordering::Relaxed), 1);
+        assert!(reads.take());
+        reads.set();
+        assert!(reads.take(), "set by a read that returned something");
+        assert!(!reads.take());
+    }
+
+    #[test]
+    fn a_new_task_waker_makes_a_new_marked_read_waker() {
+        let first = Arc::new(Count(AtomicUsize::new(0)));
+        let second = Arc::new(Count(AtomicUsize::new(0)));
+        let mut reads = ReadWaker::new(&Waker::from(first.clone()));
+        assert!(reads.take());
+        let other = Waker::from(second.clone());
+        reads.follow(&other);
+        assert!(reads.take(), "a new read waker starts marked");
+        reads.waker().wake_by_ref();
+        assert_eq!(first.0.load(Ordering::Relaxed), 0);
+        assert_eq!(second.0.load(Ordering::Relaxed), 1);
+        assert!(reads.take());
+    }
+}
