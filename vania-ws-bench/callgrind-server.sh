@@ -6,6 +6,7 @@
 #
 #   vania-ws-bench/callgrind-server.sh broadcast 500 [BINARY]   # 500 members
 #   vania-ws-bench/callgrind-server.sh echo 100 [BINARY]        # 100 clients, 16 in flight
+#   WINDOW=1 vania-ws-bench/callgrind-server.sh broadcast 500   # one broadcast at a time
 #
 # Batching depends on timing even under valgrind, so repeat it: runs differ by a few percent.
 set -euo pipefail
@@ -29,7 +30,7 @@ count() { # M -> the server's instructions
         (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
         sleep 0.3
     done
-    taskset -c 1 "$load" "ws://127.0.0.1:$port/ws" "$mode" "$n" "$1" >/dev/null
+    taskset -c 1 "$load" "ws://127.0.0.1:$port/ws" "$mode" "$n" "$1" ${WINDOW:+"$WINDOW"} >/dev/null
     kill -INT $server
     wait $server || true
     awk '/^(summary|totals):/ {print $2; exit}' "$out"

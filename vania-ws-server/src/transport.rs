@@ -44,7 +44,28 @@ const CORK_FRAME_BYTES: usize = 1024;
 
 thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_BYTES].into_boxed_slice());
-    static CORK: RefCell<Box<[u8]>> = RefCell::new(vec![0; CORK_BYTES].into_boxed_slice());
+    static CORK: RefCell<Cork> = RefCell::new(Cork::new());
+}
+
+/// One write's working set, kept per thread: the cork buffer, and the list of what the write
+/// hands the kernel. Most writes are of one frame; arrays sized for a whole batch, set up on
+/// the stack each time, cost more than copying that frame.
+struct Cork {
+    bytes: Box<[u8]>,
+    /// The write's pieces, in order.
+    pieces: Vec<Piece>,
+    /// The headers of the frames not corked, and their lengths (`Piece::Head` indexes this).
+    heads: Vec<([u8; 10], usize)>,
+}
+
+impl Cork {
+    fn new() -> Self {
+        Self {
+            bytes: vec![0; CORK_BYTES].into_boxed_slice(),
+            pieces: Vec::with_capacity(2 * BATCH_FRAMES),
+            heads: Vec::with_capacity(BATCH_FRAMES),
+        }
+    }
 }
 
 /// A data frame to write: its opcode (text or binary) and payload.
@@ -104,7 +125,8 @@ fn header(opcode: u8, len: usize, out: &mut [u8; 10]) -> usize {
 }
 
 /// A piece of one write: a range of this thread's cork buffer (small frames, copied
-/// whole), or a frame's header or payload (a large frame, written from its shared payload).
+/// whole), or a frame's header (an index in `Cork::heads`) or payload (an index in the
+/// frames written: a large frame, written from its shared payload).
 #[derive(Clone, Copy)]
 enum Piece {
     Cork { start: usize, end: usize },
@@ -134,43 +156,44 @@ impl<S: AsyncWrite + Unpin> Transport<S> {
     ) -> io::Result<()> {
         debug_assert!(frames.len() <= BATCH_FRAMES);
         CORK.with_borrow_mut(|cork| {
-            let mut headers = [[0u8; 10]; BATCH_FRAMES];
-            let mut lens = [0usize; BATCH_FRAMES];
-            let mut pieces = [Piece::Head(0); 2 * BATCH_FRAMES];
-            let mut count: usize = 0;
+            let Cork {
+                bytes: buf,
+                pieces,
+                heads,
+            } = cork;
+            pieces.clear();
+            heads.clear();
             let mut corked = 0;
             for (i, frame) in frames.iter().enumerate() {
-                lens[i] = header(frame.opcode, frame.payload.len(), &mut headers[i]);
-                let size = lens[i] + frame.payload.len();
+                let mut head = [0u8; 10];
+                let head_len = header(frame.opcode, frame.payload.len(), &mut head);
+                let size = head_len + frame.payload.len();
                 if self.pending.is_empty()
                     && frame.payload.len() <= CORK_FRAME_BYTES
                     && corked + size <= CORK_BYTES
                 {
-                    cork[corked..corked + lens[i]].copy_from_slice(&headers[i][..lens[i]]);
-                    cork[corked + lens[i]..corked + size].copy_from_slice(&frame.payload);
-                    match count.checked_sub(1).map(|last| &mut pieces[last]) {
+                    buf[corked..corked + head_len].copy_from_slice(&head[..head_len]);
+                    buf[corked + head_len..corked + size].copy_from_slice(&frame.payload);
+                    match pieces.last_mut() {
                         // Right after the last corked bytes: one slice grows.
                         Some(Piece::Cork { end, .. }) if *end == corked => *end += size,
-                        _ => {
-                            pieces[count] = Piece::Cork {
-                                start: corked,
-                                end: corked + size,
-                            };
-                            count += 1;
-                        }
+                        _ => pieces.push(Piece::Cork {
+                            start: corked,
+                            end: corked + size,
+                        }),
                     }
                     corked += size;
                 } else {
-                    pieces[count] = Piece::Head(i);
-                    pieces[count + 1] = Piece::Payload(i);
-                    count += 2;
+                    pieces.push(Piece::Head(heads.len()));
+                    heads.push((head, head_len));
+                    pieces.push(Piece::Payload(i));
                 }
             }
-            let pieces = &pieces[..count];
+            let pieces = &pieces[..];
             let bytes_of = |piece: Piece| -> &[u8] {
                 match piece {
-                    Piece::Cork { start, end } => &cork[start..end],
-                    Piece::Head(i) => &headers[i][..lens[i]],
+                    Piece::Cork { start, end } => &buf[start..end],
+                    Piece::Head(h) => &heads[h].0[..heads[h].1],
                     Piece::Payload(i) => &frames[i].payload,
                 }
             };
@@ -185,7 +208,7 @@ impl<S: AsyncWrite + Unpin> Transport<S> {
                     for (slice, piece) in slices.iter_mut().zip(pieces) {
                         *slice = IoSlice::new(bytes_of(*piece));
                     }
-                    inner.poll_write_vectored(cx, &slices[..count])
+                    inner.poll_write_vectored(cx, &slices[..pieces.len()])
                 };
                 match result {
                     Poll::Ready(Ok(n)) => written = n,

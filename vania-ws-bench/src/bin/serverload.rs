@@ -2,8 +2,8 @@
 //! counted under callgrind (`vania-ws-bench/callgrind-server.sh`): the same work each time,
 //! finished when every frame has arrived, whatever the timing.
 //!
-//! - `serverload URL broadcast N M`: N members join room `r` on `/ws`; one more client sends M
-//!   `room-message`s of 100 B, at most 8 not yet received by everyone.
+//! - `serverload URL broadcast N M [W]`: N members join room `r` on `/ws`; one more client
+//!   sends M `room-message`s of 100 B, at most W (default 8) not yet received by everyone.
 //! - `serverload URL echo N M`: N clients each send M `message`s of 32 B, 16 in flight, and
 //!   read the echoes.
 //!
@@ -26,14 +26,20 @@ const BROADCAST_IN_FLIGHT: usize = 8;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [url, mode, n, m] = args.as_slice() else {
-        return Err("usage: serverload URL broadcast|echo N M".into());
+    let (url, mode, n, m, window) = match args.as_slice() {
+        [url, mode, n, m] => (url, mode, n, m, None),
+        [url, mode, n, m, window] => (url, mode, n, m, Some(window)),
+        _ => return Err("usage: serverload URL broadcast|echo N M [W]".into()),
     };
     let n: usize = n.parse().map_err(|_| "N must be a number")?;
     let m: usize = m.parse().map_err(|_| "M must be a number")?;
+    let window = match window {
+        Some(w) => w.parse().map_err(|_| "W must be a number")?,
+        None => BROADCAST_IN_FLIGHT,
+    };
     let local = tokio::task::LocalSet::new();
     match mode.as_str() {
-        "broadcast" => local.run_until(broadcast(url, n, m)).await,
+        "broadcast" => local.run_until(broadcast(url, n, m, window)).await,
         "echo" => local.run_until(echo(url, n, m)).await,
         other => Err(format!("unknown mode {other}")),
     }
@@ -64,7 +70,7 @@ async fn send(ws: &mut Ws, text: &str) -> Result<(), String> {
         .map_err(|e| format!("send: {e}"))
 }
 
-async fn broadcast(url: &str, n: usize, m: usize) -> Result<(), String> {
+async fn broadcast(url: &str, n: usize, m: usize, window: usize) -> Result<(), String> {
     let (received_tx, mut received) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut members = Vec::with_capacity(n);
     for _ in 0..n {
@@ -88,7 +94,7 @@ async fn broadcast(url: &str, n: usize, m: usize) -> Result<(), String> {
     );
     let (mut sent, mut deliveries) = (0, 0);
     while deliveries < n * m {
-        while sent < m && sent * n < deliveries + BROADCAST_IN_FLIGHT * n {
+        while sent < m && sent * n < deliveries + window * n {
             send(&mut sender, &frame).await?;
             sent += 1;
         }
