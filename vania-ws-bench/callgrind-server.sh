@@ -13,12 +13,18 @@ set -euo pipefail
 mode=${1:?broadcast or echo}
 n=${2:?number of clients}
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=${3:-$root/target/release/example-demo}
-load=$root/target/release/serverload
+target=${CARGO_TARGET_DIR:-$root/target}
+bin=${3:-$target/release/example-demo}
+load=$target/release/serverload
 cargo build --release -q -p example-demo -p vania-ws-bench --bin serverload --manifest-path "$root/Cargo.toml"
-port=$((20000 + RANDOM % 20000))
-count() { # M -> the server's instructions
-    local out
+command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
+# A free port: one that nothing answers on yet.
+while :; do
+    port=$((20000 + RANDOM % 20000))
+    (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
+done
+count() { # M -> the server's instructions, or a failure
+    local out up=""
     out=$(mktemp)
     WS_MAX_CONNECTIONS=30000 WS_RATE_LIMIT_PER_SEC=0 WS_PING_INTERVAL_MS=3600000 \
         WS_PONG_TIMEOUT_MS=3600000 WS_SEND_QUEUE_BYTES=1048576 APP_HOST=127.0.0.1 \
@@ -27,15 +33,21 @@ count() { # M -> the server's instructions
         >/dev/null 2>&1 &
     local server=$!
     for _ in $(seq 1 100); do
-        (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && up=yes && break
         sleep 0.3
     done
-    taskset -c 1 "$load" "ws://127.0.0.1:$port/ws" "$mode" "$n" "$1" ${WINDOW:+"$WINDOW"} >/dev/null
+    if [ -z "$up" ] || ! taskset -c 1 "$load" "ws://127.0.0.1:$port/ws" "$mode" "$n" "$1" \
+        ${WINDOW:+"$WINDOW"} >/dev/null; then
+        kill -KILL $server 2>/dev/null || true
+        rm -f "$out"
+        return 1
+    fi
     kill -INT $server
     wait $server || true
     awk '/^(summary|totals):/ {print $2; exit}' "$out"
     rm -f "$out"
 }
-low=$(count 20)
-high=$(count 120)
+# Command substitution ignores `set -e`: check each count.
+low=$(count 20) && [ -n "$low" ] || { echo "the run with M=20 failed" >&2; exit 1; }
+high=$(count 120) && [ -n "$high" ] || { echo "the run with M=120 failed" >&2; exit 1; }
 echo "$mode, $n clients: $(((high - low) / (100 * n))) instructions per delivery"

@@ -7,12 +7,16 @@
 //! things JSON must escape (control characters, `"` and `\`), and copies clean runs whole.
 //!
 //! Everything else keeps serde_json's exact behaviour, because it is serde_json's code that runs:
-//! numbers, booleans and `null` are written by serde_json's own serializer, and a map key that is
-//! not a string is encoded by serde_json too (with its rules and its errors). Only the string
-//! escaping and the punctuation between values are written here; the tests compare the output
-//! with serde_json's, byte for byte. A [`RawValue`](serde_json::value::RawValue) is written as it
-//! is, as serde_json writes it (which is why sonic-rs, which writes it as an object, was not
-//! used).
+//! numbers are written by serde_json's own serializer, and a map key that is not a string is
+//! encoded by serde_json too (with its rules and its errors). Only the string escaping, the
+//! punctuation between values, `true`, `false` and `null` are written here; the tests compare
+//! the output with serde_json's, byte for byte. A [`RawValue`](serde_json::value::RawValue) is
+//! written as it is, as serde_json writes it (which is why sonic-rs, which writes it as an
+//! object, was not used).
+//!
+//! One difference, on purpose: a sequence or map whose `Serialize` says it has no elements and
+//! then gives some. serde_json writes invalid JSON for it (`[],1`); this writer writes the
+//! elements (`[1]`).
 
 use std::fmt::Display;
 
@@ -23,7 +27,9 @@ use serde_json::Error;
 /// name, whose string is JSON text to be written as it is.
 const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
 /// The same for a `Number` when serde_json's `arbitrary_precision` feature is on (a feature some
-/// other crate of the application may turn on).
+/// other crate of the application may turn on). A struct of this name is written raw with the
+/// feature off too, where serde_json would write an object: only a type imitating serde_json's
+/// private name could tell.
 const NUMBER_TOKEN: &str = "$serde_json::private::Number";
 
 /// `serde_json::to_string(value)`, faster on strings.
@@ -529,7 +535,12 @@ impl ser::SerializeStruct for Struct<'_> {
     ) -> Result<(), Error> {
         match self {
             Struct::Fields(map) => map.field(key, value),
-            Struct::Raw(w) => value.serialize(RawText(&mut w.out)),
+            // serde_json's own check: the raw value's only field is its token. Anything else
+            // (a tag field that serde adds to an internally tagged enum) is its error too.
+            Struct::Raw(w) if key == RAW_VALUE_TOKEN || key == NUMBER_TOKEN => {
+                value.serialize(RawText(&mut w.out))
+            }
+            Struct::Raw(_) => Err(ser::Error::custom("expected value")),
         }
     }
 
@@ -944,6 +955,18 @@ mod tests {
             boxed_raw: raw.clone(),
             extra: BTreeMap::from([("flat".to_owned(), 1)]),
         });
+    }
+
+    #[test]
+    fn a_raw_value_in_an_internally_tagged_enum_fails_as_in_serde_json() {
+        #[derive(Serialize)]
+        #[serde(tag = "type")]
+        enum Tagged {
+            Raw(Box<RawValue>),
+        }
+        let raw = RawValue::from_string(r#"{"x":1}"#.to_owned()).unwrap();
+        same(&Tagged::Raw(raw));
+        assert!(to_string(&Tagged::Raw(RawValue::from_string("1".into()).unwrap())).is_err());
     }
 
     #[test]

@@ -383,6 +383,12 @@ impl<'a> Connection<'a> {
                     return Poll::Ready(end);
                 }
             }
+            if self.unflushed {
+                // The socket did not take everything. A transport may need to read before it
+                // can write (TLS renegotiation), and its write then waits on readability with
+                // this task's waker, not the read side's: read on the next wake-up anyway.
+                reads.set();
+            }
             if self.finished() {
                 Poll::Ready(End::Closed)
             } else {

@@ -37,6 +37,9 @@ async fn main() -> Result<(), String> {
         Some(w) => w.parse().map_err(|_| "W must be a number")?,
         None => BROADCAST_IN_FLIGHT,
     };
+    if n == 0 || m == 0 || window == 0 {
+        return Err("N, M and W must be at least 1".into());
+    }
     let local = tokio::task::LocalSet::new();
     match mode.as_str() {
         "broadcast" => local.run_until(broadcast(url, n, m, window)).await,
