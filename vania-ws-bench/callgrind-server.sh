@@ -26,6 +26,7 @@ done
 count() { # M -> the server's instructions, or a failure
     local out up=""
     out=$(mktemp)
+    # The settings the suite gives our servers (`vania_env` in suite/peers.rs).
     WS_MAX_CONNECTIONS=30000 WS_RATE_LIMIT_PER_SEC=0 WS_PING_INTERVAL_MS=3600000 \
         WS_PONG_TIMEOUT_MS=3600000 WS_SEND_QUEUE_BYTES=1048576 APP_HOST=127.0.0.1 \
         APP_PORT=$port RUST_LOG=warn \

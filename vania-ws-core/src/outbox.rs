@@ -314,22 +314,6 @@ impl OutboxReceiver {
         self.state.closing.load(Ordering::Acquire)
     }
 
-    fn pop(&mut self) -> Option<Outgoing> {
-        let mut queue = self.state.lock();
-        match queue.items.pop_front() {
-            Some(item) => {
-                if queue.items.is_empty() && queue.items.capacity() > KEEP_ITEMS {
-                    queue.items = VecDeque::new();
-                }
-                Some(item)
-            }
-            None => queue
-                .close
-                .take()
-                .map(|(code, reason)| Outgoing::Close(code, reason)),
-        }
-    }
-
     /// Stops waking the connection on pushes, until the next [`poll_take`](Self::poll_take).
     /// A connection calls this before it runs handlers itself, since it drains the queue
     /// afterwards anyway: a handler's `emit` then costs no wake-up of its own task.
@@ -361,7 +345,9 @@ impl OutboxReceiver {
     /// The next item if one is ready, released from the bound at once (for in-memory use:
     /// tests and benchmarks; a connection uses [`poll_take`](Self::poll_take)).
     pub fn try_recv(&mut self) -> Option<Outgoing> {
-        let item = self.pop()?;
+        let mut taken = None;
+        self.take(1, usize::MAX, &mut |item| taken = Some(item));
+        let item = taken?;
         self.written(item.len());
         Some(item)
     }

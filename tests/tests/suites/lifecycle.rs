@@ -73,9 +73,14 @@ async fn a_connections_events_run_one_after_another() {
     );
 }
 
-#[tokio::test]
-async fn a_slow_handler_on_one_connection_does_not_stall_others() {
-    let (started_tx, mut started) = mpsc::unbounded_channel::<()>();
+/// `/ws` with `block`, a handler that reports it started and then waits for the returned
+/// `Notify`, and `echo`, which answers its payload.
+fn blocking_router() -> (
+    Router,
+    mpsc::UnboundedReceiver<()>,
+    Arc<tokio::sync::Notify>,
+) {
+    let (started_tx, started) = mpsc::unbounded_channel::<()>();
     let release = Arc::new(tokio::sync::Notify::new());
     let gate = release.clone();
     let router = Router::new().websocket("/ws", move |ev| {
@@ -91,6 +96,12 @@ async fn a_slow_handler_on_one_connection_does_not_stall_others() {
         });
         ev.on("echo", |_client: Client, v: Value| async move { v });
     });
+    (router, started, release)
+}
+
+#[tokio::test]
+async fn a_slow_handler_on_one_connection_does_not_stall_others() {
+    let (router, mut started, release) = blocking_router();
     let server = start(router).await;
     let mut blocked = server.connect("/ws").await;
     let mut other = server.connect("/ws").await;
@@ -281,22 +292,7 @@ async fn frames_read_together_with_a_waiting_handler_run_once_it_finishes() {
     // socket, so nothing but the connection itself can tell it to read them.
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
-    let (started_tx, mut started) = mpsc::unbounded_channel::<()>();
-    let release = Arc::new(tokio::sync::Notify::new());
-    let gate = release.clone();
-    let router = Router::new().websocket("/ws", move |ev| {
-        let started_tx = started_tx.clone();
-        let gate = gate.clone();
-        ev.on("block", move |_client: Client| {
-            let started_tx = started_tx.clone();
-            let gate = gate.clone();
-            async move {
-                let _ = started_tx.send(());
-                gate.notified().await;
-            }
-        });
-        ev.on("echo", |_client: Client, v: Value| async move { v });
-    });
+    let (router, mut started, release) = blocking_router();
     let server = start(router).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(server.url("/ws"))
         .await
