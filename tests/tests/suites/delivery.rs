@@ -289,3 +289,54 @@ async fn emit_goes_to_the_sender_only() {
         other.assert_nothing_received().await;
     }
 }
+
+#[tokio::test]
+async fn a_member_that_stops_reading_gets_every_room_message_whole_and_in_order() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    // 6 MB, more than the kernel's socket buffers hold (4 MiB at most for sending) and under
+    // the send-queue bound, to a member with a small receive buffer that reads nothing
+    // meanwhile: the sender's task writes each message straight to the member's socket while
+    // it has room, the socket then takes part of one, and the member's own connection writes
+    // the rest once it drains (see `direct.rs` in vania-ws-server). The member must see
+    // every byte, in order.
+    let config = vania_ws_server::ServerConfig::default()
+        .rate_limit(0, 0)
+        .send_queue_bytes(16 << 20);
+    let server = start_with(example_demo::router(), config).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(server.addr()).await.unwrap();
+    let (member, _) = tokio_tungstenite::client_async(server.url("/ws"), stream)
+        .await
+        .unwrap();
+    let (mut to_server, mut from_server) = member.split();
+    let mut next = async || -> Value {
+        loop {
+            match from_server.next().await.expect("the member's connection is open").unwrap() {
+                Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+                Message::Ping(_) | Message::Pong(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    };
+    assert_eq!(next().await["event"], "connected");
+    let join = json!({"event": "join-room", "room": "lobby", "id": 1});
+    to_server
+        .send(Message::text(join.to_string()))
+        .await
+        .unwrap();
+    assert_eq!(next().await["event"], "ack");
+    let mut sender = server.connect("/ws").await;
+    let text = "x".repeat(12_000);
+    const MESSAGES: usize = 500;
+    for i in 0..MESSAGES {
+        let message = json!({"room": "lobby", "message": {"i": i, "text": text}});
+        assert_eq!(sender.ack("room-message", message).await, Value::Null);
+    }
+    for i in 0..MESSAGES {
+        let frame = next().await;
+        assert_eq!(frame["event"], "room-message");
+        assert_eq!(frame["payload"], json!({"i": i, "text": text}));
+    }
+}
