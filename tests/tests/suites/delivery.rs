@@ -296,10 +296,8 @@ async fn a_member_that_stops_reading_gets_every_room_message_whole_and_in_order(
     use tokio_tungstenite::tungstenite::Message;
     // 6 MB, more than the kernel's socket buffers hold (4 MiB at most for sending) and under
     // the send-queue bound, to a member with a small receive buffer that reads nothing
-    // meanwhile: the sender's task writes each message straight to the member's socket while
-    // it has room, the socket then takes part of one, and the member's own connection writes
-    // the rest once it drains (see `direct.rs` in vania-ws-server). The member must see
-    // every byte, in order.
+    // meanwhile: its socket fills, writes are taken in part, and what is left waits in the
+    // connection until the socket drains. The member must see every byte, in order.
     let config = vania_ws_server::ServerConfig::default()
         .rate_limit(0, 0)
         .send_queue_bytes(16 << 20);
