@@ -30,6 +30,7 @@
 
 mod config;
 mod connection;
+mod direct;
 mod engine;
 mod handshake;
 mod pending;
