@@ -196,7 +196,7 @@ impl Hub {
                 .routes
                 .get(route)
                 .map_or(0, |rooms| rooms.deliver(room, frame)),
-            Target::All { except } => crate::outbox::fan_out(self.clients.len(), || {
+            Target::All { except } => {
                 let mut count = 0;
                 for member in self.clients.iter() {
                     if member.enveloped
@@ -207,7 +207,7 @@ impl Hub {
                     }
                 }
                 count
-            }),
+            }
         }
     }
 

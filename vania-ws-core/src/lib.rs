@@ -69,9 +69,7 @@ pub use handler::{
 };
 pub use hub::{Hub, HubConfig};
 pub use metrics::{Metrics, MetricsSnapshot};
-pub use outbox::{
-    DirectWrite, Outbox, OutboxReceiver, Outgoing, Pushed, Queued, close_code, corked,
-};
+pub use outbox::{Outbox, OutboxReceiver, Outgoing, Pushed, close_code};
 pub use room::{MAX_ROOM_NAME_BYTES, is_valid_room_name};
 pub use router::{
     ANY_PATH, BinaryHandler, CONNECT, DISCONNECT, RESERVED_EVENTS, Route, RouteTable, Router,

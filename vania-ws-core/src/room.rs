@@ -50,12 +50,10 @@ impl RoomRegistry {
     /// Queues `frame` for every member; returns how many queued it (a closing member drops it).
     pub(crate) fn deliver(&self, room: &str, frame: &Frame) -> usize {
         match self.rooms.get(room) {
-            Some(members) => crate::outbox::fan_out(members.len(), || {
-                members
-                    .values()
-                    .filter(|outbox| outbox.push(frame.clone()) == Pushed::Queued)
-                    .count()
-            }),
+            Some(members) => members
+                .values()
+                .filter(|outbox| outbox.push(frame.clone()) == Pushed::Queued)
+                .count(),
             None => 0,
         }
     }

@@ -13,11 +13,9 @@ use axum::response::Response;
 use hyper_util::rt::TokioIo;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use tokio::net::TcpStream;
 use vania_ws_core::ANY_PATH;
 
 use crate::connection;
-use crate::direct::{Direct, SharedTcp};
 use crate::engine::{Engine, Shared};
 use crate::policy::{self, Refusal};
 
@@ -96,26 +94,8 @@ async fn upgrade(shared: Arc<Shared>, mut request: Request) -> Response {
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
-        // `axum::serve` runs hyper-util's server, whose stream type is hyper-util's own: its
-        // `downcast` finds the TCP stream under it, so that broadcasts can write to it
-        // directly (`direct.rs`), with whatever hyper read past the request head.
-        match hyper_util::server::conn::auto::upgrade::downcast::<TokioIo<TcpStream>>(upgraded) {
-            Ok(parts) => {
-                let stream = SharedTcp::new(parts.io.into_inner());
-                let direct = Direct::new(&stream);
-                // A copy: the bytes are a slice of hyper's whole read buffer (8 KiB or more),
-                // which must not live as long as the connection.
-                let leftover = parts.read_buf.to_vec();
-                drop(parts.read_buf);
-                connection::serve(stream, leftover, admission, shared, Some(direct)).await;
-            }
-            // Another server, or another transport: the connection writes everything itself.
-            // hyper keeps any bytes read past the request head inside the upgraded stream.
-            Err(upgraded) => {
-                connection::serve(TokioIo::new(upgraded), Vec::new(), admission, shared, None)
-                    .await;
-            }
-        }
+        // hyper keeps any bytes read past the request head inside the upgraded stream.
+        connection::serve(TokioIo::new(upgraded), Vec::new(), admission, shared).await;
     });
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

@@ -38,7 +38,6 @@ use tracing::Instrument;
 use vania_ws_core::{Metrics, OutboxReceiver, Outgoing, Session, Started, close_code};
 
 use crate::config::ServerConfig;
-use crate::direct::{Direct, SharedTcp};
 use crate::engine::{Phase, PhaseWatch, Shared};
 use crate::handshake;
 use crate::policy::Admission;
@@ -68,16 +67,7 @@ pub(crate) async fn accept(stream: TcpStream, peer: SocketAddr, shared: Arc<Shar
     // included) is freed once it is done instead of sizing the task for its whole life.
     let upgraded = Box::pin(upgrade(stream, peer, &shared)).await;
     if let Some((stream, upgraded)) = upgraded {
-        let stream = SharedTcp::new(stream);
-        let direct = Direct::new(&stream);
-        serve(
-            stream,
-            upgraded.leftover,
-            upgraded.admission,
-            shared,
-            Some(direct),
-        )
-        .await;
+        serve(stream, upgraded.leftover, upgraded.admission, shared).await;
     }
 }
 
@@ -125,14 +115,12 @@ async fn closing(shared: &Shared) {
 
 /// Serves an upgraded connection until it ends: registers its client, runs `connect`, the
 /// frames and `disconnect`, then frees the client's rooms and slot. `leftover` is what was
-/// read past the request head (a client may send its first frame at once). With `direct`,
-/// other tasks may write to the stream while the connection is parked (see `direct.rs`).
+/// read past the request head (a client may send its first frame at once).
 pub(crate) async fn serve<S>(
     stream: S,
     leftover: Vec<u8>,
     admission: Admission,
     shared: Arc<Shared>,
-    direct: Option<Arc<Direct>>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -152,9 +140,6 @@ pub(crate) async fn serve<S>(
         ..
     } = admission;
     let (session, queue) = Session::new(&shared.hub, route, extensions);
-    if let Some(direct) = &direct {
-        queue.set_direct(direct.clone());
-    }
     let span = tracing::debug_span!(
         "ws",
         client = session.client().id(),
@@ -162,11 +147,8 @@ pub(crate) async fn serve<S>(
     );
     async {
         let mut connection = Connection::new(&shared, &session, queue);
-        let end = connection.run(&mut ws, direct.as_deref()).await;
+        let end = connection.run(&mut ws).await;
         drop(connection);
-        if let Some(direct) = &direct {
-            direct.end();
-        }
         let metrics = shared.hub.metrics();
         match end {
             End::TimedOut => {
@@ -299,11 +281,7 @@ impl<'a> Connection<'a> {
         }
     }
 
-    async fn run<S>(
-        &mut self,
-        ws: &mut WebSocketStream<Transport<S>>,
-        direct: Option<&Direct>,
-    ) -> End
+    async fn run<S>(&mut self, ws: &mut WebSocketStream<Transport<S>>) -> End
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -316,31 +294,73 @@ impl<'a> Connection<'a> {
         // Made at the first poll, from the task's waker.
         let mut read_waker: Option<ReadWaker> = None;
         std::future::poll_fn(|cx| {
-            if let Some(direct) = direct {
-                // This task writes now: no direct write until it parks, and what the last
-                // one left over goes first.
-                let adopted = direct.enter(|rest| ws.get_mut().stash(rest));
-                if adopted > 0 {
-                    self.fed += adopted;
-                    self.unflushed = true;
-                }
-            }
             let reads = read_waker.get_or_insert_with(|| ReadWaker::new(cx.waker()));
             reads.follow(cx.waker());
-            // Handlers run under a cork: what they send to idle clients is written to those
-            // clients' sockets when it ends, from this task (see `direct.rs`).
-            let (end, direct_frames) = vania_ws_core::corked(session.client().outbox(), || {
-                self.dispatch(cx, ws, reads, &mut step, &mut connecting)
-            });
-            if direct_frames > 0 {
-                self.shared
-                    .hub
-                    .metrics()
-                    .messages_out
-                    .fetch_add(direct_frames, Ordering::Relaxed);
+            if connecting {
+                connecting = false;
+                self.queue.quiet();
+                step = session.start_connect(cx);
             }
-            if let Some(end) = end {
-                return Poll::Ready(end);
+            if let Poll::Ready(phase) = self.phase.poll_changed(cx) {
+                if phase == Phase::Forced {
+                    return Poll::Ready(End::Forced);
+                }
+                self.enter_phase(phase);
+                if step.is_none() {
+                    self.step_done();
+                }
+            }
+            if let Some(running) = &mut step {
+                self.queue.quiet();
+                if running.as_mut().poll(cx).is_ready() {
+                    step = None;
+                    self.step_done();
+                }
+            }
+            // A wake-up that only has frames to write (a broadcast) skips the read side.
+            if step.is_none() && self.reads() && reads.take() {
+                let mut read_cx = Context::from_waker(reads.waker());
+                let mut budget = READ_BUDGET;
+                loop {
+                    if budget == 0 {
+                        // Let other connections run; come back after writing (the last read
+                        // returned a frame, so the read side is still marked).
+                        cx.waker().wake_by_ref();
+                        break;
+                    }
+                    budget -= 1;
+                    let read = match ws.poll_next_unpin(&mut read_cx) {
+                        Poll::Pending => break,
+                        Poll::Ready(read) => {
+                            reads.set();
+                            read
+                        }
+                    };
+                    match self.on_read(read) {
+                        Ok(None) => {}
+                        Ok(Some(data)) => {
+                            self.queue.quiet();
+                            step = match data {
+                                Data::Text(text) => session.start_text(&text, cx),
+                                Data::Binary(data) => session.start_binary(data, cx),
+                            };
+                            // What is left has to be polled with this task's context, so that
+                            // it wakes this task (a join guard, say, has not run at all yet).
+                            if let Some(running) = &mut step {
+                                if running.as_mut().poll(cx).is_ready() {
+                                    step = None;
+                                } else {
+                                    // Reading resumes once this handler finishes.
+                                    break;
+                                }
+                            }
+                        }
+                        Err(end) => return Poll::Ready(end),
+                    }
+                    if !self.reads() {
+                        break;
+                    }
+                }
             }
             // A close asked for (by a handler, an overflow, the rate limit) starts the close
             // deadline now, even when the socket is too full to take the close frame yet.
@@ -370,114 +390,12 @@ impl<'a> Connection<'a> {
                 reads.set();
             }
             if self.finished() {
-                return Poll::Ready(End::Closed);
+                Poll::Ready(End::Closed)
+            } else {
+                Poll::Pending
             }
-            if let Some(direct) = direct {
-                direct.park(self.parked_idle(ws));
-            }
-            Poll::Pending
         })
         .await
-    }
-
-    /// One wake-up's handlers: the `connect` handler first, the shutdown phase, the handler in
-    /// flight, then the frames that arrived (see the module docs). `Some` when the connection
-    /// ends.
-    fn dispatch<S>(
-        &mut self,
-        cx: &mut Context<'_>,
-        ws: &mut WebSocketStream<Transport<S>>,
-        reads: &ReadWaker,
-        step: &mut Started,
-        connecting: &mut bool,
-    ) -> Option<End>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        let session = self.session;
-        if *connecting {
-            *connecting = false;
-            self.queue.quiet();
-            *step = session.start_connect(cx);
-        }
-        if let Poll::Ready(phase) = self.phase.poll_changed(cx) {
-            if phase == Phase::Forced {
-                return Some(End::Forced);
-            }
-            self.enter_phase(phase);
-            if step.is_none() {
-                self.step_done();
-            }
-        }
-        if let Some(running) = step {
-            self.queue.quiet();
-            if running.as_mut().poll(cx).is_ready() {
-                *step = None;
-                self.step_done();
-            }
-        }
-        // A wake-up that only has frames to write (a broadcast) skips the read side.
-        if step.is_none() && self.reads() && reads.take() {
-            let mut read_cx = Context::from_waker(reads.waker());
-            let mut budget = READ_BUDGET;
-            loop {
-                if budget == 0 {
-                    // Let other connections run; come back after writing (the last read
-                    // returned a frame, so the read side is still marked).
-                    cx.waker().wake_by_ref();
-                    break;
-                }
-                budget -= 1;
-                let read = match ws.poll_next_unpin(&mut read_cx) {
-                    Poll::Pending => break,
-                    Poll::Ready(read) => {
-                        reads.set();
-                        read
-                    }
-                };
-                match self.on_read(read) {
-                    Ok(None) => {}
-                    Ok(Some(data)) => {
-                        self.queue.quiet();
-                        *step = match data {
-                            Data::Text(text) => session.start_text(&text, cx),
-                            Data::Binary(data) => session.start_binary(data, cx),
-                        };
-                        // What is left has to be polled with this task's context, so that
-                        // it wakes this task (a join guard, say, has not run at all yet).
-                        if let Some(running) = step {
-                            if running.as_mut().poll(cx).is_ready() {
-                                *step = None;
-                            } else {
-                                // Reading resumes once this handler finishes.
-                                break;
-                            }
-                        }
-                    }
-                    Err(end) => return Some(end),
-                }
-                if !self.reads() {
-                    break;
-                }
-            }
-        }
-        None
-    }
-
-    /// Whether the connection parks with nothing of its own to write: nothing pending in the
-    /// transport or owed by the codec, no ping due, no close under way. Only then may other
-    /// tasks write to its socket directly.
-    fn parked_idle<S>(&self, ws: &WebSocketStream<Transport<S>>) -> bool
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        !self.unflushed
-            && self.fed == 0
-            && self.charged == 0
-            && self.ping.is_none()
-            && !self.close_sent
-            && !matches!(self.state, State::Closing { .. })
-            && ws.get_ref().is_drained()
     }
 
     fn reads(&self) -> bool {

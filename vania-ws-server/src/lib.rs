@@ -30,7 +30,6 @@
 
 mod config;
 mod connection;
-mod direct;
 mod engine;
 mod handshake;
 mod pending;

@@ -108,7 +108,7 @@ impl<S> Transport<S> {
 }
 
 /// A server frame's header (never masked): at most 10 bytes.
-pub(crate) fn header(opcode: u8, len: usize, out: &mut [u8; 10]) -> usize {
+fn header(opcode: u8, len: usize, out: &mut [u8; 10]) -> usize {
     out[0] = opcode;
     if len < 126 {
         out[1] = len as u8;
@@ -132,11 +132,6 @@ enum Piece {
     Cork { start: usize, end: usize },
     Head(usize),
     Payload(usize),
-}
-
-/// Runs `f` with this thread's cork buffer (for direct writes, see `direct.rs`).
-pub(crate) fn with_cork<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
-    CORK.with_borrow_mut(|cork| f(&mut cork.bytes))
 }
 
 impl<S: AsyncWrite + Unpin> Transport<S> {
@@ -243,8 +238,7 @@ impl<S: AsyncWrite + Unpin> Transport<S> {
         })
     }
 
-    /// Keeps `bytes` to write behind what is pending (what a direct write left over).
-    pub(crate) fn stash(&mut self, bytes: Bytes) {
+    fn stash(&mut self, bytes: Bytes) {
         if !bytes.is_empty() {
             self.pending_bytes += bytes.len();
             self.pending.push_back(bytes);
