@@ -232,8 +232,7 @@ async fn broadcast(
 }
 
 /// `SERVERLOAD_REST_MS`: a pause before each broadcast after the first, as the suite's
-/// one-at-a-time scenario rests between broadcasts; a server then starts each broadcast with
-/// caches that others have used meanwhile.
+/// one-at-a-time scenario rests between broadcasts, so that the server starts each one idle.
 fn rest_from_env() -> Result<Option<std::time::Duration>, String> {
     match std::env::var("SERVERLOAD_REST_MS") {
         Err(_) => Ok(None),
