@@ -50,6 +50,9 @@ impl HubConfig {
 #[derive(Debug)]
 struct Member {
     outbox: Outbox,
+    /// The client's number in this process ([`Client`]'s key): `broadcast` tells the sender
+    /// from the others by it, without reading every member's id string.
+    key: u64,
     /// Speaks the envelope protocol: `false` on raw routes, which `broadcast` skips (their
     /// clients speak another protocol, and `{"event":…}` frames would be injected into it).
     enveloped: bool,
@@ -152,6 +155,7 @@ impl Hub {
             id.clone(),
             Member {
                 outbox: outbox.clone(),
+                key,
                 enveloped,
             },
         );
@@ -197,10 +201,15 @@ impl Hub {
                 .get(route)
                 .map_or(0, |rooms| rooms.deliver(room, frame)),
             Target::All { except } => {
+                // The sender's number, looked up once; a sender on another process has none
+                // here (numbers start at 1).
+                let except = except
+                    .and_then(|id| self.clients.get(id).map(|member| member.key))
+                    .unwrap_or(0);
                 let mut count = 0;
                 for member in self.clients.iter() {
                     if member.enveloped
-                        && Some(&**member.key()) != except
+                        && member.key != except
                         && member.outbox.push(frame.clone()) == Pushed::Queued
                     {
                         count += 1;
@@ -253,5 +262,55 @@ impl Hub {
     /// Whether a client with this id is connected to this process.
     pub fn is_connected(&self, client_id: &str) -> bool {
         self.clients.contains_key(client_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::Outgoing;
+
+    /// The frames waiting in a queue, `connected` left out.
+    fn events(queue: &mut OutboxReceiver) -> Vec<String> {
+        std::iter::from_fn(|| queue.try_recv())
+            .filter_map(|item| match item {
+                Outgoing::Frame(frame) => Some(frame.as_str().to_owned()),
+                _ => None,
+            })
+            .filter(|text| !text.starts_with(r#"{"event":"connected""#))
+            .collect()
+    }
+
+    #[test]
+    fn broadcast_skips_exactly_the_sender_and_raw_routes() {
+        let hub = Hub::new(["/ws", "/raw"], HubConfig::default());
+        let (a, mut qa) = hub.register("/ws").unwrap();
+        let (b, mut qb) = hub.register("/ws").unwrap();
+        let (_raw, mut qraw) = hub
+            .register_with("/raw", http::Extensions::new(), false)
+            .unwrap();
+        let frame = Frame::event("e", &1).unwrap();
+        let expected = vec![frame.as_str().to_owned()];
+
+        // From `a`: `b` only.
+        let except = Some(a.id());
+        assert_eq!(hub.deliver_local(Target::All { except }, &frame), 1);
+        assert!(events(&mut qa).is_empty());
+        assert_eq!(events(&mut qb), expected);
+
+        // From a client of another process (unknown here), or from the server: everyone.
+        for except in [Some("ws:not-here"), None] {
+            assert_eq!(hub.deliver_local(Target::All { except }, &frame), 2);
+            assert_eq!(events(&mut qa), expected);
+            assert_eq!(events(&mut qb), expected);
+        }
+
+        // A sender that has left is no longer anyone's number: the rest still get it.
+        let b_id = b.id().to_owned();
+        hub.unregister(&b);
+        let except = Some(b_id.as_str());
+        assert_eq!(hub.deliver_local(Target::All { except }, &frame), 1);
+        assert_eq!(events(&mut qa), expected);
+        assert!(events(&mut qraw).is_empty());
     }
 }
