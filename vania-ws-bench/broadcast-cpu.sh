@@ -6,7 +6,8 @@
 # the two servers, so that a change in the machine shows in both.
 #
 #   vania-ws-bench/broadcast-cpu.sh 10000 40 1     # room of 10,000, 40 broadcasts, one at a time
-#   vania-ws-bench/broadcast-cpu.sh 1000 3000 8    # room of 1,000, 8 in flight
+#   vania-ws-bench/broadcast-cpu.sh 1000 3000 8    # room of 1,000, 8 in flight (limited by
+#                                                  # serverload's own reading: see BENCHMARKS.md)
 #   ROUNDS=5 vania-ws-bench/broadcast-cpu.sh ...   # rounds per server (default 3)
 #   SERVERLOAD_REST_MS=200 vania-ws-bench/broadcast-cpu.sh 10000 25 1
 #                     # a 200 ms rest before each broadcast, as in the suite's one-at-a-time run
@@ -21,7 +22,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
 bun=$target/bench-peers/node/node_modules/.bin/bun
 [ -x "$bun" ] || { echo "no Bun at $bun: run the suite once (see the header)" >&2; exit 1; }
-cargo build --release -q -p example-demo -p vania-ws-bench --bin serverload --manifest-path "$root/Cargo.toml"
+# Two builds, as the suite builds ours: one command for both would build the demo's library
+# only (`--bin` selects targets in every package), and with the bench's features unified in.
+cargo build --release -q -p example-demo --bin example-demo --manifest-path "$root/Cargo.toml"
+cargo build --release -q -p vania-ws-bench --bin serverload --manifest-path "$root/Cargo.toml"
 free_port() {
     while :; do
         local port=$((20000 + RANDOM % 20000))

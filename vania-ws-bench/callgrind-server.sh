@@ -16,7 +16,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
 bin=${3:-$target/release/example-demo}
 load=$target/release/serverload
-cargo build --release -q -p example-demo -p vania-ws-bench --bin serverload --manifest-path "$root/Cargo.toml"
+# Two builds, as the suite builds ours: one command for both would build the demo's library
+# only (`--bin` selects targets in every package), and with the bench's features unified in.
+cargo build --release -q -p example-demo --bin example-demo --manifest-path "$root/Cargo.toml"
+cargo build --release -q -p vania-ws-bench --bin serverload --manifest-path "$root/Cargo.toml"
 command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
 # A free port: one that nothing answers on yet.
 while :; do
