@@ -22,35 +22,22 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
 bun=$target/bench-peers/node/node_modules/.bin/bun
 [ -x "$bun" ] || { echo "no Bun at $bun: run the suite once (see the header)" >&2; exit 1; }
-# Two builds, as the suite builds ours: one command for both would build the demo's library
-# only (`--bin` selects targets in every package), and with the bench's features unified in.
-cargo build --release -q -p example-demo --bin example-demo --manifest-path "$root/Cargo.toml"
-cargo build --release -q -p vania-ws-bench --bin serverload --manifest-path "$root/Cargo.toml"
-free_port() {
-    while :; do
-        local port=$((20000 + RANDOM % 20000))
-        (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo $port; return; }
-    done
-}
+# shellcheck source=vania-ws-bench/bench-lib.sh
+source "$root/vania-ws-bench/bench-lib.sh"
+build_demo_and_load
 run() { # demo|bun -> one line of figures
-    local which=$1 port path mode server up=""
+    local which=$1 port path mode server
     port=$(free_port)
     if [ "$which" = bun ]; then
         APP_PORT=$port taskset -c 0 "$bun" "$root/vania-ws-bench/peers/bun/server.js" >/dev/null &
         path=/ mode=raw-broadcast
     else
-        # The settings the suite gives our servers (`vania_env` in suite/peers.rs).
-        WS_MAX_CONNECTIONS=30000 WS_RATE_LIMIT_PER_SEC=0 WS_PING_INTERVAL_MS=3600000 \
-            WS_PONG_TIMEOUT_MS=3600000 WS_SEND_QUEUE_BYTES=1048576 APP_HOST=127.0.0.1 \
-            APP_PORT=$port RUST_LOG=warn taskset -c 0 "$target/release/example-demo" &
+        demo_env "$port"
+        "${DEMO_ENV[@]}" taskset -c 0 "$target/release/example-demo" &
         path=/ws mode=broadcast
     fi
     server=$!
-    for _ in $(seq 1 100); do
-        (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && up=yes && break
-        sleep 0.1
-    done
-    [ -n "$up" ] || { echo "$which did not start" >&2; kill $server; return 1; }
+    wait_for_port "$port" 0.1 || { echo "$which did not start" >&2; kill $server; return 1; }
     printf '%-5s ' "$which"
     SERVERLOAD_PID=$server taskset -c 1 "$target/release/serverload" \
         "ws://127.0.0.1:$port$path" "$mode" "$n" "$m" "$w" | grep '^server' || {

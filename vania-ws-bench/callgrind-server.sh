@@ -16,31 +16,19 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
 bin=${3:-$target/release/example-demo}
 load=$target/release/serverload
-# Two builds, as the suite builds ours: one command for both would build the demo's library
-# only (`--bin` selects targets in every package), and with the bench's features unified in.
-cargo build --release -q -p example-demo --bin example-demo --manifest-path "$root/Cargo.toml"
-cargo build --release -q -p vania-ws-bench --bin serverload --manifest-path "$root/Cargo.toml"
+# shellcheck source=vania-ws-bench/bench-lib.sh
+source "$root/vania-ws-bench/bench-lib.sh"
+build_demo_and_load
 command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
-# A free port: one that nothing answers on yet.
-while :; do
-    port=$((20000 + RANDOM % 20000))
-    (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
-done
+port=$(free_port)
 count() { # M -> the server's instructions, or a failure
-    local out up=""
+    local out
     out=$(mktemp)
-    # The settings the suite gives our servers (`vania_env` in suite/peers.rs).
-    WS_MAX_CONNECTIONS=30000 WS_RATE_LIMIT_PER_SEC=0 WS_PING_INTERVAL_MS=3600000 \
-        WS_PONG_TIMEOUT_MS=3600000 WS_SEND_QUEUE_BYTES=1048576 APP_HOST=127.0.0.1 \
-        APP_PORT=$port RUST_LOG=warn \
-        taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" \
-        >/dev/null 2>&1 &
+    demo_env "$port"
+    "${DEMO_ENV[@]}" taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$out" \
+        "$bin" >/dev/null 2>&1 &
     local server=$!
-    for _ in $(seq 1 100); do
-        (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && up=yes && break
-        sleep 0.3
-    done
-    if [ -z "$up" ] || ! taskset -c 1 "$load" "ws://127.0.0.1:$port/ws" "$mode" "$n" "$1" \
+    if ! wait_for_port "$port" 0.3 || ! taskset -c 1 "$load" "ws://127.0.0.1:$port/ws" "$mode" "$n" "$1" \
         ${WINDOW:+"$WINDOW"} >/dev/null; then
         kill -KILL $server 2>/dev/null || true
         rm -f "$out"

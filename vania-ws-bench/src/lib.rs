@@ -38,3 +38,29 @@ pub fn report(name: &str, ops: usize, baseline: Duration, candidate: Duration) -
         candidate.as_secs_f64() / baseline.as_secs_f64()
     )
 }
+
+/// A process's CPU time so far, every thread, from a `/proc/<pid>/stat` file (or
+/// `/proc/self/stat`): `(user, system)` in clock ticks (see [`clock_ticks`]).
+pub fn cpu_ticks(stat_path: &str) -> std::io::Result<(u64, u64)> {
+    let malformed = || std::io::Error::other(format!("{stat_path}: malformed"));
+    let stat = std::fs::read_to_string(stat_path)?;
+    // The command name (field 2) may hold spaces; the fields after it start past the last ')'.
+    let (_, rest) = stat.rsplit_once(')').ok_or_else(malformed)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime, fields 14 and 15 of the line, are 11 and 12 after "pid (comm)".
+    let ticks = |i: usize| -> std::io::Result<u64> {
+        fields
+            .get(i)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(malformed)
+    };
+    Ok((ticks(11)?, ticks(12)?))
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat` (`getconf CLK_TCK`), if the system says.
+pub fn clock_ticks() -> Option<f64> {
+    match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
+        Ok(Some(ticks)) if ticks > 0 => Some(ticks as f64),
+        _ => None,
+    }
+}

@@ -259,13 +259,10 @@ impl ProcessCpu {
         let pid = pid
             .parse()
             .map_err(|_| format!("SERVERLOAD_PID={pid}: not a process id"))?;
-        let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-            .ok()
-            .flatten()
-            .ok_or("sysconf(CLK_TCK) failed")?;
+        let ticks = vania_ws_bench::clock_ticks().ok_or("sysconf(CLK_TCK) failed")?;
         Ok(Some(ProcessCpu {
             pid,
-            ticks_per_sec: ticks as f64,
+            ticks_per_sec: ticks,
         }))
     }
 
@@ -279,19 +276,7 @@ impl ProcessCpu {
 
     /// The process's user and system time so far, in clock ticks.
     fn read(&self) -> Result<(u64, u64), String> {
-        let path = format!("/proc/{}/stat", self.pid);
-        let stat = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-        // The command name (field 2) may hold spaces; the fields after it are plain numbers.
-        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<&str> = after_name.split_whitespace().collect();
-        let field = |i: usize| -> Result<u64, String> {
-            fields
-                .get(i)
-                .and_then(|f| f.parse().ok())
-                .ok_or_else(|| format!("{path}: no field {}", i + 3))
-        };
-        // utime and stime are fields 14 and 15; `fields` starts at field 3.
-        Ok((field(11)?, field(12)?))
+        vania_ws_bench::cpu_ticks(&format!("/proc/{}/stat", self.pid)).map_err(|e| e.to_string())
     }
 }
 

@@ -295,13 +295,10 @@ fn raise_open_files(plan: &mut Plan) {
 
 /// Clock ticks per second of `/proc/<pid>/stat` (`getconf CLK_TCK`; 100 if unknown).
 fn clock_ticks() -> f64 {
-    match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
-        Ok(Some(ticks)) if ticks > 0 => ticks as f64,
-        _ => {
-            eprintln!("suite: WARNING: CLK_TCK unknown, assuming 100");
-            100.0
-        }
-    }
+    vania_ws_bench::clock_ticks().unwrap_or_else(|| {
+        eprintln!("suite: WARNING: CLK_TCK unknown, assuming 100");
+        100.0
+    })
 }
 
 /// The machine line of the report: date, cores, CPU model.

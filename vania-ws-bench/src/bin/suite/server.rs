@@ -163,21 +163,8 @@ pub(crate) fn rss_of(pid: u32) -> io::Result<u64> {
 
 /// utime + stime from a `/proc/.../stat` file, in seconds.
 pub(crate) fn cpu_secs_of(path: &str, ticks_per_sec: f64) -> io::Result<f64> {
-    let stat = std::fs::read_to_string(path)?;
-    // The command name (field 2) may hold spaces; the fields after it start past the last ')'.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .ok_or_else(|| io::Error::other("malformed stat"))?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // Fields 14 and 15 of the whole line are 12 and 13 after "pid (comm)" and the state.
-    let ticks = |i: usize| -> io::Result<f64> {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .ok_or_else(|| io::Error::other("malformed stat"))
-    };
-    Ok((ticks(11)? + ticks(12)?) / ticks_per_sec)
+    let (user, system) = vania_ws_bench::cpu_ticks(path)?;
+    Ok((user + system) as f64 / ticks_per_sec)
 }
 
 /// The load generator's own CPU seconds.
