@@ -314,6 +314,12 @@ impl OutboxReceiver {
         self.state.closing.load(Ordering::Acquire)
     }
 
+    /// Whether a close was asked for (an overflow's included), as
+    /// [`Outbox::is_closing`]: the connection's own look, without going through its client.
+    pub fn is_closing(&self) -> bool {
+        self.state.closing.load(Ordering::Acquire)
+    }
+
     /// Stops waking the connection on pushes, until the next [`poll_take`](Self::poll_take).
     /// A connection calls this before it runs handlers itself, since it drains the queue
     /// afterwards anyway: a handler's `emit` then costs no wake-up of its own task.

@@ -364,7 +364,7 @@ impl<'a> Connection<'a> {
             }
             // A close asked for (by a handler, an overflow, the rate limit) starts the close
             // deadline now, even when the socket is too full to take the close frame yet.
-            if self.session.client().outbox().is_closing() {
+            if self.queue.is_closing() {
                 self.closing();
             }
             if let Err(end) = self.poll_write(cx, ws) {

@@ -16,6 +16,9 @@
 //! it pauses that long before each broadcast after the first (`vania-ws-bench/broadcast-cpu.sh`
 //! uses both).
 //!
+//! With `SERVERLOAD_PAUSE`, a broadcast run stops once every member has joined and again after
+//! the last delivery, each time until it reads a line on stdin (see `wait_for_go`).
+//!
 //! Running it twice, with two values of M, and dividing the difference in the server's
 //! instructions by the difference in deliveries gives the instructions per delivery without
 //! the cost of connecting and joining.
@@ -170,6 +173,10 @@ async fn broadcast(
     let mut sender = dialect.open(url).await?;
     let server = ProcessCpu::from_env()?;
     let rest = rest_from_env()?;
+    let pause = std::env::var_os("SERVERLOAD_PAUSE").is_some();
+    if pause {
+        wait_for_go("joined")?;
+    }
     let before = server.as_ref().map(ProcessCpu::read).transpose()?;
     let me = server.as_ref().map(ProcessCpu::this);
     let my_before = me.as_ref().map(ProcessCpu::read).transpose()?;
@@ -189,6 +196,9 @@ async fn broadcast(
         }
         received.recv().await.ok_or("a member stopped early")?;
         deliveries += 1;
+    }
+    if pause {
+        wait_for_go("delivered")?;
     }
     let _ = all_delivered.send(true);
     if let (Some(server), Some(before), Some(me), Some(my_before)) =
@@ -228,6 +238,21 @@ async fn broadcast(
         .await
         .map_err(|e| format!("close: {e}"))?;
     println!("{deliveries} deliveries");
+    Ok(())
+}
+
+/// With `SERVERLOAD_PAUSE` set, a broadcast run prints `<what>` and waits for a line on
+/// stdin, once every member has joined and again after the last delivery (before anyone
+/// closes): `callgrind-server.sh` zeroes and dumps the server's counts at those points, so
+/// that connecting, joining and closing (a `user-left` to every client per close on `/ws`,
+/// N² pushes for N members) are left out.
+/// It blocks the load generator's one thread, which has nothing else to do meanwhile.
+fn wait_for_go(what: &str) -> Result<(), String> {
+    println!("{what}");
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("stdin: {e}"))?;
     Ok(())
 }
 
