@@ -145,7 +145,7 @@ pub(crate) async fn serve<S>(
         client = session.client().id(),
         route = session.route().path()
     );
-    async {
+    let work = async {
         let mut connection = Connection::new(&shared, &session, queue);
         let end = connection.run(&mut ws).await;
         drop(connection);
@@ -182,9 +182,14 @@ pub(crate) async fn serve<S>(
             }
         }
         session.unregister();
+    };
+    // Without a subscriber for debug spans, no `Instrumented` layer: every wake-up would
+    // otherwise read the disabled span, one more cache line of the task per delivery.
+    if span.is_disabled() {
+        work.await;
+    } else {
+        work.instrument(span).await;
     }
-    .instrument(span)
-    .await;
     drop(slot);
 }
 
