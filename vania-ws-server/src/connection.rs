@@ -2,10 +2,12 @@
 //!
 //! Each wake-up of the task does, in order: follow the server's shutdown phase; poll the
 //! handler in flight, if any; read and dispatch the frames that arrived (while no handler is in
-//! flight, which keeps a connection's events in order, and only when the read side was woken
-//! or the last read returned a frame, see `wake.rs`); then cork: write everything queued for
+//! flight, which keeps a connection's events in order); then cork: write everything queued for
 //! the client, in batches of one system call each (small frames corked, large ones from their
-//! shared payloads, see `transport.rs`), and flush once if the socket did not take it all. A
+//! shared payloads, see `transport.rs`), and flush once if the socket did not take it all;
+//! then the timer. The phase, the read side and the timer are looked at only on a wake-up
+//! they may have caused, or after a read returned a frame (see `wake.rs`): a wake-up for a
+//! broadcast only writes. A
 //! handler that finishes without waiting (most do) runs inside that same wake-up, so a burst
 //! of pipelined requests is read, answered and written back together. Outgoing frames keep
 //! flowing while a handler waits.
@@ -256,6 +258,8 @@ struct Connection<'a> {
     unflushed: bool,
     /// A deadline that never comes, for an idle timer (fixed, so the timer is not re-armed).
     never: Instant,
+    /// The timer's deadline, kept here so that a wake-up need not read the timer to know it.
+    armed: Instant,
 }
 
 impl<'a> Connection<'a> {
@@ -263,6 +267,7 @@ impl<'a> Connection<'a> {
         let config = &shared.config;
         let route = session.route();
         let enveloped = route.is_enveloped();
+        let never = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
         Self {
             shared,
             config,
@@ -282,7 +287,8 @@ impl<'a> Connection<'a> {
             fed_frames: 0,
             charged: 0,
             unflushed: false,
-            never: Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600),
+            never,
+            armed: never,
         }
     }
 
@@ -295,18 +301,26 @@ impl<'a> Connection<'a> {
         // their frame and never get here.
         let mut step: Started = None;
         let mut connecting = true;
-        let mut timer = pin!(tokio::time::sleep_until(self.deadline()));
+        self.armed = self.deadline();
+        let mut timer = pin!(tokio::time::sleep_until(self.armed));
         // Made at the first poll, from the task's waker.
         let mut read_waker: Option<ReadWaker> = None;
         std::future::poll_fn(|cx| {
             let reads = read_waker.get_or_insert_with(|| ReadWaker::new(cx.waker()));
-            reads.follow(cx.waker());
+            if reads.follow(cx.waker()) {
+                self.phase.reregister();
+            }
+            // The read side, the timer and the shutdown phase all wake the task through the
+            // read waker (see `wake.rs`): an unmarked wake-up only has frames to write, and
+            // leaves the three alone, their memory included.
+            let marked = reads.take();
+            let mut marked_cx = Context::from_waker(reads.waker());
             if connecting {
                 connecting = false;
                 self.queue.quiet();
                 step = session.start_connect(cx);
             }
-            if let Poll::Ready(phase) = self.phase.poll_changed(cx) {
+            if marked && let Poll::Ready(phase) = self.phase.poll_changed(&mut marked_cx) {
                 if phase == Phase::Forced {
                     return Poll::Ready(End::Forced);
                 }
@@ -323,8 +337,8 @@ impl<'a> Connection<'a> {
                 }
             }
             // A wake-up that only has frames to write (a broadcast) skips the read side.
-            if step.is_none() && self.reads() && reads.take() {
-                let mut read_cx = Context::from_waker(reads.waker());
+            if step.is_none() && self.reads() && marked {
+                let read_cx = &mut marked_cx;
                 let mut budget = READ_BUDGET;
                 loop {
                     if budget == 0 {
@@ -334,7 +348,7 @@ impl<'a> Connection<'a> {
                         break;
                     }
                     budget -= 1;
-                    let read = match ws.poll_next_unpin(&mut read_cx) {
+                    let read = match ws.poll_next_unpin(read_cx) {
                         Poll::Pending => break,
                         Poll::Ready(read) => {
                             reads.set();
@@ -366,6 +380,10 @@ impl<'a> Connection<'a> {
                         break;
                     }
                 }
+            } else if marked {
+                // Not read now (a handler in flight, or no more reading): the mark stays for
+                // the wake-up that may read.
+                reads.set();
             }
             // A close asked for (by a handler, an overflow, the rate limit) starts the close
             // deadline now, even when the socket is too full to take the close frame yet.
@@ -376,7 +394,7 @@ impl<'a> Connection<'a> {
                 return Poll::Ready(end);
             }
             // After writing, which may have changed the deadline (a close was sent).
-            if let Err(end) = self.poll_timer(cx, timer.as_mut()) {
+            if let Err(end) = self.poll_timer(&mut marked_cx, timer.as_mut(), marked) {
                 return Poll::Ready(end);
             }
             if self.ping.is_some() {
@@ -384,7 +402,7 @@ impl<'a> Connection<'a> {
                     return Poll::Ready(end);
                 }
                 // The write may have started the close deadline: arm the timer for it.
-                if let Err(end) = self.poll_timer(cx, timer.as_mut()) {
+                if let Err(end) = self.poll_timer(&mut marked_cx, timer.as_mut(), false) {
                     return Poll::Ready(end);
                 }
             }
@@ -546,13 +564,24 @@ impl<'a> Connection<'a> {
         }
     }
 
-    fn poll_timer(&mut self, cx: &mut Context<'_>, mut timer: Pin<&mut Sleep>) -> Result<(), End> {
+    /// Arms the timer for [`deadline`](Self::deadline) and acts on what is due. `cx` is the
+    /// read waker's, so that the timer marks the wake-up it causes; the timer is polled when
+    /// `marked` (it may have fired) or when its deadline moved, and left alone otherwise.
+    fn poll_timer(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut timer: Pin<&mut Sleep>,
+        marked: bool,
+    ) -> Result<(), End> {
+        let mut poll = marked;
         loop {
             let deadline = self.deadline();
-            if timer.deadline() != deadline {
+            if self.armed != deadline {
                 timer.as_mut().reset(deadline);
+                self.armed = deadline;
+                poll = true;
             }
-            if timer.as_mut().poll(cx).is_pending() {
+            if !poll || timer.as_mut().poll(cx).is_pending() {
                 return Ok(());
             }
             let now = Instant::now();

@@ -117,6 +117,12 @@ impl<'a> PhaseWatch<'a> {
         self.seen
     }
 
+    /// Registers the waker of the next [`poll_changed`](Self::poll_changed) even if the phase
+    /// has not changed: for a caller whose waker changed.
+    pub(crate) fn reregister(&mut self) {
+        self.registered = false;
+    }
+
     /// `Ready` with the new phase when it changed since the last look.
     pub(crate) fn poll_changed(&mut self, cx: &mut Context<'_>) -> Poll<Phase> {
         if self.registered && self.shared.phase() == self.seen {

@@ -1,12 +1,17 @@
-//! Which wake-ups of a connection may have something to read.
+//! Which wake-ups of a connection may have something other than frames to write.
 //!
 //! A broadcast wakes every recipient's task to write a frame. Polling the read side on such a
 //! wake-up goes through tungstenite (two waker registrations) down to the socket's readiness,
 //! only to learn that nothing arrived, once per recipient. So the read side is polled with a
-//! waker of its own, which marks the connection readable before it wakes the task: whatever
+//! waker of its own, which marks the connection before it wakes the task: whatever
 //! tungstenite and the socket register for a read (readable, or writable when a read had to
 //! write) comes through it. The task reads when the mark is set, or when the last read
 //! returned a frame (more may be buffered), and leaves the read side alone otherwise.
+//!
+//! The connection's timer and its shutdown-phase watch are polled with the same waker, so a
+//! wake-up they cause is marked too, and an unmarked one leaves them alone as well. With
+//! 10,000 recipients, each of them is a cache line or two per recipient that a broadcast
+//! would otherwise read (BENCHMARKS.md, "misses the cache, by function").
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,12 +55,15 @@ impl ReadWaker {
     }
 
     /// Follows the task's waker, `task` in this poll. A task's waker does not change under
-    /// tokio, but if it did, a new read waker is made (marked readable, so that the read side
-    /// registers it at once).
-    pub(crate) fn follow(&mut self, task: &Waker) {
-        if !self.flag.task.will_wake(task) {
-            *self = Self::new(task);
+    /// tokio, but if it did, a new read waker is made (marked, so that whatever polls with it
+    /// registers it at once), and this says so: what registered the old one only on a change
+    /// (the phase watch) must register again.
+    pub(crate) fn follow(&mut self, task: &Waker) -> bool {
+        if self.flag.task.will_wake(task) {
+            return false;
         }
+        *self = Self::new(task);
+        true
     }
 
     /// The waker to poll the read side with.
@@ -96,7 +104,10 @@ mod tests {
         let mut reads = ReadWaker::new(&task);
         assert!(reads.take(), "the first poll reads");
         assert!(!reads.take(), "the mark was taken");
-        reads.follow(&task);
+        assert!(
+            !reads.follow(&task),
+            "the same task's waker is followed as it is"
+        );
         reads.waker().wake_by_ref();
         assert_eq!(count.0.load(Ordering::Relaxed), 1);
         assert!(reads.take());
@@ -112,7 +123,7 @@ mod tests {
         let mut reads = ReadWaker::new(&Waker::from(first.clone()));
         assert!(reads.take());
         let other = Waker::from(second.clone());
-        reads.follow(&other);
+        assert!(reads.follow(&other), "a new waker is reported");
         assert!(reads.take(), "a new read waker starts marked");
         reads.waker().wake_by_ref();
         assert_eq!(first.0.load(Ordering::Relaxed), 0);
