@@ -75,6 +75,11 @@ impl Outgoing {
 
 #[derive(Debug, Default)]
 struct Queue {
+    /// The oldest item, kept beside the lock rather than in `items`' buffer: a queue that
+    /// holds one item at a time (a client of a room that broadcasts one message at a time)
+    /// never touches that buffer, one cache line fewer per delivery for the sender and for
+    /// the connection. Only filled while `items` is empty, so it always comes first.
+    first: Option<Outgoing>,
     items: VecDeque<Outgoing>,
     /// Bytes held for the client: queued here, plus what the connection has taken and not yet
     /// flushed, plus the control frames it charged.
@@ -173,8 +178,12 @@ impl Outbox {
             self.state.waker.wake();
             return Pushed::Overflow;
         }
-        let was_empty = queue.items.is_empty();
-        queue.items.push_back(item);
+        let was_empty = queue.is_empty();
+        if was_empty {
+            queue.first = Some(item);
+        } else {
+            queue.items.push_back(item);
+        }
         queue.bytes += len;
         drop(queue);
         // The connection drains the whole queue on each wake-up: only the first push after a
@@ -217,6 +226,12 @@ impl Outbox {
     /// Bytes held for the client and not yet written to its socket.
     pub fn queued_bytes(&self) -> usize {
         self.state.lock().bytes
+    }
+}
+
+impl Queue {
+    fn is_empty(&self) -> bool {
+        self.first.is_none() && self.items.is_empty()
     }
 }
 
@@ -282,14 +297,14 @@ impl OutboxReceiver {
         let mut items = 0;
         let mut bytes = 0;
         while items < max_items && bytes < max_bytes {
-            let Some(item) = queue.items.pop_front() else {
+            let Some(item) = queue.first.take().or_else(|| queue.items.pop_front()) else {
                 break;
             };
             items += 1;
             bytes += item.len();
             each(item);
         }
-        if queue.items.is_empty() {
+        if queue.is_empty() {
             if queue.items.capacity() > KEEP_ITEMS {
                 queue.items = VecDeque::new();
             }
@@ -483,6 +498,35 @@ mod tests {
             got[..],
             [Outgoing::Close(close_code::NORMAL, "bye")]
         ));
+    }
+
+    #[test]
+    fn one_item_at_a_time_stays_beside_the_lock_and_order_holds_past_it() {
+        let (tx, mut rx) = Outbox::new(1 << 20);
+        for n in 1..4 {
+            assert_eq!(tx.push(frame(n)), Pushed::Queued);
+            assert!(matches!(rx.try_recv(), Some(Outgoing::Frame(f)) if f == frame(n)));
+        }
+        assert_eq!(
+            tx.state.lock().items.capacity(),
+            0,
+            "no buffer for one at a time"
+        );
+        // The first item beside the lock, the next ones in the buffer; one more pushed after
+        // the first is taken still comes after those.
+        let frames: Vec<Frame> = (1..6).map(frame).collect();
+        for f in &frames[..3] {
+            tx.push(f.clone());
+        }
+        assert!(matches!(rx.try_recv(), Some(Outgoing::Frame(f)) if f == frames[0]));
+        for f in &frames[3..] {
+            tx.push(f.clone());
+        }
+        for want in &frames[1..] {
+            assert!(matches!(rx.try_recv(), Some(Outgoing::Frame(f)) if f == *want));
+        }
+        assert!(rx.try_recv().is_none());
+        assert_eq!(tx.queued_bytes(), 0);
     }
 
     #[test]
