@@ -4,6 +4,8 @@
 # outgrows the caches (10,000 members hold tens of megabytes; a broadcast walks all of it).
 #
 #   vania-ws-bench/callgrind-misses.sh 10000 [M] [BINARY]   # M broadcasts, default 20
+#   TOP=40 KEEP_DUMP=misses.out vania-ws-bench/callgrind-misses.sh 10000
+#                     # 40 functions, and keep callgrind's dump (its lines name source lines)
 #
 # `example-demo` (or the binary given) runs under callgrind's cache simulator on core 0, with
 # a last-level cache of LL_BYTES (default 4 MiB, a core's share of these machines' L3), while
@@ -28,7 +30,10 @@ build_demo_and_load
 command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
 port=$(free_port)
 out=$(mktemp)
-trap '[ -n "${KEEP_DUMP:-}" ] && cp "$out".1 "$KEEP_DUMP"; rm -f "$out" "$out".*' EXIT
+server=
+# Whatever stops this script, the server under valgrind goes with it.
+trap '[ -n "$server" ] && kill -KILL "$server" 2>/dev/null
+      [ -n "${KEEP_DUMP:-}" ] && cp "$out".1 "$KEEP_DUMP"; rm -f "$out" "$out".*' EXIT
 demo_env "$port"
 # Uncompressed names: a dump after a zero would otherwise name functions by ids it never
 # defines.
