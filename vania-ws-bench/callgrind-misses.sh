@@ -43,20 +43,24 @@ demo_env "$port"
 server=$!
 wait_for_port "$port" 0.3 || { kill -KILL $server; echo "the server did not start" >&2; exit 1; }
 coproc LOAD { SERVERLOAD_PAUSE=1 taskset -c 1 "$load" "ws://127.0.0.1:$port/ws" broadcast "$n" "$m" 1; }
-load_pid=$LOAD_PID # bash unsets LOAD_PID once the coprocess ends
+# Bash unsets LOAD and LOAD_PID, and closes their descriptors, once the coprocess ends: keep
+# copies.
+load_pid=$LOAD_PID
+exec {from_load}<&"${LOAD[0]}" {to_load}>&"${LOAD[1]}"
 step() { # expected line from serverload, callgrind_control flag
     local line
-    read -r line <&"${LOAD[0]}" || { echo "serverload stopped before '$1'" >&2; return 1; }
+    read -r line <&"$from_load" || { echo "serverload stopped before '$1'" >&2; return 1; }
     [ "$line" = "$1" ] || { echo "serverload said '$line', not '$1'" >&2; return 1; }
-    callgrind_control "$2" $server >/dev/null 2>&1
-    echo go >&"${LOAD[1]}"
+    # A zero that failed would leave connecting and joining in the counts: stop instead.
+    callgrind_control "$2" "$server" >/dev/null || { echo "callgrind_control $2 failed" >&2; return 1; }
+    echo go >&"$to_load"
 }
 if ! step joined -z || ! step delivered -d; then
-    kill -KILL $server 2>/dev/null || true
+    kill -KILL "$load_pid" 2>/dev/null || true
     exit 1
 fi
-cat <&"${LOAD[0]}" >/dev/null || true
-wait "$load_pid" || { echo "serverload failed" >&2; kill -KILL $server; exit 1; }
+cat <&"$from_load" >/dev/null || true
+wait "$load_pid" || { echo "serverload failed" >&2; exit 1; }
 kill -KILL $server 2>/dev/null || true
 wait $server 2>/dev/null || true
 dump=$out.1

@@ -311,8 +311,9 @@ impl<'a> Connection<'a> {
                 self.phase.reregister();
             }
             // The read side, the timer and the shutdown phase all wake the task through the
-            // read waker (see `wake.rs`): an unmarked wake-up only has frames to write, and
-            // leaves the three alone, their memory included.
+            // read waker (see `wake.rs`). An unmarked wake-up (frames queued, a handler
+            // done, the socket writable again) leaves the three alone, their memory
+            // included. Once reading is over the mark stays set, and every wake-up looks.
             let marked = reads.take();
             let mut marked_cx = Context::from_waker(reads.waker());
             if connecting {

@@ -89,9 +89,10 @@ impl Shared {
 /// lifetime, re-armed on the (at most three) changes.
 ///
 /// Polling a waiting `Notified` takes its `Notify`'s lock, shared by every connection, so it
-/// is polled once to register the task's waker and then only after the phase changed (an
-/// atomic load per wake-up). The task's waker does not change between polls, so the one
-/// registered stays the right one.
+/// is polled once to register the caller's waker and then only after the phase changed (an
+/// atomic load per look). A caller whose waker changes says so with
+/// [`reregister`](Self::reregister); a connection looks only on the wake-ups its read waker
+/// marks (see `wake.rs`), and registers that waker.
 pub(crate) struct PhaseWatch<'a> {
     shared: &'a Shared,
     notified: Pin<Box<Notified<'a>>>,

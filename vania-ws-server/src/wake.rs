@@ -41,8 +41,8 @@ impl Wake for Flag {
 }
 
 impl ReadWaker {
-    /// For a task woken by `task`; marked readable, so that the first poll reads (and
-    /// registers this waker with the read side).
+    /// For a task woken by `task`; marked, so that the first poll reads and looks at the
+    /// timer and the phase (registering this waker with each).
     pub(crate) fn new(task: &Waker) -> Self {
         let flag = Arc::new(Flag {
             readable: AtomicBool::new(true),
@@ -71,14 +71,14 @@ impl ReadWaker {
         &self.waker
     }
 
-    /// Whether a read may find something. Takes the mark: a wake-up of the read side from now
-    /// on sets it again.
+    /// Whether this wake-up may have something for the read side, the timer or the phase.
+    /// Takes the mark: a wake-up through this waker from now on sets it again.
     pub(crate) fn take(&self) -> bool {
         self.flag.readable.swap(false, Ordering::Acquire)
     }
 
-    /// Marks the connection readable: the last read returned something, and more may be
-    /// buffered where no waker will announce it.
+    /// Sets the mark: the last read returned something and more may be buffered where no
+    /// waker will announce it, or a marked wake-up could not read and the next one should.
     pub(crate) fn set(&self) {
         self.flag.readable.store(true, Ordering::Relaxed);
     }

@@ -243,7 +243,7 @@ async fn broadcast(
 
 /// With `SERVERLOAD_PAUSE` set, a broadcast run prints `<what>` and waits for a line on
 /// stdin, once every member has joined and again after the last delivery (before anyone
-/// closes): `callgrind-server.sh` zeroes and dumps the server's counts at those points, so
+/// closes): `callgrind-misses.sh` zeroes and dumps the server's counts at those points, so
 /// that connecting, joining and closing (a `user-left` to every client per close on `/ws`,
 /// N² pushes for N members) are left out.
 /// It blocks the load generator's one thread, which has nothing else to do meanwhile.
