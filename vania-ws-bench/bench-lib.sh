@@ -1,4 +1,10 @@
-# Shared by the benchmark scripts of this directory (`source`d, not run).
+# Shared by the benchmark scripts of this directory (`source`d, not run, with `$root` set to
+# the workspace).
+
+# Where cargo builds, and the binaries the scripts run from there.
+target=${CARGO_TARGET_DIR:-$root/target}
+demo=$target/release/example-demo
+load=$target/release/serverload
 
 # Builds `example-demo` and `serverload` in `$root`. Two builds, as the suite builds ours: one
 # command for both would build the demo's library only (`--bin` selects targets in every
@@ -6,6 +12,11 @@
 build_demo_and_load() {
     cargo build --release -q -p example-demo --bin example-demo --manifest-path "$root/Cargo.toml"
     cargo build --release -q -p vania-ws-bench --bin serverload --manifest-path "$root/Cargo.toml"
+}
+
+# Stops the script unless valgrind is installed.
+require_valgrind() {
+    command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
 }
 
 # Prints a free port: one that nothing answers on yet.

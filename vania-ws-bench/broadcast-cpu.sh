@@ -19,11 +19,10 @@
 set -euo pipefail
 n=${1:?members} m=${2:?broadcasts} w=${3:?broadcasts in flight}
 root=$(cd "$(dirname "$0")/.." && pwd)
-target=${CARGO_TARGET_DIR:-$root/target}
-bun=$target/bench-peers/node/node_modules/.bin/bun
-[ -x "$bun" ] || { echo "no Bun at $bun: run the suite once (see the header)" >&2; exit 1; }
 # shellcheck source=vania-ws-bench/bench-lib.sh
 source "$root/vania-ws-bench/bench-lib.sh"
+bun=$target/bench-peers/node/node_modules/.bin/bun
+[ -x "$bun" ] || { echo "no Bun at $bun: run the suite once (see the header)" >&2; exit 1; }
 build_demo_and_load
 run() { # demo|bun -> one line of figures
     local which=$1 port path mode server
@@ -33,13 +32,13 @@ run() { # demo|bun -> one line of figures
         path=/ mode=raw-broadcast
     else
         demo_env "$port"
-        "${DEMO_ENV[@]}" taskset -c 0 "$target/release/example-demo" &
+        "${DEMO_ENV[@]}" taskset -c 0 "$demo" &
         path=/ws mode=broadcast
     fi
     server=$!
     wait_for_port "$port" 0.1 || { echo "$which did not start" >&2; kill $server; return 1; }
     printf '%-5s ' "$which"
-    SERVERLOAD_PID=$server taskset -c 1 "$target/release/serverload" \
+    SERVERLOAD_PID=$server taskset -c 1 "$load" \
         "ws://127.0.0.1:$port$path" "$mode" "$n" "$m" "$w" | grep '^server' || {
         kill $server; return 1
     }

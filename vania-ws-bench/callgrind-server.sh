@@ -13,13 +13,11 @@ set -euo pipefail
 mode=${1:?broadcast or echo}
 n=${2:?number of clients}
 root=$(cd "$(dirname "$0")/.." && pwd)
-target=${CARGO_TARGET_DIR:-$root/target}
-bin=${3:-$target/release/example-demo}
-load=$target/release/serverload
 # shellcheck source=vania-ws-bench/bench-lib.sh
 source "$root/vania-ws-bench/bench-lib.sh"
+bin=${3:-$demo}
 build_demo_and_load
-command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
+require_valgrind
 port=$(free_port)
 count() { # M -> the server's instructions, or a failure
     local out
