@@ -95,7 +95,7 @@ async fn upgrade(shared: Arc<Shared>, mut request: Request) -> Response {
             return;
         };
         // hyper keeps any bytes read past the request head inside the upgraded stream.
-        connection::serve(TokioIo::new(upgraded), Vec::new(), admission, shared).await;
+        connection::serve(TokioIo::new(upgraded), Vec::new(), admission, shared);
     });
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
