@@ -30,8 +30,9 @@ port=$(free_port)
 out=$(mktemp)
 server=
 # Whatever stops this script, the server under valgrind goes with it.
-trap '[ -n "$server" ] && kill -KILL "$server" 2>/dev/null
-      [ -n "${KEEP_DUMP:-}" ] && cp "$out".1 "$KEEP_DUMP"; rm -f "$out" "$out".*' EXIT
+# (`|| true`: under `set -e`, a failing command would end the trap before the copy.)
+trap '[ -n "$server" ] && { kill -KILL "$server" 2>/dev/null || true; }
+      [ -n "${KEEP_DUMP:-}" ] && { cp "$out".1 "$KEEP_DUMP" || true; }; rm -f "$out" "$out".*' EXIT
 demo_env "$port"
 # Uncompressed names: a dump after a zero would otherwise name functions by ids it never
 # defines.

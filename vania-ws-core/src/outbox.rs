@@ -253,9 +253,13 @@ impl OutboxReceiver {
     /// Takes the next items, in order, under one lock, handing each to `each`: up to
     /// `max_items`, stopping after the one that brings the bytes taken to `max_bytes`; the
     /// close, if one was asked for, comes once the queue is empty, as the last item (it counts
-    /// against `max_items`, and carries no bytes). `Pending` when there is nothing, after
-    /// arranging for `cx` to be woken by the next push or close. The bytes taken stay counted
-    /// until [`written`](Self::written).
+    /// against `max_items`, and carries no bytes). The bytes taken stay counted until
+    /// [`written`](Self::written).
+    ///
+    /// `Ready(true)` when this take left the queue empty, `Ready(false)` when more is queued
+    /// (take again), and `Pending` when there was nothing. Whenever the queue is left empty,
+    /// `cx` is woken by the next push or close, so a caller that got `Ready(true)` need not
+    /// look again to learn that the queue is empty.
     ///
     /// # Panics
     ///
@@ -263,28 +267,32 @@ impl OutboxReceiver {
     /// that is not empty wakes nobody, so the connection would hang.
     ///
     /// One lock per batch, on the connection's side only (the queue keeps a single buffer, so
-    /// an idle connection holds one small allocation, not two); the waker is registered only
-    /// when the queue is found empty. `each` runs under that lock: it must be quick, and must
-    /// not touch this queue.
+    /// an idle connection holds one small allocation, not two). The waker is registered under
+    /// that lock when the queue is left empty: a push, which also takes the lock, then
+    /// either came before and was taken, or comes after and finds the waker. `each` runs
+    /// under the lock: it must be quick, and must not touch this queue.
     pub fn poll_take(
         &mut self,
         cx: &mut Context<'_>,
         max_items: usize,
         max_bytes: usize,
         mut each: impl FnMut(Outgoing),
-    ) -> Poll<()> {
+    ) -> Poll<bool> {
         assert!(
             max_items > 0 && max_bytes > 0,
             "poll_take needs room for one item"
         );
-        if self.take(max_items, max_bytes, &mut each) {
-            return Poll::Ready(());
+        let mut queue = self.state.lock();
+        let taken = Self::take_locked(&mut queue, max_items, max_bytes, &mut each);
+        // With room for one item, nothing taken means nothing queued, no close included.
+        // (`closing` first: `close` lies on a line of its own, see `Queue`.)
+        let drained = queue.len == 0 && !(queue.closing && queue.close.is_some());
+        if drained {
+            self.state.waker.register(cx.waker());
         }
-        // Register, then look again: a push between the first look and the registration
-        // found no waker to wake, and is seen by this look.
-        self.state.waker.register(cx.waker());
-        if self.take(max_items, max_bytes, &mut each) {
-            Poll::Ready(())
+        drop(queue);
+        if taken {
+            Poll::Ready(drained)
         } else {
             Poll::Pending
         }
@@ -292,13 +300,12 @@ impl OutboxReceiver {
 
     /// Takes up to `max_items` / `max_bytes` (see [`poll_take`](Self::poll_take)); whether
     /// anything was taken.
-    fn take(
-        &mut self,
+    fn take_locked(
+        queue: &mut Queue,
         max_items: usize,
         max_bytes: usize,
         each: &mut impl FnMut(Outgoing),
     ) -> bool {
-        let mut queue = self.state.lock();
         let mut items = 0;
         let mut bytes = 0;
         // `len` first: an empty queue, or one that held only `first`, is seen without reading
@@ -384,7 +391,9 @@ impl OutboxReceiver {
     /// tests and benchmarks; a connection uses [`poll_take`](Self::poll_take)).
     pub fn try_recv(&mut self) -> Option<Outgoing> {
         let mut taken = None;
-        self.take(1, usize::MAX, &mut |item| taken = Some(item));
+        Self::take_locked(&mut self.state.lock(), 1, usize::MAX, &mut |item| {
+            taken = Some(item);
+        });
         let item = taken?;
         self.written(item.len());
         Some(item)
@@ -457,6 +466,84 @@ mod tests {
         assert!(tx.overflowed());
         rx.written(taken + 120);
         assert_eq!(tx.queued_bytes(), 0);
+    }
+
+    /// Counts wake-ups.
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_take_that_drains_says_so_and_the_next_push_wakes_the_taker() {
+        let (tx, mut rx) = Outbox::new(1 << 20);
+        let count = Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        tx.push(frame(1));
+        tx.push(frame(2));
+        let mut got = 0;
+        assert_eq!(
+            rx.poll_take(&mut cx, 1, 1 << 20, |_| got += 1),
+            Poll::Ready(false),
+            "one more is queued"
+        );
+        assert_eq!(
+            rx.poll_take(&mut cx, 8, 1 << 20, |_| got += 1),
+            Poll::Ready(true),
+            "the queue is drained"
+        );
+        assert_eq!(got, 2);
+        // No second look: the drain registered the waker.
+        assert_eq!(count.0.load(Ordering::Relaxed), 0);
+        tx.push(frame(3));
+        assert_eq!(
+            count.0.load(Ordering::Relaxed),
+            1,
+            "the push woke the taker"
+        );
+        tx.push(frame(4));
+        assert_eq!(
+            count.0.load(Ordering::Relaxed),
+            1,
+            "only the push to an empty queue wakes"
+        );
+        assert_eq!(
+            rx.poll_take(&mut cx, 8, 1 << 20, |_| got += 1),
+            Poll::Ready(true)
+        );
+        tx.close(close_code::NORMAL, "bye");
+        assert_eq!(count.0.load(Ordering::Relaxed), 2, "a close wakes too");
+        // The close is the last item: taking it drains the queue.
+        assert_eq!(
+            rx.poll_take(&mut cx, 1, 1 << 20, |item| assert!(matches!(
+                item,
+                Outgoing::Close(..)
+            ))),
+            Poll::Ready(true)
+        );
+        assert!(
+            rx.poll_take(&mut cx, 1, 1 << 20, |_| panic!("empty"))
+                .is_pending()
+        );
+    }
+
+    #[test]
+    fn a_close_behind_a_full_batch_is_not_a_drain() {
+        let (tx, mut rx) = Outbox::new(1 << 20);
+        tx.push(frame(1));
+        tx.close(close_code::NORMAL, "bye");
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert_eq!(
+            rx.poll_take(&mut cx, 1, 1 << 20, |_| {}),
+            Poll::Ready(false),
+            "the close is still to take"
+        );
+        assert_eq!(rx.poll_take(&mut cx, 1, 1 << 20, |_| {}), Poll::Ready(true));
     }
 
     #[test]

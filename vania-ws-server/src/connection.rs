@@ -734,9 +734,9 @@ impl<'a> Connection<'a> {
                                 fed += payload.len();
                                 batch.push(DataFrame { opcode, payload });
                             });
-                    if taken.is_pending() {
+                    let Poll::Ready(drained) = taken else {
                         return None;
-                    }
+                    };
                     self.fed += fed;
                     let count = batch.len();
                     let written = if count == 0 {
@@ -745,9 +745,9 @@ impl<'a> Connection<'a> {
                         ws.get_mut().write_frames(cx, batch)
                     };
                     batch.clear();
-                    Some(written.map(|()| count))
+                    Some((written.map(|()| count), drained))
                 });
-                let Some(written) = written else {
+                let Some((written, drained)) = written else {
                     break;
                 };
                 match written {
@@ -765,6 +765,10 @@ impl<'a> Connection<'a> {
                         tracing::debug!(error = %err, "write failed");
                         return Err(End::Gone);
                     }
+                }
+                if drained {
+                    // Nothing more queued, and the next push wakes the task: no need to look.
+                    break;
                 }
             }
             if self.fed >= FEED_BYTES && !self.close_sent && self.queue.watch_close(cx) {

@@ -18,7 +18,7 @@
 // It reports on stdout, as the other benchmark binaries do.
 #![allow(clippy::print_stdout)]
 
-use std::task::Context;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use vania_ws_server::core::{Hub, HubConfig, OutboxReceiver, Session, Target};
@@ -47,13 +47,11 @@ fn drain(queue: &mut OutboxReceiver) -> usize {
 /// Drains a queue as a connection does: batches under one lock, then the bytes released.
 fn drain_batches(queue: &mut OutboxReceiver, cx: &mut Context<'_>) -> usize {
     let (mut n, mut bytes) = (0, 0);
-    while queue
-        .poll_take(cx, BATCH_ITEMS, BATCH_BYTES, |item| {
-            n += 1;
-            bytes += item.len();
-        })
-        .is_ready()
-    {}
+    // `Ready(true)`: the queue is drained.
+    while let Poll::Ready(false) = queue.poll_take(cx, BATCH_ITEMS, BATCH_BYTES, |item| {
+        n += 1;
+        bytes += item.len();
+    }) {}
     queue.written(bytes);
     n
 }
