@@ -359,7 +359,8 @@ impl OutboxReceiver {
         self.state.closing.load(Ordering::Acquire)
     }
 
-    /// Stops waking the connection on pushes, until the next [`poll_take`](Self::poll_take).
+    /// Stops waking the connection on pushes, until the next [`poll_take`](Self::poll_take)
+    /// that leaves the queue empty (it registers the waker again).
     /// A connection calls this before it runs handlers itself, since it drains the queue
     /// afterwards anyway: a handler's `emit` then costs no wake-up of its own task.
     pub fn quiet(&self) {
@@ -544,6 +545,22 @@ mod tests {
             "the close is still to take"
         );
         assert_eq!(rx.poll_take(&mut cx, 1, 1 << 20, |_| {}), Poll::Ready(true));
+    }
+
+    /// The layout `Queue`'s comment promises: what a push and a take of one item touch lies in
+    /// the state's first two cache lines, and the state starts on a line.
+    #[test]
+    fn a_push_and_a_take_of_one_item_touch_the_first_two_lines() {
+        assert_eq!(std::mem::align_of::<State>(), 64);
+        let (tx, _rx) = Outbox::new(1);
+        let state: &State = &tx.state;
+        let base = std::ptr::from_ref(state) as usize;
+        let queue = std::ptr::from_ref::<Queue>(&state.lock()) as usize - base;
+        let waker_end = std::mem::offset_of!(State, waker) + std::mem::size_of::<AtomicWaker>();
+        assert!(waker_end <= 64, "the waker ends at {waker_end}");
+        let first_end =
+            queue + std::mem::offset_of!(Queue, first) + std::mem::size_of::<Option<Outgoing>>();
+        assert!(first_end <= 128, "the first item ends at {first_end}");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! One connection, one task, over any transport (a `TcpStream`, a hyper-upgraded stream).
+//! One task per open connection, over any transport (a `TcpStream`, a hyper-upgraded
+//! stream); the handshake runs in a task of its own before it.
 //!
 //! Each wake-up of the task does, in order: follow the server's shutdown phase; poll the
 //! handler in flight, if any; read and dispatch the frames that arrived (while no handler is in
@@ -298,11 +299,23 @@ where
         // is over the mark stays set, and every wake-up looks.
         let marked = reads.take();
         let mut marked_cx = Context::from_waker(reads.waker());
-        let session = conn.session;
         if conn.connecting {
             conn.connecting = false;
+            // A connection admitted just before a shutdown began starts in its phase: the
+            // watch reports only the changes that come after this task first ran.
+            match conn.phase.phase() {
+                Phase::Running => {}
+                Phase::Draining => conn.enter_phase(Phase::Draining),
+                Phase::Closing => {
+                    conn.enter_phase(Phase::Draining);
+                    conn.enter_phase(Phase::Closing);
+                }
+                Phase::Forced => return Poll::Ready(End::Forced),
+            }
+            // Past the open state, the drain does not wait for this connection.
+            conn.step_done();
             conn.queue.quiet();
-            *step = session.start_connect(cx);
+            *step = conn.session.start_connect(cx);
         }
         if marked && let Poll::Ready(phase) = conn.phase.poll_changed(&mut marked_cx) {
             if phase == Phase::Forced {
@@ -344,8 +357,8 @@ where
                     Ok(Some(data)) => {
                         conn.queue.quiet();
                         *step = match data {
-                            Data::Text(text) => session.start_text(&text, cx),
-                            Data::Binary(data) => session.start_binary(data, cx),
+                            Data::Text(text) => conn.session.start_text(&text, cx),
+                            Data::Binary(data) => conn.session.start_binary(data, cx),
                         };
                         // What is left has to be polled with this task's context, so that it
                         // wakes this task (a join guard, say, has not run at all yet).
@@ -974,10 +987,11 @@ mod tests {
 mod task_size {
     use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderValue};
 
-    /// An idle connection is mostly its task: keep the task small. The connection's task
-    /// (the handshake's is another, freed once upgraded) measured 864 bytes with rustc 1.95
-    /// (848 in release); the bound leaves room for small changes, not for a state
-    /// (such as the handshake's, 1.2 KB) kept for the connection's whole life.
+    /// An idle connection is mostly its task: keep the task small. The future of the
+    /// connection's task (`run::<TcpStream>`; the handshake's task is another, freed once
+    /// upgraded) measured 864 bytes with rustc 1.95 (848 in release), to which tokio adds
+    /// its task header; the bound leaves room for small changes, not for a state (such as
+    /// the handshake's, 1.2 KB) kept for the connection's whole life.
     #[tokio::test]
     async fn a_connection_task_stays_small() {
         let engine = crate::Server::builder(vania_ws_core::Router::new().websocket("/ws", |_| {}))
@@ -1016,5 +1030,62 @@ mod task_size {
             size <= 1280,
             "a connection's task is {size} bytes (bound 1280)"
         );
+    }
+}
+#[cfg(test)]
+mod late_start {
+    use futures_util::StreamExt;
+    use std::time::Duration;
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderValue};
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    use crate::engine::Phase;
+
+    /// A connection admitted just before a shutdown, whose task first runs once the shutdown
+    /// is in its close phase, is closed with 1001 at once. Its phase watch alone reports only
+    /// the changes after that first run, so the connection would stay open until forced.
+    #[tokio::test]
+    async fn a_connection_that_starts_in_the_close_phase_is_closed_with_1001() {
+        let engine = crate::Server::builder(vania_ws_core::Router::new().websocket("/ws", |_| {}))
+            .build()
+            .unwrap();
+        let shared = engine.shared.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server_side, peer) = listener.accept().await.unwrap();
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("upgrade", "websocket"),
+            ("connection", "Upgrade"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ] {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+        let admission = crate::policy::admit(&shared, "GET", "/ws", headers, peer)
+            .await
+            .unwrap_or_else(|refusal| panic!("refused: {refusal:?}"));
+        shared.advance(Phase::Draining);
+        shared.advance(Phase::Closing);
+        super::serve(server_side, Vec::new(), admission, shared.clone());
+        let mut ws = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        let code = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Close(frame))) => return frame.map(|frame| frame.code),
+                    // `connected`, queued as the client registered.
+                    Some(Ok(Message::Text(_))) => {}
+                    other => panic!("no close frame: {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("closed at once, not left open until the shutdown is forced");
+        assert_eq!(code, Some(CloseCode::Away));
     }
 }

@@ -63,7 +63,7 @@ impl Shared {
         Phase::from_u8(self.phase.load(Ordering::Acquire))
     }
 
-    fn advance(&self, phase: Phase) {
+    pub(crate) fn advance(&self, phase: Phase) {
         self.phase.fetch_max(phase as u8, Ordering::AcqRel);
         self.phase_changed.notify_waiters();
     }
