@@ -273,3 +273,43 @@ fn an_uncollectable_controller_fails_the_build_with_its_name_and_place() {
     );
     assert!(err.to_string().contains("Router::controller"), "{err}");
 }
+
+/// Issue 9's security hole: a guard declared for `/collecte` beside the controller at
+/// `/collected` used to create a phantom route and leave `/collected` open. The server now
+/// refuses to start; with the route's own path, the guard holds over a real socket.
+#[tokio::test]
+async fn a_guard_beside_a_controller_must_name_its_path() {
+    use vania_ws_server::{Handshake, Rejection, Server};
+    let refuse = |_request: Handshake| async { Err(Rejection::unauthorized("no token")) };
+    let router = Router::new()
+        .controller(Shop {
+            orders: Arc::default(),
+        })
+        .state(Prices { unit: 1 })
+        .controllers()
+        .guard("/collecte", refuse);
+    let err = Server::builder(router)
+        .port(0)
+        .bind()
+        .await
+        .expect_err("a guard on a path without a route must not start");
+    let message = err.to_string();
+    assert!(
+        message.contains("`/collecte`")
+            && message.contains("`/collected`")
+            && message.contains("tests/tests/controllers.rs"),
+        "{message}"
+    );
+
+    let router = Router::new()
+        .controller(Shop {
+            orders: Arc::default(),
+        })
+        .state(Prices { unit: 1 })
+        .controllers()
+        .guard("/collected", refuse);
+    let server = TestServer::start(router).await;
+    vania_ws_server::testing::assert_refused(server.url("/collected"), 401).await;
+    let mut shop = server.connect("/shop").await;
+    shop.recv_event("welcome").await;
+}

@@ -176,6 +176,22 @@ pub enum RouterError {
         /// Where the handler was declared.
         location: String,
     },
+    /// A guard declared with [`Router::guard`](crate::Router::guard) or
+    /// [`Router::join_guard`](crate::Router::join_guard) for a path that no route serves: it
+    /// would guard nothing, and the route it was meant for would stay open.
+    #[error(
+        "the {kind} declared at {location} is for `{path}`, but no route serves `{path}` (routes: {routes}): it would guard nothing, and the route it was meant for would stay open"
+    )]
+    GuardWithoutRoute {
+        /// `guard` or `join guard`.
+        kind: &'static str,
+        /// The guard's path.
+        path: String,
+        /// Where the guard was declared.
+        location: String,
+        /// The routes there are, for comparison.
+        routes: String,
+    },
     /// A handler for an event the framework handles itself.
     #[error(
         "event `{event}` on route `{path}` is handled by the framework and cannot have a handler (registered at {location})"

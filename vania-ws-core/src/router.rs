@@ -73,6 +73,17 @@ pub struct Router {
     guards: Vec<(Option<String>, ConnectionGuard)>,
     join_guards: Vec<(String, JoinGuard)>,
     raw: Vec<(String, Raw)>,
+    /// The paths named by [`Router::guard`] and [`Router::join_guard`], with what was declared
+    /// and where: each must be a route's, or the guard would guard nothing (checked by
+    /// [`build`](Router::build)).
+    guarded_paths: Vec<GuardedPath>,
+}
+
+/// A guard declared on the router for a path, not on the route itself.
+struct GuardedPath {
+    path: String,
+    kind: &'static str,
+    location: String,
 }
 
 impl std::fmt::Debug for Router {
@@ -241,11 +252,21 @@ impl Router {
     /// });
     /// # let _ = router;
     /// ```
+    ///
+    /// `path` must be a route's: building the router fails otherwise
+    /// ([`RouterError::GuardWithoutRoute`]), since a guard on a misspelled path guards nothing
+    /// and leaves the route it was meant for open.
+    #[track_caller]
     pub fn guard<F, Fut>(mut self, path: &str, guard: F) -> Self
     where
         F: Fn(Handshake) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Handshake, Rejection>> + Send + 'static,
     {
+        self.guarded_paths.push(GuardedPath {
+            path: path.to_owned(),
+            kind: "guard",
+            location: Location::caller().to_string(),
+        });
         self.guards
             .push((Some(path.to_owned()), guard::connection_guard(guard)));
         self
@@ -262,12 +283,19 @@ impl Router {
     }
 
     /// Guards `join-room` on the route at `path`: `Err(message)` refuses the join with a
-    /// `forbidden` error carrying `message` (private rooms, say).
+    /// `forbidden` error carrying `message` (private rooms, say). `path` must be a route's,
+    /// as for [`guard`](Self::guard).
+    #[track_caller]
     pub fn join_guard<F, Fut>(mut self, path: &str, guard: F) -> Self
     where
         F: Fn(Client, String) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
+        self.guarded_paths.push(GuardedPath {
+            path: path.to_owned(),
+            kind: "join guard",
+            location: Location::caller().to_string(),
+        });
         self.join_guards
             .push((path.to_owned(), guard::join_guard(guard)));
         self
@@ -380,6 +408,30 @@ impl Router {
                     slot.insert((reg.handler, reg.location));
                 }
             }
+        }
+        // Before the guards are attached: attaching one to a path would create its route.
+        if let Some(orphan) = self
+            .guarded_paths
+            .iter()
+            .find(|guarded| !routes.contains_key(&guarded.path))
+        {
+            let mut paths: Vec<&str> = routes.keys().map(String::as_str).collect();
+            paths.sort_unstable();
+            let routes = if paths.is_empty() {
+                "none".to_owned()
+            } else {
+                paths
+                    .iter()
+                    .map(|path| format!("`{path}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(RouterError::GuardWithoutRoute {
+                kind: orphan.kind,
+                path: orphan.path.clone(),
+                location: orphan.location.clone(),
+                routes,
+            });
         }
         for (path, guard) in &self.guards {
             if let Some(path) = path {
@@ -587,6 +639,72 @@ mod tests {
         };
         assert!(first.contains("router.rs") && second.contains("router.rs"));
         assert_ne!(first, second);
+    }
+
+    /// The security hole this closes: a guard on `/admin` with the route at `/admins` made a
+    /// phantom `/admin` route and left `/admins` open.
+    #[test]
+    fn a_guard_on_a_path_without_a_route_names_the_path_and_where_it_was_declared() {
+        let line = line!() + 3;
+        let err = Router::new()
+            .websocket("/admins", |_| {})
+            .guard("/admin", |request: Handshake| async move { Ok(request) })
+            .build()
+            .unwrap_err();
+        let RouterError::GuardWithoutRoute {
+            kind,
+            path,
+            location,
+            routes,
+        } = &err
+        else {
+            panic!("{err}")
+        };
+        assert_eq!((*kind, path.as_str()), ("guard", "/admin"));
+        assert!(
+            location.contains("router.rs") && location.contains(&format!(":{line}:")),
+            "{location}"
+        );
+        assert_eq!(routes, "`/admins`");
+        let message = err.to_string();
+        assert!(
+            message.contains("`/admin`") && message.contains("`/admins`"),
+            "{message}"
+        );
+
+        let err = Router::new()
+            .websocket("/ws", |_| {})
+            .join_guard("/room", |_client: Client, _room: String| async { Ok(()) })
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(&err, RouterError::GuardWithoutRoute { kind: "join guard", path, .. } if path == "/room"),
+            "{err}"
+        );
+        let err = Router::new()
+            .guard("/ws", |request: Handshake| async move { Ok(request) })
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(&err, RouterError::GuardWithoutRoute { routes, .. } if routes == "none"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_guard_on_a_route_path_is_attached_to_that_route() {
+        let table = Router::new()
+            .guard("/admins", |request: Handshake| async move { Ok(request) })
+            .join_guard("/admins", |_client: Client, _room: String| async { Ok(()) })
+            .websocket("/admins", |_| {})
+            .websocket("/ws", |_| {})
+            .build()
+            .unwrap();
+        let admins = table.get("/admins").unwrap();
+        assert_eq!(admins.guards().len(), 1);
+        assert_eq!(admins.join_guards().len(), 1);
+        assert!(table.get("/ws").unwrap().guards().is_empty());
+        assert!(table.get("/admin").is_none());
     }
 
     #[test]
