@@ -313,3 +313,22 @@ async fn a_guard_beside_a_controller_must_name_its_path() {
     let mut shop = server.connect("/shop").await;
     shop.recv_event("welcome").await;
 }
+
+/// Issue 9: a server with no route at all (a forgotten `.controllers()`, or a controller in
+/// a crate the binary never links) refuses to start instead of answering 404 to everything.
+#[tokio::test]
+async fn a_server_without_routes_refuses_to_start() {
+    let err = vania_ws_server::Server::builder(Router::new())
+        .port(0)
+        .bind()
+        .await
+        .expect_err("no route, no server");
+    assert!(
+        matches!(
+            &err,
+            vania_ws_server::ServeError::Router(RouterError::NoRoutes { collected: false })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains(".controllers()"), "{err}");
+}

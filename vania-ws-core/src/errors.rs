@@ -176,6 +176,19 @@ pub enum RouterError {
         /// Where the handler was declared.
         location: String,
     },
+    /// A router with no route at all: a server built from it would answer 404 to everything.
+    #[error(
+        "the router has no route{}",
+        if *collected {
+            ": `.controllers()` found no `#[ws_controller]`. A controller in a crate that the binary never references is not linked, so it is not collected: refer to something in that crate from the binary, or register its controllers with `Router::controller(…)`"
+        } else {
+            ": add `.websocket(path, …)`, `.controller(…)` or `.controllers()` (every `#[ws_controller]` linked into the binary)"
+        }
+    )]
+    NoRoutes {
+        /// Whether `.controllers()` was called (and collected nothing).
+        collected: bool,
+    },
     /// A guard declared with [`Router::guard`](crate::Router::guard) or
     /// [`Router::join_guard`](crate::Router::join_guard) for a path that no route serves: it
     /// would guard nothing, and the route it was meant for would stay open.

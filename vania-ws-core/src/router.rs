@@ -409,6 +409,11 @@ impl Router {
                 }
             }
         }
+        if routes.is_empty() {
+            return Err(RouterError::NoRoutes {
+                collected: self.collect_controllers,
+            });
+        }
         // Before the guards are attached: attaching one to a path would create its route.
         if let Some(orphan) = self
             .guarded_paths
@@ -417,15 +422,11 @@ impl Router {
         {
             let mut paths: Vec<&str> = routes.keys().map(String::as_str).collect();
             paths.sort_unstable();
-            let routes = if paths.is_empty() {
-                "none".to_owned()
-            } else {
-                paths
-                    .iter()
-                    .map(|path| format!("`{path}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
+            let routes = paths
+                .iter()
+                .map(|path| format!("`{path}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
             return Err(RouterError::GuardWithoutRoute {
                 kind: orphan.kind,
                 path: orphan.path.clone(),
@@ -641,6 +642,17 @@ mod tests {
         assert_ne!(first, second);
     }
 
+    #[test]
+    fn a_router_without_routes_fails_the_build_and_names_the_linking_rule() {
+        let err = Router::new().build().unwrap_err();
+        assert_eq!(err, RouterError::NoRoutes { collected: false });
+        assert!(err.to_string().contains(".websocket("), "{err}");
+        // This crate declares no controller: `controllers()` collects none.
+        let err = Router::new().controllers().build().unwrap_err();
+        assert_eq!(err, RouterError::NoRoutes { collected: true });
+        assert!(err.to_string().contains("never references"), "{err}");
+    }
+
     /// The security hole this closes: a guard on `/admin` with the route at `/admins` made a
     /// phantom `/admin` route and left `/admins` open.
     #[test]
@@ -681,14 +693,12 @@ mod tests {
             matches!(&err, RouterError::GuardWithoutRoute { kind: "join guard", path, .. } if path == "/room"),
             "{err}"
         );
+        // With no route at all, that is what the error says.
         let err = Router::new()
             .guard("/ws", |request: Handshake| async move { Ok(request) })
             .build()
             .unwrap_err();
-        assert!(
-            matches!(&err, RouterError::GuardWithoutRoute { routes, .. } if routes == "none"),
-            "{err}"
-        );
+        assert_eq!(err, RouterError::NoRoutes { collected: false });
     }
 
     #[test]
