@@ -97,6 +97,7 @@ pub mod __private {
     pub use inventory;
     pub use serde_json::value::RawValue;
     pub use std::any::TypeId;
+    pub use std::assert;
     pub use std::boxed::Box;
     pub use std::future::Future;
     pub use std::marker::PhantomData;

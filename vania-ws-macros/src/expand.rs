@@ -101,6 +101,9 @@ fn erased_handler(
     let mut call_args = Vec::new();
     let mut state_checks = Vec::new();
     let mut payload_checks = Vec::new();
+    // The arguments before the one at hand that may read the payload: a second one would
+    // fail every event with `invalid_payload`, so it is a compile error at that argument.
+    let mut earlier: Vec<&syn::Type> = Vec::new();
     for (i, arg) in handler.args.iter().enumerate() {
         let var = format_ident!("__arg{}", i, span = Span::call_site());
         match &arg.by_ref {
@@ -114,6 +117,18 @@ fn erased_handler(
                 let from_event = quote_spanned! {at(ty.span())=>
                     <#ty as __vws::FromEvent>::from_event(&__client, __payload)
                 };
+                if !earlier.is_empty() {
+                    extract.push(quote_spanned! {at(ty.span())=>
+                        const {
+                            __vws::assert!(
+                                !(<#ty as __vws::FromEvent>::READS_PAYLOAD
+                                    && (false #(|| <#earlier as __vws::FromEvent>::READS_PAYLOAD)*)),
+                                "a handler takes at most one payload argument, and an earlier argument already reads the payload: put the fields in one struct that derives `Deserialize`"
+                            )
+                        };
+                    });
+                }
+                earlier.push(ty);
                 extract.push(quote! {
                     let #var = #from_event?;
                 });

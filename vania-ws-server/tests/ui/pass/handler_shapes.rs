@@ -59,8 +59,8 @@ impl Shapes {
     }
 
     #[on("raw")]
-    async fn raw(&self, payload: Value, text: String) -> Value {
-        let _ = text;
+    async fn raw(&self, payload: Value, client: Client) -> Value {
+        let _ = client;
         payload
     }
 
