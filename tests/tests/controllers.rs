@@ -240,15 +240,20 @@ impl Collected {
     }
 }
 
-#[tokio::test]
-async fn controllers_collects_default_controllers_and_skips_explicit_ones() {
-    // Shop has no Default, so it must be registered explicitly for `controllers()` to build.
-    let router = Router::new()
+/// Every controller of this file: `Shop` (no `Default`) registered explicitly, the others
+/// collected by `controllers()`.
+fn every_controller() -> Router {
+    Router::new()
         .controller(Shop {
             orders: Arc::default(),
         })
         .state(Prices { unit: 1 })
-        .controllers();
+        .controllers()
+}
+
+#[tokio::test]
+async fn controllers_collects_default_controllers_and_skips_explicit_ones() {
+    let router = every_controller();
     let server = TestServer::start(router).await;
     let mut a = server.connect("/collected").await;
     assert_eq!(a.ack("ping", Value::Null).await, json!("pong"));
@@ -281,13 +286,7 @@ fn an_uncollectable_controller_fails_the_build_with_its_name_and_place() {
 async fn a_guard_beside_a_controller_must_name_its_path() {
     use vania_ws_server::{Handshake, Rejection, Server};
     let refuse = |_request: Handshake| async { Err(Rejection::unauthorized("no token")) };
-    let router = Router::new()
-        .controller(Shop {
-            orders: Arc::default(),
-        })
-        .state(Prices { unit: 1 })
-        .controllers()
-        .guard("/collecte", refuse);
+    let router = every_controller().guard("/collecte", refuse);
     let err = Server::builder(router)
         .port(0)
         .bind()
@@ -301,13 +300,7 @@ async fn a_guard_beside_a_controller_must_name_its_path() {
         "{message}"
     );
 
-    let router = Router::new()
-        .controller(Shop {
-            orders: Arc::default(),
-        })
-        .state(Prices { unit: 1 })
-        .controllers()
-        .guard("/collected", refuse);
+    let router = every_controller().guard("/collected", refuse);
     let server = TestServer::start(router).await;
     vania_ws_server::testing::assert_refused(server.url("/collected"), 401).await;
     let mut shop = server.connect("/shop").await;

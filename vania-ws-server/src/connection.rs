@@ -983,26 +983,34 @@ mod tests {
         assert_ne!(unpredictable(1), unpredictable(1));
     }
 }
+/// What the tests below share: an engine serving `/ws`, and a TCP connection to it admitted
+/// by the handshake policy, ready for `run` or `serve`.
 #[cfg(test)]
-mod task_size {
+mod admitted {
+    use std::sync::Arc;
+    use tokio::net::TcpStream;
     use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderValue};
 
-    /// An idle connection is mostly its task: keep the task small. The future of the
-    /// connection's task (`run::<TcpStream>`; the handshake's task is another, freed once
-    /// upgraded) measured 864 bytes with rustc 1.95 (848 in release), to which tokio adds
-    /// its task header; the bound leaves room for small changes, not for a state (such as
-    /// the handshake's, 1.2 KB) kept for the connection's whole life.
-    #[tokio::test]
-    async fn a_connection_task_stays_small() {
+    use crate::engine::Shared;
+    use crate::policy::Admission;
+
+    pub(super) struct Admitted {
+        pub(super) shared: Arc<Shared>,
+        pub(super) client: TcpStream,
+        pub(super) server: TcpStream,
+        pub(super) admission: Admission,
+    }
+
+    pub(super) async fn connection() -> Admitted {
         let engine = crate::Server::builder(vania_ws_core::Router::new().websocket("/ws", |_| {}))
             .build()
             .unwrap();
         let shared = engine.shared.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let stream = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+        let client = TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
-        let peer = stream.local_addr().unwrap();
+        let (server, peer) = listener.accept().await.unwrap();
         let mut headers = HeaderMap::new();
         for (name, value) in [
             ("upgrade", "websocket"),
@@ -1015,10 +1023,33 @@ mod task_size {
         let admission = crate::policy::admit(&shared, "GET", "/ws", headers, peer)
             .await
             .unwrap_or_else(|refusal| panic!("refused: {refusal:?}"));
+        Admitted {
+            shared,
+            client,
+            server,
+            admission,
+        }
+    }
+}
+#[cfg(test)]
+mod task_size {
+    /// An idle connection is mostly its task: keep the task small. The future of the
+    /// connection's task (`run::<TcpStream>`; the handshake's task is another, freed once
+    /// upgraded) measured 864 bytes with rustc 1.95 (848 in release), to which tokio adds
+    /// its task header; the bound leaves room for small changes, not for a state (such as
+    /// the handshake's, 1.2 KB) kept for the connection's whole life.
+    #[tokio::test]
+    async fn a_connection_task_stays_small() {
+        let super::admitted::Admitted {
+            shared,
+            server,
+            admission,
+            ..
+        } = super::admitted::connection().await;
         let (session, queue) =
             vania_ws_core::Session::new(&shared.hub, admission.route, admission.extensions);
         let task = super::run(
-            stream,
+            server,
             Vec::new(),
             session,
             queue,
@@ -1038,7 +1069,6 @@ mod late_start {
     use std::time::Duration;
     use tokio_tungstenite::WebSocketStream;
     use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderValue};
     use tokio_tungstenite::tungstenite::protocol::Role;
     use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
@@ -1049,30 +1079,15 @@ mod late_start {
     /// the changes after that first run, so the connection would stay open until forced.
     #[tokio::test]
     async fn a_connection_that_starts_in_the_close_phase_is_closed_with_1001() {
-        let engine = crate::Server::builder(vania_ws_core::Router::new().websocket("/ws", |_| {}))
-            .build()
-            .unwrap();
-        let shared = engine.shared.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server_side, peer) = listener.accept().await.unwrap();
-        let mut headers = HeaderMap::new();
-        for (name, value) in [
-            ("upgrade", "websocket"),
-            ("connection", "Upgrade"),
-            ("sec-websocket-version", "13"),
-            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
-        ] {
-            headers.insert(name, HeaderValue::from_static(value));
-        }
-        let admission = crate::policy::admit(&shared, "GET", "/ws", headers, peer)
-            .await
-            .unwrap_or_else(|refusal| panic!("refused: {refusal:?}"));
+        let super::admitted::Admitted {
+            shared,
+            client,
+            server,
+            admission,
+        } = super::admitted::connection().await;
         shared.advance(Phase::Draining);
         shared.advance(Phase::Closing);
-        super::serve(server_side, Vec::new(), admission, shared.clone());
+        super::serve(server, Vec::new(), admission, shared.clone());
         let mut ws = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
         let code = tokio::time::timeout(Duration::from_secs(5), async {
             loop {
