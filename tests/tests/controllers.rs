@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use vania_ws_server::testing::TestServer;
-use vania_ws_server::{Client, Router, RouterError, SendError, State, on, ws_controller};
+use vania_ws::testing::TestServer;
+use vania_ws::{Client, Router, RouterError, SendError, State, on, ws_controller};
 
 #[derive(Deserialize)]
 struct Order {
@@ -284,7 +284,7 @@ fn an_uncollectable_controller_fails_the_build_with_its_name_and_place() {
 /// refuses to start; with the route's own path, the guard holds over a real socket.
 #[tokio::test]
 async fn a_guard_beside_a_controller_must_name_its_path() {
-    use vania_ws_server::{Handshake, Rejection, Server};
+    use vania_ws::{Handshake, Rejection, Server};
     let refuse = |_request: Handshake| async { Err(Rejection::unauthorized("no token")) };
     let router = every_controller().guard("/collecte", refuse);
     let err = Server::builder(router)
@@ -302,7 +302,7 @@ async fn a_guard_beside_a_controller_must_name_its_path() {
 
     let router = every_controller().guard("/collected", refuse);
     let server = TestServer::start(router).await;
-    vania_ws_server::testing::assert_refused(server.url("/collected"), 401).await;
+    vania_ws::testing::assert_refused(server.url("/collected"), 401).await;
     let mut shop = server.connect("/shop").await;
     shop.recv_event("welcome").await;
 }
@@ -311,7 +311,7 @@ async fn a_guard_beside_a_controller_must_name_its_path() {
 /// a crate the binary never links) refuses to start instead of answering 404 to everything.
 #[tokio::test]
 async fn a_server_without_routes_refuses_to_start() {
-    let err = vania_ws_server::Server::builder(Router::new())
+    let err = vania_ws::Server::builder(Router::new())
         .port(0)
         .bind()
         .await
@@ -319,7 +319,7 @@ async fn a_server_without_routes_refuses_to_start() {
     assert!(
         matches!(
             &err,
-            vania_ws_server::ServeError::Router(RouterError::NoRoutes { collected: false })
+            vania_ws::ServeError::Router(RouterError::NoRoutes { collected: false })
         ),
         "{err}"
     );

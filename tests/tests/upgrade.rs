@@ -6,8 +6,8 @@ use serde_json::json;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use vania_ws_server::testing::TestServer;
-use vania_ws_server::{Router, Server, ServerConfig};
+use vania_ws::testing::TestServer;
+use vania_ws::{Router, Server, ServerConfig};
 
 /// A complete upgrade request for `/ws` padded with a header to exactly `len` bytes.
 fn request_head(len: usize) -> Vec<u8> {

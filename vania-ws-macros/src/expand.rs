@@ -7,11 +7,42 @@ use syn::{ImplItem, ReturnType, Type};
 
 use crate::parse::{Controller, EventName, Handler, ReceiverKind};
 
+/// The path of the framework crate the caller depends on: the facade `vania-ws` if its
+/// `Cargo.toml` names it (under any rename), else `vania-ws-server`. Generated code cannot use
+/// `$crate` as `macro_rules!` can, so it is looked up in the manifest, as serde's and tokio's
+/// users' renames are.
+fn framework_crate() -> Result<TokenStream, String> {
+    use proc_macro_crate::{FoundCrate, crate_name};
+    for name in ["vania-ws", "vania-ws-server"] {
+        match crate_name(name) {
+            // The framework crate's own doctests and examples link it under its own name.
+            Ok(FoundCrate::Itself) => {
+                let ident = format_ident!("{}", name.replace('-', "_"));
+                return Ok(quote!(::#ident));
+            }
+            Ok(FoundCrate::Name(found)) => {
+                let ident = format_ident!("{}", found);
+                return Ok(quote!(::#ident));
+            }
+            Err(_) => {}
+        }
+    }
+    Err(
+        "`#[ws_controller]` could not find `vania-ws` in this crate's Cargo.toml; add it to \
+         [dependencies], or name the crate that re-exports it: \
+         `#[ws_controller(\"/path\", crate = \"path::to::vania_ws\")]`"
+            .to_owned(),
+    )
+}
+
 /// The `impl Controller`, one erased handler per `#[on]` method, and the registry record.
 pub(crate) fn controller(model: &Controller) -> TokenStream {
     let krate = match &model.args.krate {
         Some(path) => quote!(#path),
-        None => quote!(::vania_ws_server),
+        None => match framework_crate() {
+            Ok(path) => path,
+            Err(message) => return syn::Error::new(Span::call_site(), message).to_compile_error(),
+        },
     };
     let self_ty = &model.item.self_ty;
     let path = model

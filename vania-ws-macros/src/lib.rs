@@ -1,7 +1,7 @@
 //! Procedural macros for vania-ws controllers: `#[ws_controller("/path")]` on an impl block and
 //! `#[on("event")]` on its `async fn` handlers.
 //!
-//! Use them through `vania-ws-server`, which re-exports them and documents them with examples.
+//! Use them through the facade crate `vania-ws`, which re-exports them and documents them with examples.
 //! The macro parses (`parse`), then validates (`validate`), then expands (`expand`); every
 //! mistake is reported at once, on its tokens, and the impl block is always emitted again so
 //! that an IDE keeps working.
@@ -15,7 +15,7 @@ use quote::ToTokens;
 use syn::ImplItem;
 
 /// Makes an impl block's `#[on("event")]` methods the handlers of a WebSocket route. See
-/// `vania_ws_server::ws_controller` for the documentation.
+/// `vania_ws::ws_controller` for the documentation.
 #[proc_macro_attribute]
 pub fn ws_controller(attr: TokenStream, item: TokenStream) -> TokenStream {
     let args = match syn::parse::<parse::ControllerArgs>(attr) {
@@ -44,7 +44,7 @@ pub fn ws_controller(attr: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Marks a method of a `#[ws_controller]` impl block as the handler of an event. Alone, it is
-/// an error: see `vania_ws_server::on`.
+/// an error: see `vania_ws::on`.
 #[proc_macro_attribute]
 pub fn on(attr: TokenStream, item: TokenStream) -> TokenStream {
     if attr.to_string() == INSIDE_CONTROLLER {

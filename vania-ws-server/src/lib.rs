@@ -67,9 +67,3 @@ pub mod testing;
 mod macros;
 #[cfg(feature = "macros")]
 pub use macros::{on, ws_controller};
-
-/// The README's Rust examples, compiled as doctests so they cannot rot (`cargo test
-/// --workspace` turns on both features they use).
-#[cfg(all(doctest, feature = "testing", feature = "axum"))]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;

@@ -1,8 +1,7 @@
 //! The controller macros, re-exported with their documentation.
 
-/// Makes the `#[on("event")]` methods of an impl block the handlers of a WebSocket route.
-///
-#[doc = include_str!("../../docs/controllers.md")]
+/// Makes the `#[on("event")]` methods of an impl block the handlers of a WebSocket route. The
+/// guide, with its examples, is on the facade crate's `vania_ws::ws_controller`.
 pub use vania_ws_macros::ws_controller;
 
 /// Marks a method of a [`#[ws_controller]`](macro@ws_controller) impl block as the handler of

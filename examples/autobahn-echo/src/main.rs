@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 use tracing_subscriber::EnvFilter;
-use vania_ws_server::{Client, Router, Server, ServerConfig, load_env};
+use vania_ws::{Client, Router, Server, ServerConfig, load_env};
 
 const SIXTEEN_MIB: usize = 16 * 1024 * 1024;
 

@@ -18,8 +18,8 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
-use vania_ws_server::core::is_valid_room_name;
-use vania_ws_server::{Engine, Handle};
+use vania_ws::core::is_valid_room_name;
+use vania_ws::{Engine, Handle};
 
 /// The app: the REST routes, then the engine's WebSocket routes.
 pub fn app(engine: &Engine) -> axum::Router {

@@ -5,7 +5,7 @@
 //! while a client on `/ws` has joined `lobby`.
 
 use tracing_subscriber::EnvFilter;
-use vania_ws_server::{Server, ServerConfig, listen, load_env, shutdown_signal};
+use vania_ws::{Server, ServerConfig, listen, load_env, shutdown_signal};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {

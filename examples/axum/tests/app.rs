@@ -7,8 +7,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
-use vania_ws_server::testing::TestClient;
-use vania_ws_server::{Server, ServerConfig, listen};
+use vania_ws::testing::TestClient;
+use vania_ws::{Server, ServerConfig, listen};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 

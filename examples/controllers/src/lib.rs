@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex, PoisonError};
-use vania_ws_server::{Client, Router, State, on, ws_controller};
+use vania_ws::{Client, Router, State, on, ws_controller};
 
 /// A stored chat message.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -97,7 +97,7 @@ pub enum ChatError {
     NotInRoom(String),
     /// The message could not be sent.
     #[error(transparent)]
-    Send(#[from] vania_ws_server::SendError),
+    Send(#[from] vania_ws::SendError),
 }
 
 /// The `/chat` route. Built by the app with its store: it has no `Default`.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
-use vania_ws_server::{Server, ServerConfig};
+use vania_ws::{Server, ServerConfig};
 
 use example_controllers::{MessageStore, Moderation, router};
 

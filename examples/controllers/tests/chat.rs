@@ -1,8 +1,8 @@
-//! The controllers example, tested with `vania_ws_server::testing`.
+//! The controllers example, tested with `vania_ws::testing`.
 
 use serde_json::{Value, json};
 use std::sync::Arc;
-use vania_ws_server::testing::{TestClient, TestServer};
+use vania_ws::testing::{TestClient, TestServer};
 
 use example_controllers::{MessageStore, Moderation, router};
 

@@ -3,7 +3,7 @@
 //! `ADMIN_TOKEN` set, `/admins` needs `?token=<ADMIN_TOKEN>`.
 
 use tracing_subscriber::EnvFilter;
-use vania_ws_server::{Server, ServerConfig, load_env};
+use vania_ws::{Server, ServerConfig, load_env};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -19,7 +19,7 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn serve() -> Result<(), vania_ws_server::ServeError> {
+async fn serve() -> Result<(), vania_ws::ServeError> {
     let vars = load_env()?;
     let config = ServerConfig::from_vars(&vars)?;
     let admin_token = vars.get("ADMIN_TOKEN").filter(|t| !t.is_empty()).cloned();

@@ -206,7 +206,7 @@ fn invalid_settings_fail_with_a_clear_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_a_thousand_clients_in_fifty_rooms() {
     use serde_json::json;
-    use vania_ws_server::testing::TestClient;
+    use vania_ws::testing::TestClient;
 
     const CLIENTS: usize = 1_000;
     const ROOMS: usize = 50;
@@ -289,7 +289,7 @@ fn rss_kib(pid: u32) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_stays_flat_under_churn_and_malformed_floods() {
     use serde_json::json;
-    use vania_ws_server::testing::TestClient;
+    use vania_ws::testing::TestClient;
 
     let dir = workdir("memory");
     let demo = start(&dir, &[("APP_PORT", "0"), ("WS_RATE_LIMIT_PER_SEC", "0")]);
@@ -347,7 +347,7 @@ async fn memory_stays_flat_under_churn_and_malformed_floods() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_large_messages_leaves_no_large_buffers_behind() {
     use serde_json::json;
-    use vania_ws_server::testing::TestClient;
+    use vania_ws::testing::TestClient;
 
     const CLIENTS: usize = 300;
     let dir = workdir("large-burst");

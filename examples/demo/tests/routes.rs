@@ -1,7 +1,7 @@
-//! The demo's routes through `vania_ws_server::testing`, the way an app tests its own.
+//! The demo's routes through `vania_ws::testing`, the way an app tests its own.
 
 use serde_json::{Value, json};
-use vania_ws_server::testing::{TestServer, assert_refused};
+use vania_ws::testing::{TestServer, assert_refused};
 
 #[tokio::test]
 async fn the_admins_controller_and_the_closure_routes_serve_together() {

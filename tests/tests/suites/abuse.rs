@@ -2,8 +2,8 @@ use serde_json::json;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use vania_ws_server::ServerConfig;
-use vania_ws_server::testing::assert_refused;
+use vania_ws::ServerConfig;
+use vania_ws::testing::assert_refused;
 
 /// Opens `/ws` by hand and returns the raw socket after the `101` (the `connected` frame
 /// that follows is never read).

@@ -1,5 +1,5 @@
 use serde_json::{Value, json};
-use vania_ws_server::testing::{TestClient, TestServer};
+use vania_ws::testing::{TestClient, TestServer};
 
 async fn demo() -> TestServer {
     start(example_demo::router()).await
@@ -298,7 +298,7 @@ async fn a_member_that_stops_reading_gets_every_room_message_whole_and_in_order(
     // the send-queue bound, to a member with a small receive buffer that reads nothing
     // meanwhile: its socket fills, writes are taken in part, and what is left waits in the
     // connection until the socket drains. The member must see every byte, in order.
-    let config = vania_ws_server::ServerConfig::default()
+    let config = vania_ws::ServerConfig::default()
         .rate_limit(0, 0)
         .send_queue_bytes(16 << 20);
     let server = start_with(example_demo::router(), config).await;

@@ -6,15 +6,13 @@
 macro_rules! on_both_front_ends {
     ($suite:literal) => {
         mod standalone {
-            const FRONT_END: vania_ws_server::testing::FrontEnd =
-                vania_ws_server::testing::FrontEnd::Standalone;
+            const FRONT_END: vania_ws::testing::FrontEnd = vania_ws::testing::FrontEnd::Standalone;
             $crate::front_end::starters!();
             include!($suite);
         }
 
         mod axum {
-            const FRONT_END: vania_ws_server::testing::FrontEnd =
-                vania_ws_server::testing::FrontEnd::Axum;
+            const FRONT_END: vania_ws::testing::FrontEnd = vania_ws::testing::FrontEnd::Axum;
             $crate::front_end::starters!();
             include!($suite);
         }
@@ -26,16 +24,16 @@ pub(crate) use on_both_front_ends;
 macro_rules! starters {
     () => {
         #[allow(dead_code)]
-        async fn start(router: vania_ws_server::Router) -> vania_ws_server::testing::TestServer {
-            start_with(router, vania_ws_server::ServerConfig::default()).await
+        async fn start(router: vania_ws::Router) -> vania_ws::testing::TestServer {
+            start_with(router, vania_ws::ServerConfig::default()).await
         }
 
         #[allow(dead_code)]
         async fn start_with(
-            router: vania_ws_server::Router,
-            config: vania_ws_server::ServerConfig,
-        ) -> vania_ws_server::testing::TestServer {
-            vania_ws_server::testing::TestServer::start_on(FRONT_END, router, config).await
+            router: vania_ws::Router,
+            config: vania_ws::ServerConfig,
+        ) -> vania_ws::testing::TestServer {
+            vania_ws::testing::TestServer::start_on(FRONT_END, router, config).await
         }
     };
 }

@@ -8,8 +8,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
-use vania_ws_server::testing::{TestClient, assert_refused};
-use vania_ws_server::{Client, Extension, Handshake, Rejection, Router, ServerConfig};
+use vania_ws::testing::{TestClient, assert_refused};
+use vania_ws::{Client, Extension, Handshake, Rejection, Router, ServerConfig};
 
 fn with_origin(
     url: &str,

@@ -3,8 +3,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Barrier, mpsc};
-use vania_ws_server::testing::TestClient;
-use vania_ws_server::{Client, Router};
+use vania_ws::testing::TestClient;
+use vania_ws::{Client, Router};
 
 #[tokio::test]
 async fn connect_runs_after_connected_and_disconnect_can_still_use_rooms() {
@@ -17,7 +17,7 @@ async fn connect_runs_after_connected_and_disconnect_can_still_use_rooms() {
             for room in &rooms {
                 client.to_room("bye", room, &json!({"id": client.id(), "rooms": rooms}))?;
             }
-            Ok::<_, vania_ws_server::SendError>(())
+            Ok::<_, vania_ws::SendError>(())
         });
     });
     let server = start(router).await;
@@ -129,7 +129,7 @@ async fn graceful_shutdown_delivers_what_was_queued_then_closes_1001() {
                 let _ = started_tx.send(());
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 client.emit("slow-done", &json!(true))?;
-                Ok::<_, vania_ws_server::SendError>("finished")
+                Ok::<_, vania_ws::SendError>("finished")
             }
         });
     });
@@ -182,7 +182,7 @@ async fn ten_thousand_messages_from_one_sender_arrive_in_order() {
     // A flood by design: the rate limit (tested on its own) is off here.
     let server = start_with(
         example_demo::router(),
-        vania_ws_server::ServerConfig::default().rate_limit(0, 0),
+        vania_ws::ServerConfig::default().rate_limit(0, 0),
     )
     .await;
     let mut sender = server.connect("/ws").await;
@@ -267,7 +267,7 @@ async fn two_hundred_concurrent_clients_join_send_and_leave_without_loss_or_dupl
 
 #[tokio::test]
 async fn shutdown_ends_within_its_deadline_even_with_clients_that_never_answer() {
-    let config = vania_ws_server::ServerConfig::default()
+    let config = vania_ws::ServerConfig::default()
         .shutdown_timeout(Duration::from_millis(300))
         .close_timeout(Duration::from_secs(30));
     let server = start_with(example_demo::router(), config).await;

@@ -3,8 +3,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::{
     Frame, FrameHeader, coding::Data, coding::OpCode,
 };
-use vania_ws_server::ServerConfig;
-use vania_ws_server::testing::TestServer;
+use vania_ws::ServerConfig;
+use vania_ws::testing::TestServer;
 
 async fn demo_with_limit(limit: usize) -> TestServer {
     start_with(

@@ -1,8 +1,8 @@
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use vania_ws_server::ServerConfig;
-use vania_ws_server::testing::{TestServer, assert_refused};
+use vania_ws::ServerConfig;
+use vania_ws::testing::{TestServer, assert_refused};
 
 async fn demo() -> TestServer {
     start(example_demo::router()).await
@@ -153,7 +153,7 @@ async fn stringified_json_payloads_are_parsed_for_typed_handlers() {
     );
 }
 
-async fn error_of(client: &mut vania_ws_server::testing::TestClient, text: &str) -> Value {
+async fn error_of(client: &mut vania_ws::testing::TestClient, text: &str) -> Value {
     client.send_text(text).await;
     let frame = client.recv().await;
     assert_eq!(frame["event"], "error", "{text} -> {frame}");

@@ -2,7 +2,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 
-use vania_ws_server::{Client, Router};
+use vania_ws::{Client, Router};
 
 #[tokio::test]
 async fn a_raw_route_echoes_text_and_binary_on_any_path_without_an_envelope() {

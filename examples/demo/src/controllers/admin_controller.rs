@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use vania_ws_server::{Client, SendError, on, ws_controller};
+use vania_ws::{Client, SendError, on, ws_controller};
 
 /// `admin-message`'s payload.
 #[derive(Debug, Deserialize)]

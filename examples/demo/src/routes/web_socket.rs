@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
-use vania_ws_server::{Client, Handshake, Rejection, Router, SendError};
+use vania_ws::{Client, Handshake, Rejection, Router, SendError};
 
 /// `room-message`'s payload.
 #[derive(Debug, Deserialize)]
