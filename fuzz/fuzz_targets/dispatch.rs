@@ -43,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
     runtime.block_on(async {
         let table = table();
         let hub = Hub::new(table.paths(), HubConfig::default());
-        let (session, mut queue) = Session::open(&hub, table.get("/ws").unwrap().clone()).await;
+        let (session, mut queue) = Session::open(&hub, table.get("/ws").unwrap().clone()).await.unwrap();
         while queue.try_recv().is_some() {}
         session.handle_text(text).await;
         let sent_id = serde_json::from_str::<Value>(text)

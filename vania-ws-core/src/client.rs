@@ -5,8 +5,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::adapter::Target;
+use crate::close::CloseCode;
 use crate::envelope::Frame;
-use crate::errors::{JoinError, SendError};
+use crate::errors::{CloseError, JoinError, SendError};
 use crate::handle::Handle;
 use crate::hub::Hub;
 use crate::outbox::Outbox;
@@ -232,9 +233,15 @@ impl Client {
         Handle::new(self.inner.hub.clone())
     }
 
-    /// Closes this client's connection with `code` once what is already queued has been sent.
-    pub fn close(&self, code: u16, reason: &'static str) {
+    /// Closes this client's connection with `code` and `reason` once what is already queued
+    /// has been sent: `client.close(CloseCode::POLICY, "banned")?`. A reason over 123 bytes
+    /// (all a close frame holds) is an error, and nothing is closed.
+    pub fn close(&self, code: CloseCode, reason: &'static str) -> Result<(), CloseError> {
+        if reason.len() > crate::close::MAX_REASON_BYTES {
+            return Err(CloseError::ReasonTooLong(reason.len()));
+        }
         self.inner.outbox.close(code, reason);
+        Ok(())
     }
 
     pub(crate) fn hub(&self) -> &Arc<Hub> {

@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 
 use crate::client::Client;
 use crate::envelope::{Envelope, Frame};
-use crate::errors::{DispatchError, ErrorCode};
+use crate::errors::{DispatchError, ErrorCode, UnknownRoute};
 use crate::handler::{BoxFuture, ErasedHandler, Outcome};
 use crate::hub::Hub;
 use crate::outbox::OutboxReceiver;
@@ -31,20 +31,21 @@ impl Session {
     /// Registers a new client on `route` with the values its connection guards attached; its
     /// `connected` frame is queued first (unless the route takes raw text). Run
     /// [`run_connect`](Self::run_connect) next, once the queue is being drained.
+    ///
+    /// An error when `hub` does not serve the route: a route of another table.
     pub fn new(
         hub: &Arc<Hub>,
         route: Arc<Route>,
         extensions: http::Extensions,
-    ) -> (Session, OutboxReceiver) {
-        let (client, receiver) = hub
-            .register_with(route.path(), extensions, route.is_enveloped())
-            .expect("the hub serves every route of the table it was built from");
+    ) -> Result<(Session, OutboxReceiver), UnknownRoute> {
+        let (client, receiver) =
+            hub.register_with(route.path(), extensions, route.is_enveloped())?;
         tracing::debug!(
             client = client.id(),
             route = route.path(),
             "client connected"
         );
-        (Session { client, route }, receiver)
+        Ok((Session { client, route }, receiver))
     }
 
     /// Runs the route's `connect` handler, if any.
@@ -56,10 +57,13 @@ impl Session {
     }
 
     /// [`new`](Self::new) without extensions, then [`run_connect`](Self::run_connect).
-    pub async fn open(hub: &Arc<Hub>, route: Arc<Route>) -> (Session, OutboxReceiver) {
-        let (session, receiver) = Self::new(hub, route, http::Extensions::new());
+    pub async fn open(
+        hub: &Arc<Hub>,
+        route: Arc<Route>,
+    ) -> Result<(Session, OutboxReceiver), UnknownRoute> {
+        let (session, receiver) = Self::new(hub, route, http::Extensions::new())?;
         session.run_connect().await;
-        (session, receiver)
+        Ok((session, receiver))
     }
 
     /// The connection's route.
@@ -460,7 +464,9 @@ fn raw_handler_panicked(client: &Client, panic: &(dyn Any + Send)) {
         panic = panic_message(panic),
         "raw handler panicked: closing the connection with 1011"
     );
-    client.close(crate::close_code::INTERNAL, "internal error");
+    client
+        .outbox()
+        .close(crate::CloseCode::INTERNAL, "internal error");
 }
 
 fn room_name(room: Option<&RawValue>) -> Result<std::borrow::Cow<'_, str>, DispatchError> {

@@ -84,6 +84,50 @@ pub enum SendError {
     /// The payload could not be encoded as JSON (for example a map with non-string keys).
     #[error("payload could not be encoded as json: {0}")]
     Encode(#[from] serde_json::Error),
+    /// The send named a route this server does not serve (a typo such as `/admin` for
+    /// `/admins`): nothing was sent.
+    #[error(transparent)]
+    UnknownRoute(#[from] UnknownRoute),
+}
+
+/// A route path that is not in this server's route table.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no route `{path}` in this server's table (its routes: {known})")]
+pub struct UnknownRoute {
+    path: String,
+    known: String,
+}
+
+impl UnknownRoute {
+    pub(crate) fn new<'a>(path: &str, known: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut known: Vec<&str> = known.into_iter().collect();
+        known.sort_unstable();
+        Self {
+            path: path.to_owned(),
+            known: known.join(", "),
+        }
+    }
+
+    /// The path that was asked for.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+/// Why a close could not be asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CloseError {
+    /// A code a server may not send: RFC 6455 reserves 1004, 1005, 1006 and 1015 (the last
+    /// three say that no close frame was seen), 1010 is for clients, and codes outside
+    /// 1000–1014 and 3000–4999 are not defined.
+    #[error(
+        "close code {0} cannot be sent by a server: use 1000-1003, 1007-1009, 1011-1014, or an application code in 3000-4999"
+    )]
+    InvalidCode(u16),
+    /// The reason does not fit a close frame (at most 123 bytes of UTF-8).
+    #[error("close reason is {0} bytes; a close frame holds at most 123")]
+    ReasonTooLong(usize),
 }
 
 /// Why a client could not join a room.

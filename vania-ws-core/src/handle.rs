@@ -4,10 +4,24 @@ use serde::Serialize;
 use std::sync::Arc;
 
 use crate::adapter::Target;
-use crate::errors::SendError;
+use crate::errors::{SendError, UnknownRoute};
 use crate::hub::Hub;
 
 /// A cheap, cloneable handle on the server's clients and rooms.
+///
+/// Rooms belong to a route, so room sends go through [`route`](Self::route), which checks the
+/// path once and then takes the same arguments, in the same order, as [`Client::to_room`]:
+///
+/// ```
+/// # use vania_ws_core::{Handle, Hub, HubConfig};
+/// # let handle = Handle::new(Hub::new(["/ws"], HubConfig::default()));
+/// let ws = handle.route("/ws")?;
+/// ws.to_room("room-message", "lobby", &"hello")?;
+/// assert!(handle.route("/wss").is_err()); // a typo is an error, not a silent no-op
+/// # Ok::<(), vania_ws_core::SendError>(())
+/// ```
+///
+/// [`Client::to_room`]: crate::Client::to_room
 #[derive(Debug, Clone)]
 pub struct Handle {
     hub: Arc<Hub>,
@@ -31,17 +45,12 @@ impl Handle {
             .send_event(Target::Client(client_id), event, payload)
     }
 
-    /// Sends to every member of `room` on `route`; returns how many clients of this process
-    /// received it.
-    pub fn to_room<T: Serialize + ?Sized>(
-        &self,
-        route: &str,
-        room: &str,
-        event: &str,
-        payload: &T,
-    ) -> Result<usize, SendError> {
-        self.hub
-            .send_event(Target::Room { route, room }, event, payload)
+    /// The rooms of the route at `path`; an error naming the served paths when there is none.
+    pub fn route(&self, path: &str) -> Result<RouteHandle, UnknownRoute> {
+        Ok(RouteHandle {
+            path: self.hub.route_key(path)?,
+            hub: self.hub.clone(),
+        })
     }
 
     /// Sends to every connected client on every enveloped route; returns how many clients of
@@ -64,5 +73,42 @@ impl Handle {
     /// The hub behind this handle, for counts and adapters.
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
+    }
+}
+
+/// One route's rooms, from [`Handle::route`]: the path was checked when it was made, so its
+/// sends cannot miss a route by a typo. Cheap to clone and to keep (in axum state, say).
+#[derive(Debug, Clone)]
+pub struct RouteHandle {
+    hub: Arc<Hub>,
+    path: Arc<str>,
+}
+
+impl RouteHandle {
+    /// The route's path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Sends to every member of `room`, in the order of [`Client::to_room`]; returns how many
+    /// clients of this process received it.
+    ///
+    /// [`Client::to_room`]: crate::Client::to_room
+    pub fn to_room<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        room: &str,
+        payload: &T,
+    ) -> Result<usize, SendError> {
+        let target = Target::Room {
+            route: &self.path,
+            room,
+        };
+        self.hub.send_event(target, event, payload)
+    }
+
+    /// How many of this process's clients are in `room`.
+    pub fn room_members(&self, room: &str) -> usize {
+        self.hub.room_members(&self.path, room)
     }
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::adapter::{Adapter, LocalAdapter, Target};
 use crate::client::Client;
 use crate::envelope::Frame;
+use crate::errors::UnknownRoute;
 use crate::extract::StateMap;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::outbox::{Outbox, OutboxReceiver, Pushed};
@@ -129,8 +130,12 @@ impl Hub {
     }
 
     /// Registers a new client on `route` with a fresh `ws:<uuid>` id, queues its `connected`
-    /// frame, and returns it with the receiving end of its queue. `None` when the hub does not serve `route`.
-    pub fn register(self: &Arc<Self>, route: &str) -> Option<(Client, OutboxReceiver)> {
+    ///     /// frame, and returns it with the receiving end of its queue. An error when the hub does
+    /// not serve `route`.
+    pub fn register(
+        self: &Arc<Self>,
+        route: &str,
+    ) -> Result<(Client, OutboxReceiver), UnknownRoute> {
         self.register_with(route, http::Extensions::new(), true)
     }
 
@@ -142,8 +147,8 @@ impl Hub {
         route: &str,
         extensions: http::Extensions,
         enveloped: bool,
-    ) -> Option<(Client, OutboxReceiver)> {
-        let (route, _) = self.routes.get_key_value(route)?;
+    ) -> Result<(Client, OutboxReceiver), UnknownRoute> {
+        let route = self.route_key(route)?;
         let (outbox, receiver) = Outbox::new(self.config.send_queue_bytes);
         let id: Arc<str> = Arc::from(format!("ws:{}", uuid::Uuid::new_v4()));
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
@@ -159,8 +164,19 @@ impl Hub {
                 enveloped,
             },
         );
-        let client = Client::new(id, key, route.clone(), outbox, self.clone(), extensions);
-        Some((client, receiver))
+        let client = Client::new(id, key, route, outbox, self.clone(), extensions);
+        Ok((client, receiver))
+    }
+
+    /// The hub's own copy of the path `route`, or the error that names the paths it serves.
+    pub(crate) fn route_key(&self, route: &str) -> Result<Arc<str>, UnknownRoute> {
+        match self.routes.get_key_value(route) {
+            Some((key, _)) => Ok(key.clone()),
+            None => Err(UnknownRoute::new(
+                route,
+                self.routes.keys().map(|path| &**path),
+            )),
+        }
     }
 
     /// Removes a client: it leaves every room and no longer receives anything.

@@ -20,7 +20,9 @@
 //!     .build()
 //!     .unwrap();
 //! let hub = Hub::new(table.paths(), HubConfig::default());
-//! let (session, mut queue) = Session::open(&hub, table.get("/ws").unwrap().clone()).await;
+//! let (session, mut queue) = Session::open(&hub, table.get("/ws").unwrap().clone())
+//!     .await
+//!     .unwrap();
 //! session.handle_text(r#"{"event":"message","payload":"hi","id":1}"#).await;
 //! let mut frames = Vec::new();
 //! while let Some(Outgoing::Frame(frame)) = queue.try_recv() {
@@ -37,6 +39,7 @@
 
 mod adapter;
 mod client;
+mod close;
 mod controller;
 mod dispatch;
 mod envelope;
@@ -54,22 +57,25 @@ mod router;
 
 pub use adapter::{Adapter, LocalAdapter, Target};
 pub use client::Client;
+pub use close::CloseCode;
 pub use controller::{
     Controller, ControllerRecord, ControllerRoute, DefaultProbe, NoDefault, ViaDefault,
     collected_controllers,
 };
 pub use dispatch::{Session, Started};
 pub use envelope::{Envelope, EnvelopeError, Frame};
-pub use errors::{DispatchError, ErrorCode, JoinError, RouterError, SendError};
+pub use errors::{
+    CloseError, DispatchError, ErrorCode, JoinError, RouterError, SendError, UnknownRoute,
+};
 pub use extract::{ClientRef, Extension, FromEvent, State, StateKey};
 pub use guard::{ConnectionGuard, Handshake, JoinGuard, Rejection};
-pub use handle::Handle;
+pub use handle::{Handle, RouteHandle};
 pub use handler::{
     BoxFuture, ErasedHandler, Handler, IntoReply, Json, Outcome, decode_payload, encode_reply,
 };
 pub use hub::{Hub, HubConfig};
 pub use metrics::{Metrics, MetricsSnapshot};
-pub use outbox::{Outbox, OutboxReceiver, Outgoing, Pushed, close_code};
+pub use outbox::{Outbox, OutboxReceiver, Outgoing, Pushed};
 pub use room::{MAX_ROOM_NAME_BYTES, is_valid_room_name};
 pub use router::{
     ANY_PATH, BinaryHandler, CONNECT, DISCONNECT, RESERVED_EVENTS, Route, RouteTable, Router,

@@ -25,25 +25,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
+use crate::close::CloseCode;
 use crate::envelope::Frame;
-
-/// WebSocket close codes the framework sends (PROTOCOL.md section 7).
-pub mod close_code {
-    /// Normal close.
-    pub const NORMAL: u16 = 1000;
-    /// The server is shutting down.
-    pub const GOING_AWAY: u16 = 1001;
-    /// A WebSocket protocol violation.
-    pub const PROTOCOL: u16 = 1002;
-    /// A text frame with invalid UTF-8.
-    pub const INVALID_PAYLOAD: u16 = 1007;
-    /// Policy violation: abuse or a slow consumer.
-    pub const POLICY: u16 = 1008;
-    /// A message over the size limit.
-    pub const TOO_BIG: u16 = 1009;
-    /// An internal server error.
-    pub const INTERNAL: u16 = 1011;
-}
 
 /// One item of a client's outgoing queue.
 #[derive(Debug, Clone)]
@@ -54,7 +37,7 @@ pub enum Outgoing {
     Binary(bytes::Bytes),
     /// Close the connection with this code and reason. Always the last item: it comes after
     /// everything queued before the close was asked for, and nothing is queued after it.
-    Close(u16, &'static str),
+    Close(CloseCode, &'static str),
 }
 
 impl Outgoing {
@@ -96,7 +79,7 @@ struct Queue {
     first: Option<Outgoing>,
     items: VecDeque<Outgoing>,
     /// The close asked for, not yet taken by the connection.
-    close: Option<(u16, &'static str)>,
+    close: Option<(CloseCode, &'static str)>,
 }
 
 #[derive(Debug)]
@@ -183,7 +166,7 @@ impl Outbox {
         // nothing: the message size limit, not the queue, bounds a frame.
         if queue.bytes > 0 && queue.bytes + len > self.state.limit {
             self.state.overflowed.store(true, Ordering::Release);
-            Self::close_locked(&self.state, &mut queue, crate::close_code::POLICY, OVERFLOW);
+            Self::close_locked(&self.state, &mut queue, CloseCode::POLICY, OVERFLOW);
             drop(queue);
             self.state.waker.wake();
             return Pushed::Overflow;
@@ -207,7 +190,7 @@ impl Outbox {
 
     /// Asks the connection to close after what is queued; later pushes are dropped.
     /// Only the first call has an effect.
-    pub fn close(&self, code: u16, reason: &'static str) {
+    pub fn close(&self, code: CloseCode, reason: &'static str) {
         let mut queue = self.state.lock();
         if !queue.closing {
             Self::close_locked(&self.state, &mut queue, code, reason);
@@ -216,7 +199,7 @@ impl Outbox {
         }
     }
 
-    fn close_locked(state: &State, queue: &mut Queue, code: u16, reason: &'static str) {
+    fn close_locked(state: &State, queue: &mut Queue, code: CloseCode, reason: &'static str) {
         if !queue.closing {
             queue.closing = true;
             queue.close = Some((code, reason));
@@ -376,7 +359,7 @@ impl OutboxReceiver {
             return true;
         }
         self.state.overflowed.store(true, Ordering::Release);
-        Outbox::close_locked(&self.state, &mut queue, crate::close_code::POLICY, OVERFLOW);
+        Outbox::close_locked(&self.state, &mut queue, CloseCode::POLICY, OVERFLOW);
         false
     }
 
@@ -433,7 +416,7 @@ mod tests {
         assert!(matches!(rx.try_recv(), Some(Outgoing::Frame(_))));
         assert!(matches!(
             rx.try_recv(),
-            Some(Outgoing::Close(close_code::POLICY, _))
+            Some(Outgoing::Close(CloseCode::POLICY, _))
         ));
         assert!(rx.try_recv().is_none());
     }
@@ -516,7 +499,7 @@ mod tests {
             rx.poll_take(&mut cx, 8, 1 << 20, |_| got += 1),
             Poll::Ready(true)
         );
-        tx.close(close_code::NORMAL, "bye");
+        tx.close(CloseCode::NORMAL, "bye");
         assert_eq!(count.0.load(Ordering::Relaxed), 2, "a close wakes too");
         // The close is the last item: taking it drains the queue.
         assert_eq!(
@@ -536,7 +519,7 @@ mod tests {
     fn a_close_behind_a_full_batch_is_not_a_drain() {
         let (tx, mut rx) = Outbox::new(1 << 20);
         tx.push(frame(1));
-        tx.close(close_code::NORMAL, "bye");
+        tx.close(CloseCode::NORMAL, "bye");
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
         assert_eq!(
@@ -569,7 +552,7 @@ mod tests {
         for _ in 0..5 {
             tx.push(frame(100));
         }
-        tx.close(close_code::NORMAL, "bye");
+        tx.close(CloseCode::NORMAL, "bye");
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
         let mut take = |items, bytes| {
@@ -589,7 +572,7 @@ mod tests {
             [
                 Outgoing::Frame(_),
                 Outgoing::Frame(_),
-                Outgoing::Close(close_code::NORMAL, "bye")
+                Outgoing::Close(CloseCode::NORMAL, "bye")
             ]
         ));
         let (ready, got) = take(8, 1 << 20);
@@ -601,7 +584,7 @@ mod tests {
         let (tx, mut rx) = Outbox::new(1 << 20);
         tx.push(frame(10));
         tx.push(frame(10));
-        tx.close(close_code::NORMAL, "bye");
+        tx.close(CloseCode::NORMAL, "bye");
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
         let mut got = Vec::new();
@@ -617,7 +600,7 @@ mod tests {
         );
         assert!(matches!(
             got[..],
-            [Outgoing::Close(close_code::NORMAL, "bye")]
+            [Outgoing::Close(CloseCode::NORMAL, "bye")]
         ));
     }
 

@@ -27,7 +27,9 @@ fn table() -> RouteTable {
 }
 
 async fn open(hub: &Arc<Hub>, table: &RouteTable, path: &str) -> (Session, OutboxReceiver) {
-    let (session, mut rx) = Session::open(hub, table.get(path).unwrap().clone()).await;
+    let (session, mut rx) = Session::open(hub, table.get(path).unwrap().clone())
+        .await
+        .unwrap();
     let first = drain(&mut rx);
     assert!(first[0].as_str().starts_with(r#"{"event":"connected""#));
     (session, rx)
@@ -126,7 +128,7 @@ async fn a_full_queue_closes_the_slow_client_only() {
         }
     }
     assert!(queued < 10, "the slow client's queue is bounded: {queued}");
-    assert_eq!(closed, Some(1008));
+    assert_eq!(closed, Some(vania_ws_core::CloseCode::POLICY));
 }
 
 struct Recording(Mutex<Vec<String>>);
@@ -159,4 +161,19 @@ async fn sends_that_may_leave_the_process_go_through_the_adapter_once_per_call()
         ],
         "emit stays local; to_room and broadcast go through the adapter once each"
     );
+}
+
+#[tokio::test]
+async fn a_session_on_a_route_of_another_table_is_an_error() {
+    let ours = Router::new().websocket("/ws", |_| {}).build().unwrap();
+    let theirs = Router::new().websocket("/other", |_| {}).build().unwrap();
+    let hub = Hub::new(ours.paths(), HubConfig::default());
+    let err = Session::open(&hub, theirs.get("/other").unwrap().clone())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "no route `/other` in this server's table (its routes: /ws)"
+    );
+    assert_eq!(hub.client_count(), 0);
 }

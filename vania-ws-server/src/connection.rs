@@ -39,12 +39,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WireCloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::Instrument;
-use vania_ws_core::{Metrics, OutboxReceiver, Outgoing, Session, Started, close_code};
+use vania_ws_core::{CloseCode, Metrics, OutboxReceiver, Outgoing, Session, Started};
 
 use crate::config::ServerConfig;
 use crate::engine::{Phase, PhaseWatch, Shared};
@@ -135,7 +135,8 @@ where
         slot,
         ..
     } = admission;
-    let (session, queue) = Session::new(&shared.hub, route, extensions);
+    let (session, queue) = Session::new(&shared.hub, route, extensions)
+        .expect("the policy admits only routes of the table the hub was built from");
     let span = tracing::debug_span!(
         "ws",
         client = session.client().id(),
@@ -513,7 +514,8 @@ impl<'a> Connection<'a> {
             Phase::Closing => {
                 self.session
                     .client()
-                    .close(close_code::GOING_AWAY, "server shutting down");
+                    .outbox()
+                    .close(CloseCode::GOING_AWAY, "server shutting down");
                 self.dispatching = None;
             }
         }
@@ -553,17 +555,17 @@ impl<'a> Connection<'a> {
             Some(Err(err)) => {
                 self.read_done = true;
                 let (code, reason) = match &err {
-                    WsError::Capacity(_) => (close_code::TOO_BIG, "message too big"),
-                    WsError::Utf8(_) => (close_code::INVALID_PAYLOAD, "invalid utf-8"),
-                    WsError::Protocol(_) => (close_code::PROTOCOL, "protocol error"),
+                    WsError::Capacity(_) => (CloseCode::TOO_BIG, "message too big"),
+                    WsError::Utf8(_) => (CloseCode::INVALID_PAYLOAD, "invalid utf-8"),
+                    WsError::Protocol(_) => (CloseCode::PROTOCOL, "protocol error"),
                     _ => {
                         tracing::debug!(error = %err, "read failed");
                         return Err(End::Gone);
                     }
                 };
-                tracing::debug!(error = %err, code, "closing on a bad frame");
+                tracing::debug!(error = %err, code = code.get(), "closing on a bad frame");
                 // The read side is unusable; the write side still sends the close frame.
-                self.session.client().close(code, reason);
+                self.session.client().outbox().close(code, reason);
                 self.closing();
                 return Ok(None);
             }
@@ -585,7 +587,8 @@ impl<'a> Connection<'a> {
             if self.bucket.is_abusive() {
                 self.session
                     .client()
-                    .close(close_code::POLICY, "rate limit exceeded");
+                    .outbox()
+                    .close(CloseCode::POLICY, "rate limit exceeded");
             }
             if !matches!(message, Message::Ping(_)) {
                 return Ok(None);
@@ -794,7 +797,7 @@ impl<'a> Connection<'a> {
                 self.close_sent = true;
                 self.closing();
                 let frame = CloseFrame {
-                    code: CloseCode::from(code),
+                    code: WireCloseCode::from(code.get()),
                     reason: reason.into(),
                 };
                 if let Err(err) = ws.start_send_unpin(Message::Close(Some(frame))) {
@@ -1047,7 +1050,8 @@ mod task_size {
             ..
         } = super::admitted::connection().await;
         let (session, queue) =
-            vania_ws_core::Session::new(&shared.hub, admission.route, admission.extensions);
+            vania_ws_core::Session::new(&shared.hub, admission.route, admission.extensions)
+                .unwrap();
         let task = super::run(
             server,
             Vec::new(),

@@ -45,9 +45,9 @@ pub use config::{ConfigError, ServerConfig, load_env};
 pub use engine::Engine;
 pub use server::{ServeError, Server, ServerBuilder, listen, shutdown_signal};
 pub use vania_ws_core::{
-    Adapter, Client, DispatchError, ErrorCode, Frame, Handle, Handler, Hub, HubConfig, IntoReply,
-    JoinError, Json, LocalAdapter, Router, RouterError, SendError, Target, WebSocketEvent,
-    close_code, serde_json,
+    Adapter, Client, CloseCode, CloseError, DispatchError, ErrorCode, Frame, Handle, Handler, Hub,
+    HubConfig, IntoReply, JoinError, Json, LocalAdapter, RouteHandle, Router, RouterError,
+    SendError, Target, UnknownRoute, WebSocketEvent, serde_json,
 };
 
 /// The core crate, for adapters and custom servers.

@@ -210,6 +210,8 @@ pub struct TestClient {
 pub struct Closed {
     /// The close code, `None` when the connection ended without a close frame.
     pub code: Option<u16>,
+    /// The close frame's reason, empty when it had none (or there was no close frame).
+    pub reason: String,
     /// Every frame received before the close.
     pub frames: Vec<Value>,
 }
@@ -388,12 +390,19 @@ impl TestClient {
                 }
                 Some(Ok(Message::Close(frame))) => {
                     return Closed {
-                        code: frame.map(|f| u16::from(f.code)),
+                        code: frame.as_ref().map(|f| u16::from(f.code)),
+                        reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
                         frames,
                     };
                 }
                 Some(Ok(_)) => {}
-                Some(Err(_)) | None => return Closed { code: None, frames },
+                Some(Err(_)) | None => {
+                    return Closed {
+                        code: None,
+                        reason: String::new(),
+                        frames,
+                    };
+                }
             }
         }
     }

@@ -7,8 +7,8 @@
 //!   Laravel broadcasting pushes from a controller; it answers `202` with
 //!   `{"delivered":<members reached on this node>}`.
 //!
-//! REST handlers reach the WebSocket side through the engine's [`Handle`], kept in axum's
-//! state. A graceful shutdown drains the WebSocket connections (close 1001), then the HTTP
+//! REST handlers reach the WebSocket side through the engine's [`Handle`](vania_ws::Handle): the app keeps the
+//! handle of `/ws`'s rooms in axum's state, checked once when the app is built. A graceful shutdown drains the WebSocket connections (close 1001), then the HTTP
 //! side. Run it with `cargo run --release -p example-axum`.
 
 use axum::Json;
@@ -19,15 +19,17 @@ use serde_json::{Value, json};
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use vania_ws::core::is_valid_room_name;
-use vania_ws::{Engine, Handle};
+use vania_ws::{Engine, RouteHandle, UnknownRoute};
 
-/// The app: the REST routes, then the engine's WebSocket routes.
-pub fn app(engine: &Engine) -> axum::Router {
-    axum::Router::new()
+/// The app: the REST routes, then the engine's WebSocket routes. An error if the engine has no
+/// `/ws` route for the REST side to push to.
+pub fn app(engine: &Engine) -> Result<axum::Router, UnknownRoute> {
+    let ws: RouteHandle = engine.handle().route("/ws")?;
+    Ok(axum::Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/api/rooms/{room}/messages", post(room_message))
-        .with_state(engine.handle())
-        .merge(engine.axum_routes())
+        .with_state(ws)
+        .merge(engine.axum_routes()))
 }
 
 /// Serves the app on `listener` until `signal`, then drains: WebSocket clients get what was
@@ -38,7 +40,9 @@ pub async fn serve(
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
-    let app = app(&engine).into_make_service_with_connect_info::<SocketAddr>();
+    let app = app(&engine)
+        .map_err(std::io::Error::other)?
+        .into_make_service_with_connect_info::<SocketAddr>();
     // `axum::serve` leaves Nagle's algorithm on, which holds small frames back.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
@@ -50,7 +54,7 @@ pub async fn serve(
 
 /// `POST /api/rooms/{room}/messages`.
 async fn room_message(
-    State(handle): State<Handle>,
+    State(ws): State<RouteHandle>,
     Path(room): Path<String>,
     Json(body): Json<Value>,
 ) -> Result<(StatusCode, Json<Value>), (StatusCode, String)> {
@@ -60,8 +64,8 @@ async fn room_message(
             "a room name is 1 to 255 bytes".to_owned(),
         ));
     }
-    let delivered = handle
-        .to_room("/ws", &room, "room-message", &body)
+    let delivered = ws
+        .to_room("room-message", &room, &body)
         .map_err(|err| (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))?;
     Ok((
         StatusCode::ACCEPTED,

@@ -223,7 +223,9 @@ async fn the_server_handle_sends_from_outside_any_handler() {
     b.assert_nothing_received().await;
 
     handle
-        .to_room("/ws", "news", "note", &json!("room"))
+        .route("/ws")
+        .unwrap()
+        .to_room("note", "news", &json!("room"))
         .unwrap();
     assert_eq!(a.recv_event("note").await, json!("room"));
     b.assert_nothing_received().await;

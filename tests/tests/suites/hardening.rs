@@ -268,7 +268,9 @@ async fn a_slow_consumer_is_closed_and_the_others_receive_everything_in_order() 
         for i in batch * BATCH..(batch + 1) * BATCH {
             server
                 .handle()
-                .to_room("/ws", "busy", "bulk", &json!({"seq": i, "fill": filler}))
+                .route("/ws")
+                .unwrap()
+                .to_room("bulk", "busy", &json!({"seq": i, "fill": filler}))
                 .unwrap();
         }
         // Pace the sender on what the fast clients have received, not on time.

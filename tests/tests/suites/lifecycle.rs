@@ -146,7 +146,9 @@ async fn graceful_shutdown_delivers_what_was_queued_then_closes_1001() {
     for i in 0..100 {
         server
             .handle()
-            .to_room("/ws", "room", "queued", &json!(i))
+            .route("/ws")
+            .unwrap()
+            .to_room("queued", "room", &json!(i))
             .unwrap();
     }
     // Clients read concurrently, as real ones do: the close handshake needs their answer.

@@ -65,8 +65,12 @@ fn main() {
 
     let (closure_session, mut closure_queue, controller_session, mut controller_queue) = runtime
         .block_on(async {
-            let (a, qa) = Session::open(&hub, table.get("/closure").unwrap().clone()).await;
-            let (b, qb) = Session::open(&hub, table.get("/controller").unwrap().clone()).await;
+            let (a, qa) = Session::open(&hub, table.get("/closure").unwrap().clone())
+                .await
+                .unwrap();
+            let (b, qb) = Session::open(&hub, table.get("/controller").unwrap().clone())
+                .await
+                .unwrap();
             (a, qa, b, qb)
         });
     drain(&mut closure_queue);

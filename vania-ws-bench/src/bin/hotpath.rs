@@ -81,7 +81,7 @@ fn echo_text(n: usize, request: &str) {
         .expect("a runtime");
     runtime.block_on(async {
         let route = table.get("/ws").expect("the demo serves /ws").clone();
-        let (session, mut queue) = Session::open(&hub, route).await;
+        let (session, mut queue) = Session::open(&hub, route).await.unwrap();
         drain(&mut queue); // `connected`
         for _ in 0..n {
             session.handle_text(request).await;
