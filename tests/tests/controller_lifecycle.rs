@@ -1,7 +1,8 @@
 //! `connect` / `disconnect` have no payload: a controller handler that asks for one fails the
 //! build of the route table, naming the handler.
 
-use vania_ws::{Client, Router, RouterError, on, ws_controller};
+use vania_ws::error::RouterError;
+use vania_ws::{Client, Router, on, ws_controller};
 
 struct Greeter;
 

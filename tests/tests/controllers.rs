@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use vania_ws::error::RouterError;
 use vania_ws::testing::TestServer;
-use vania_ws::{Client, Router, RouterError, SendError, State, on, ws_controller};
+use vania_ws::{Client, Router, SendError, State, on, ws_controller};
 
 #[derive(Deserialize)]
 struct Order {
@@ -319,7 +320,7 @@ async fn a_server_without_routes_refuses_to_start() {
     assert!(
         matches!(
             &err,
-            vania_ws::ServeError::Router(RouterError::NoRoutes { collected: false })
+            vania_ws::error::ServeError::Router(RouterError::NoRoutes { collected: false })
         ),
         "{err}"
     );

@@ -43,6 +43,7 @@ impl std::fmt::Debug for ControllerRoute {
 }
 
 /// What `#[ws_controller]` submits to the registry for `Router::controllers()` to collect.
+#[doc(hidden)]
 #[derive(Debug)]
 pub struct ControllerRecord {
     /// The controller type's name.
@@ -60,6 +61,7 @@ pub struct ControllerRecord {
 inventory::collect!(ControllerRecord);
 
 /// Every controller record submitted in the program.
+#[doc(hidden)]
 pub fn collected_controllers() -> impl Iterator<Item = &'static ControllerRecord> {
     inventory::iter::<ControllerRecord>.into_iter()
 }

@@ -322,7 +322,7 @@ impl Session {
     /// frame's `id` when it had one); the frame is not dispatched.
     pub fn refuse_rate_limited(&self, text: Option<&str>) {
         self.count_in();
-        crate::Metrics::bump(&self.hub().metrics().rate_limited);
+        self.hub().metrics().record_rate_limited();
         let id = text.and_then(|text| match Envelope::parse(text) {
             Ok(envelope) => envelope.id,
             Err(refused) => refused.id,
@@ -341,7 +341,7 @@ impl Session {
     }
 
     fn count_in(&self) {
-        crate::Metrics::bump(&self.hub().metrics().messages_in);
+        self.hub().metrics().record_message_in();
     }
 
     /// Queues an `error` frame for this client.
@@ -444,7 +444,7 @@ fn reply(client: &Client, route: &Route, id: Option<u64>, outcome: Outcome) {
 }
 
 fn send_error(client: &Client, route: &Route, id: Option<u64>, error: &DispatchError) {
-    client.hub().metrics().error(error.code);
+    client.hub().metrics().record_error(error.code);
     tracing::debug!(
         client = client.id(),
         route = route.path(),

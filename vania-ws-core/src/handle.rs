@@ -66,7 +66,7 @@ impl Handle {
 
     /// The server's counters: connections, rooms, messages, errors by code, slow consumers,
     /// rate-limit hits, pings timed out.
-    pub fn metrics(&self) -> crate::MetricsSnapshot {
+    pub fn metrics(&self) -> crate::metrics::MetricsSnapshot {
         self.hub.metrics_snapshot()
     }
 

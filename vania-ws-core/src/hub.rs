@@ -10,7 +10,7 @@ use crate::client::Client;
 use crate::envelope::Frame;
 use crate::errors::UnknownRoute;
 use crate::extract::StateMap;
-use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::metrics::{ConnectionSlot, Metrics, MetricsSnapshot};
 use crate::outbox::{Outbox, OutboxReceiver, Pushed};
 use crate::room::RoomRegistry;
 use crate::router::RouteTable;
@@ -243,6 +243,12 @@ impl Hub {
     /// The live counters.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Counts one more open connection if fewer than `max` are open: the connection cap. The
+    /// count goes down when the slot is dropped.
+    pub fn open_connection(self: &Arc<Self>, max: u64) -> Option<ConnectionSlot> {
+        ConnectionSlot::take(self, max)
     }
 
     /// A copy of the counters, with the current client and room counts.

@@ -7,7 +7,8 @@
 //!
 //! ```
 //! use serde_json::Value;
-//! use vania_ws_core::{Client, Hub, HubConfig, Outgoing, Router, Session};
+//! use vania_ws_core::outbox::Outgoing;
+//! use vania_ws_core::{Client, Hub, HubConfig, Router, Session};
 //!
 //! # tokio_test_block_on(async {
 //! let table = Router::new()
@@ -37,50 +38,42 @@
 //! # }
 //! ```
 
-mod adapter;
+pub mod adapter;
 mod client;
 mod close;
-mod controller;
-mod dispatch;
-mod envelope;
+pub mod controller;
+pub mod dispatch;
+pub mod envelope;
 mod errors;
-mod extract;
-mod guard;
+pub mod extract;
+pub mod guard;
 mod handle;
-mod handler;
+pub mod handler;
 mod hub;
 mod json;
-mod metrics;
-mod outbox;
-mod room;
-mod router;
+pub mod metrics;
+pub mod outbox;
+pub mod room;
+pub mod router;
 
-pub use adapter::{Adapter, LocalAdapter, Target};
 pub use client::Client;
 pub use close::CloseCode;
-pub use controller::{
-    Controller, ControllerRecord, ControllerRoute, DefaultProbe, NoDefault, ViaDefault,
-    collected_controllers,
-};
-pub use dispatch::{Session, Started};
-pub use envelope::{Envelope, EnvelopeError, Frame};
-pub use errors::{
-    CloseError, DispatchError, ErrorCode, JoinError, RouterError, SendError, UnknownRoute,
-};
-pub use extract::{ClientRef, Extension, FromEvent, State, StateKey};
-pub use guard::{ConnectionGuard, Handshake, JoinGuard, Rejection};
+pub use dispatch::Session;
+pub use envelope::Frame;
+pub use errors::SendError;
+pub use extract::{Extension, State};
 pub use handle::{Handle, RouteHandle};
-pub use handler::{
-    BoxFuture, ErasedHandler, Handler, IntoReply, Json, Outcome, decode_payload, encode_reply,
-};
+pub use handler::Json;
 pub use hub::{Hub, HubConfig};
-pub use metrics::{Metrics, MetricsSnapshot};
-pub use outbox::{Outbox, OutboxReceiver, Outgoing, Pushed};
-pub use room::{MAX_ROOM_NAME_BYTES, is_valid_room_name};
-pub use router::{
-    ANY_PATH, BinaryHandler, CONNECT, DISCONNECT, RESERVED_EVENTS, Route, RouteTable, Router,
-    TextHandler, WebSocketEvent,
-};
+pub use router::{Router, WebSocketEvent};
+
+/// Every error type, and the protocol's error codes.
+pub mod error {
+    pub use crate::envelope::EnvelopeError;
+    pub use crate::errors::{
+        CloseError, DispatchError, ErrorCode, JoinError, RouterError, SendError, UnknownRoute,
+    };
+}
 
 /// Re-exported for handler signatures.
 pub use serde_json;
@@ -95,11 +88,13 @@ pub use inventory;
 /// What `#[ws_controller]`'s generated code refers to, by absolute path. Not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::{
-        BoxFuture, Client, ClientRef, Controller, ControllerRecord, ControllerRoute, DefaultProbe,
-        DispatchError, ErasedHandler, FromEvent, IntoReply, NoDefault, Outcome, StateKey,
-        ViaDefault,
+    pub use crate::Client;
+    pub use crate::controller::{
+        Controller, ControllerRecord, ControllerRoute, DefaultProbe, NoDefault, ViaDefault,
     };
+    pub use crate::errors::DispatchError;
+    pub use crate::extract::{ClientRef, FromEvent, StateKey};
+    pub use crate::handler::{BoxFuture, ErasedHandler, IntoReply, Outcome};
     pub use inventory;
     pub use serde_json::value::RawValue;
     pub use std::any::TypeId;
@@ -119,7 +114,7 @@ pub mod __private {
 
     /// A handler's non-`Result` return value as its reply.
     pub fn reply_value<T: serde::Serialize>(value: T, want_reply: bool) -> Outcome {
-        crate::encode_reply(&value, want_reply)
+        crate::handler::encode_reply(&value, want_reply)
     }
 
     /// A handler's `Result` return value as its reply or `handler_error`.
@@ -145,9 +140,9 @@ pub mod __private {
     impl<T: serde::Serialize, E: std::fmt::Display> ReplyViaResult for ReplyProbe<Result<T, E>> {
         fn to_outcome(&self, want_reply: bool) -> Outcome {
             match &self.0 {
-                Ok(value) => crate::encode_reply(value, want_reply),
+                Ok(value) => crate::handler::encode_reply(value, want_reply),
                 Err(err) => Err(DispatchError::new(
-                    crate::ErrorCode::HandlerError,
+                    crate::errors::ErrorCode::HandlerError,
                     err.to_string(),
                 )),
             }
@@ -162,7 +157,7 @@ pub mod __private {
 
     impl<T: serde::Serialize> ReplyViaSerialize for &ReplyProbe<T> {
         fn to_outcome(&self, want_reply: bool) -> Outcome {
-            crate::encode_reply(&self.0, want_reply)
+            crate::handler::encode_reply(&self.0, want_reply)
         }
     }
 

@@ -1,9 +1,11 @@
 //! Counters an operator can log and a test can read.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::errors::ErrorCode;
+use crate::hub::Hub;
 
 const CODES: [ErrorCode; 11] = [
     ErrorCode::InvalidJson,
@@ -19,40 +21,76 @@ const CODES: [ErrorCode; 11] = [
     ErrorCode::UnsupportedFrame,
 ];
 
-/// Live counters of one server (one process). Every field is a relaxed atomic: cheap to bump,
-/// and a snapshot is consistent per counter, not across counters.
+/// Live counters of one server (one process). Every counter is a relaxed atomic: cheap to
+/// bump, and a snapshot is consistent per counter, not across counters.
+///
+/// The counters are private: a server records events through the `record_*` methods, and
+/// the open-connection count, which the connection cap reads, moves only with a
+/// [`ConnectionSlot`] taken under the cap and given back when dropped, so no caller can
+/// set it.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Upgraded connections currently open (including those closing).
-    pub connections: AtomicU64,
-    /// Frames received from clients.
-    pub messages_in: AtomicU64,
-    /// Frames written to clients.
-    pub messages_out: AtomicU64,
+    connections: AtomicU64,
+    messages_in: AtomicU64,
+    messages_out: AtomicU64,
     errors: [AtomicU64; CODES.len()],
-    /// Clients closed because their send queue overflowed.
-    pub slow_consumers: AtomicU64,
-    /// Events refused by the rate limit.
-    pub rate_limited: AtomicU64,
-    /// Clients dropped for not answering pings.
-    pub pings_timed_out: AtomicU64,
-    /// Handshakes refused (404, 403, 401, 503, …).
-    pub handshakes_refused: AtomicU64,
-    /// Pending handshakes dropped to make room for new ones (`WS_MAX_PENDING_HANDSHAKES`).
-    pub handshakes_shed: AtomicU64,
+    slow_consumers: AtomicU64,
+    rate_limited: AtomicU64,
+    pings_timed_out: AtomicU64,
+    handshakes_refused: AtomicU64,
+    handshakes_shed: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 impl Metrics {
+    /// Upgraded connections currently open (including those closing).
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Acquire)
+    }
+
     /// Counts one `error` frame of `code`.
-    pub fn error(&self, code: ErrorCode) {
+    pub fn record_error(&self, code: ErrorCode) {
         if let Some(i) = CODES.iter().position(|c| *c == code) {
-            self.errors[i].fetch_add(1, Ordering::Relaxed);
+            bump(&self.errors[i]);
         }
     }
 
-    /// Adds one to `counter`.
-    pub fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+    /// Counts one frame received from a client.
+    pub fn record_message_in(&self) {
+        bump(&self.messages_in);
+    }
+
+    /// Counts `frames` frames written to clients.
+    pub fn record_messages_out(&self, frames: u64) {
+        self.messages_out.fetch_add(frames, Ordering::Relaxed);
+    }
+
+    /// Counts a client closed because its send queue overflowed.
+    pub fn record_slow_consumer(&self) {
+        bump(&self.slow_consumers);
+    }
+
+    /// Counts an event refused by the rate limit.
+    pub fn record_rate_limited(&self) {
+        bump(&self.rate_limited);
+    }
+
+    /// Counts a client dropped for not answering pings.
+    pub fn record_ping_timeout(&self) {
+        bump(&self.pings_timed_out);
+    }
+
+    /// Counts a refused handshake (404, 403, 401, 503, …).
+    pub fn record_handshake_refused(&self) {
+        bump(&self.handshakes_refused);
+    }
+
+    /// Counts a pending handshake dropped to make room for new ones.
+    pub fn record_handshake_shed(&self) {
+        bump(&self.handshakes_shed);
     }
 
     pub(crate) fn snapshot(&self, clients: usize, rooms: usize) -> MetricsSnapshot {
@@ -75,6 +113,37 @@ impl Metrics {
             handshakes_refused: load(&self.handshakes_refused),
             handshakes_shed: load(&self.handshakes_shed),
         }
+    }
+}
+
+/// One open connection, counted in [`Metrics::connections`] from [`Hub::open_connection`]
+/// until it is dropped.
+///
+/// [`Hub::open_connection`]: crate::Hub::open_connection
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    hub: Arc<Hub>,
+}
+
+impl ConnectionSlot {
+    /// A slot if fewer than `max` connections are open.
+    pub(crate) fn take(hub: &Arc<Hub>, max: u64) -> Option<Self> {
+        hub.metrics()
+            .connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < max).then_some(open + 1)
+            })
+            .ok()?;
+        Some(Self { hub: hub.clone() })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.hub
+            .metrics()
+            .connections
+            .fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -236,7 +236,8 @@ impl Router {
     /// attaching values to `Handshake::extensions` for the connection's handlers.
     ///
     /// ```
-    /// use vania_ws_core::{Handshake, Rejection, Router};
+    /// use vania_ws_core::Router;
+    /// use vania_ws_core::guard::{Handshake, Rejection};
     ///
     /// #[derive(Clone)]
     /// struct User(String);

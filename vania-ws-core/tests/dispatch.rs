@@ -2,10 +2,10 @@
 
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
-use vania_ws_core::{
-    Adapter, Client, Frame, Hub, HubConfig, OutboxReceiver, Outgoing, RouteTable, Router,
-    SendError, Session, Target,
-};
+use vania_ws_core::adapter::{Adapter, Target};
+use vania_ws_core::outbox::{OutboxReceiver, Outgoing};
+use vania_ws_core::router::RouteTable;
+use vania_ws_core::{Client, Frame, Hub, HubConfig, Router, SendError, Session};
 
 fn table() -> RouteTable {
     Router::new()

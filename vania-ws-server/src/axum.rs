@@ -13,7 +13,7 @@ use axum::response::Response;
 use hyper_util::rt::TokioIo;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use vania_ws_core::ANY_PATH;
+use vania_ws_core::router::ANY_PATH;
 
 use crate::connection;
 use crate::engine::{Engine, Shared};

@@ -32,7 +32,6 @@ use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -44,7 +43,9 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::Instrument;
-use vania_ws_core::{CloseCode, Metrics, OutboxReceiver, Outgoing, Session, Started};
+use vania_ws_core::dispatch::Started;
+use vania_ws_core::outbox::{OutboxReceiver, Outgoing};
+use vania_ws_core::{CloseCode, Session};
 
 use crate::config::ServerConfig;
 use crate::engine::{Phase, PhaseWatch, Shared};
@@ -178,13 +179,13 @@ async fn run<S>(
     match end {
         End::TimedOut => {
             tracing::debug!("no pong in time: dropping the client");
-            Metrics::bump(&metrics.pings_timed_out);
+            metrics.record_ping_timeout();
         }
         End::Unresponsive => tracing::debug!("the peer did not complete the close in time"),
         End::Closed | End::Gone | End::Forced => {}
     }
     if session.client().outbox().overflowed() {
-        Metrics::bump(&metrics.slow_consumers);
+        metrics.record_slow_consumer();
         tracing::debug!("closed as a slow consumer");
     }
     if end != End::Forced {
@@ -699,11 +700,7 @@ impl<'a> Connection<'a> {
     fn release(&mut self, charged: usize) {
         self.queue.written(std::mem::take(&mut self.fed) + charged);
         let frames = std::mem::take(&mut self.fed_frames);
-        self.shared
-            .hub
-            .metrics()
-            .messages_out
-            .fetch_add(frames, Ordering::Relaxed);
+        self.shared.hub.metrics().record_messages_out(frames);
     }
 
     /// Writes what is queued, up to [`FEED_BYTES`] beyond what the socket takes, as batches of

@@ -12,7 +12,9 @@ use tokio::sync::futures::Notified;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TaskTrackerToken;
-use vania_ws_core::{Adapter, Handle, Hub, HubConfig, RouteTable, Router};
+use vania_ws_core::adapter::Adapter;
+use vania_ws_core::router::RouteTable;
+use vania_ws_core::{Handle, Hub, HubConfig, Router};
 
 use crate::config::ServerConfig;
 use crate::connection::CODEC_WRITE_LIMIT;
@@ -149,7 +151,7 @@ impl<'a> PhaseWatch<'a> {
 ///
 /// ```no_run
 /// use vania_ws_server::{Router, Server, ServerConfig};
-/// # async fn run(router: Router) -> Result<(), vania_ws_server::ServeError> {
+/// # async fn run(router: Router) -> Result<(), vania_ws_server::error::ServeError> {
 /// let engine = Server::builder(router).config(ServerConfig::from_env()?).build()?;
 /// let handle = engine.handle(); // send from anywhere: REST handlers, timers
 /// # let _ = handle;

@@ -34,11 +34,7 @@ where
     let (head, mut buf) = match read_head(stream).await {
         Ok(read) => read,
         Err(Some(refusal)) => {
-            shared
-                .hub
-                .metrics()
-                .handshakes_refused
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            shared.hub.metrics().record_handshake_refused();
             let _ = respond(stream, &refusal).await;
             return None;
         }

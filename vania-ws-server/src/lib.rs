@@ -41,21 +41,27 @@ mod wake;
 #[cfg(feature = "axum")]
 mod axum;
 
-pub use config::{ConfigError, ServerConfig, load_env};
+pub use config::{ServerConfig, load_env};
 pub use engine::Engine;
-pub use server::{ServeError, Server, ServerBuilder, listen, shutdown_signal};
+pub use server::{Server, ServerBuilder, listen, shutdown_signal};
+pub use vania_ws_core::guard::{Handshake, Rejection};
 pub use vania_ws_core::{
-    Adapter, Client, CloseCode, CloseError, DispatchError, ErrorCode, Frame, Handle, Handler, Hub,
-    HubConfig, IntoReply, JoinError, Json, LocalAdapter, RouteHandle, Router, RouterError,
-    SendError, Target, UnknownRoute, WebSocketEvent, serde_json,
+    Client, CloseCode, Extension, Handle, Json, RouteHandle, Router, SendError, State,
+    WebSocketEvent, serde_json,
 };
 
 /// The core crate, for adapters and custom servers.
 pub use vania_ws_core as core;
 
-pub use vania_ws_core::{
-    ClientRef, Controller, Extension, FromEvent, Handshake, MetricsSnapshot, Rejection, State, http,
-};
+pub use vania_ws_core::{adapter, extract, guard, handler, http, metrics};
+
+/// Every error type: the server's own (settings, serving) and the core's (sends, joins,
+/// routes, handlers), with the protocol's error codes.
+pub mod error {
+    pub use crate::config::ConfigError;
+    pub use crate::server::ServeError;
+    pub use vania_ws_core::error::*;
+}
 
 #[doc(hidden)]
 pub use vania_ws_core::__private;

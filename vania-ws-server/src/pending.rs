@@ -7,9 +7,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::Ordering;
 use tokio::sync::oneshot;
-use vania_ws_core::Metrics;
+use vania_ws_core::metrics::Metrics;
 
 pub(crate) struct PendingHandshakes {
     max: usize,
@@ -46,7 +45,7 @@ impl PendingHandshakes {
         while inner.waiting.len() >= self.max {
             // Dropping its sender wakes the oldest one, which then closes its socket.
             inner.waiting.pop_first();
-            metrics.handshakes_shed.fetch_add(1, Ordering::Relaxed);
+            metrics.record_handshake_shed();
         }
         let key = inner.next;
         inner.next += 1;
@@ -83,17 +82,18 @@ mod tests {
 
     #[test]
     fn the_oldest_is_shed_at_the_bound() {
-        let metrics = Metrics::default();
+        let hub = vania_ws_core::Hub::new([], vania_ws_core::HubConfig::default());
+        let metrics = hub.metrics();
         let pending = PendingHandshakes::new(2);
-        let mut first = pending.enter(&metrics);
-        let mut second = pending.enter(&metrics);
+        let mut first = pending.enter(metrics);
+        let mut second = pending.enter(metrics);
         assert!(
             first
                 .shed
                 .try_recv()
                 .is_err_and(|e| e == oneshot::error::TryRecvError::Empty)
         );
-        let _third = pending.enter(&metrics);
+        let _third = pending.enter(metrics);
         assert_eq!(
             first.shed.try_recv(),
             Err(oneshot::error::TryRecvError::Closed),
@@ -103,7 +103,7 @@ mod tests {
             second.shed.try_recv(),
             Err(oneshot::error::TryRecvError::Empty)
         );
-        assert_eq!(metrics.handshakes_shed.load(Ordering::Relaxed), 1);
+        assert_eq!(hub.metrics_snapshot().handshakes_shed, 1);
         drop(second);
         assert_eq!(pending.len(), 1);
     }

@@ -7,11 +7,11 @@ use futures_util::FutureExt;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderValue};
+use vania_ws_core::guard::{Handshake, Rejection};
 use vania_ws_core::http::Extensions;
-use vania_ws_core::{Handshake, Rejection, Route};
+use vania_ws_core::router::Route;
 
 use crate::engine::{Phase, Shared};
 
@@ -41,19 +41,7 @@ pub(crate) fn refuse(status: u16, reason: &str) -> Refusal {
 }
 
 /// One unit of `WS_MAX_CONNECTIONS`, given back when dropped.
-pub(crate) struct Slot {
-    shared: Arc<Shared>,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.shared
-            .hub
-            .metrics()
-            .connections
-            .fetch_sub(1, Ordering::AcqRel);
-    }
-}
+pub(crate) type Slot = vania_ws_core::metrics::ConnectionSlot;
 
 /// Decides an upgrade request. `target` is the request target (path and query).
 pub(crate) async fn admit(
@@ -65,11 +53,7 @@ pub(crate) async fn admit(
 ) -> Result<Admission, Refusal> {
     let decided = decide(shared, method, target, headers, peer).await;
     if let Err(refusal) = &decided {
-        shared
-            .hub
-            .metrics()
-            .handshakes_refused
-            .fetch_add(1, Ordering::Relaxed);
+        shared.hub.metrics().record_handshake_refused();
         tracing::debug!(
             %peer,
             status = refusal.rejection.status,
@@ -180,18 +164,9 @@ async fn decide(
 }
 
 fn reserve_slot(shared: &Arc<Shared>) -> Option<Slot> {
-    let max = shared.config.max_connections as u64;
     shared
         .hub
-        .metrics()
-        .connections
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
-            (open < max).then_some(open + 1)
-        })
-        .ok()?;
-    Some(Slot {
-        shared: shared.clone(),
-    })
+        .open_connection(shared.config.max_connections as u64)
 }
 
 /// Whether a browser at `origin` may connect: an exact match in the allow-list (`*` allows

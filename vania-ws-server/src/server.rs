@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
-use vania_ws_core::{Adapter, Handle, LocalAdapter, Router, RouterError};
+use vania_ws_core::adapter::{Adapter, LocalAdapter};
+use vania_ws_core::error::RouterError;
+use vania_ws_core::{Handle, Router};
 
 use crate::config::{ConfigError, ServerConfig};
 use crate::connection;

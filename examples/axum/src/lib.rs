@@ -18,8 +18,9 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
-use vania_ws::core::is_valid_room_name;
-use vania_ws::{Engine, RouteHandle, UnknownRoute};
+use vania_ws::core::room::is_valid_room_name;
+use vania_ws::error::UnknownRoute;
+use vania_ws::{Engine, RouteHandle};
 
 /// The app: the REST routes, then the engine's WebSocket routes. An error if the engine has no
 /// `/ws` route for the REST side to push to.

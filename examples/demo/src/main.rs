@@ -19,7 +19,7 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn serve() -> Result<(), vania_ws::ServeError> {
+async fn serve() -> Result<(), vania_ws::error::ServeError> {
     let vars = load_env()?;
     let config = ServerConfig::from_vars(&vars)?;
     let admin_token = vars.get("ADMIN_TOKEN").filter(|t| !t.is_empty()).cloned();

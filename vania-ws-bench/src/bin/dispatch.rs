@@ -7,9 +7,10 @@
 #![allow(clippy::print_stdout)]
 
 use serde::{Deserialize, Serialize};
+use vania_ws::core::outbox::OutboxReceiver;
+use vania_ws::core::{Hub, HubConfig, Session};
+use vania_ws::{Client, Router, SendError, on, ws_controller};
 use vania_ws_bench::{interleaved, report};
-use vania_ws_server::core::{Hub, HubConfig, OutboxReceiver, Session};
-use vania_ws_server::{Client, Router, SendError, on, ws_controller};
 
 const FRAMES: usize = 50_000;
 const ROUNDS: usize = 9;

@@ -7,8 +7,10 @@
 #![allow(clippy::print_stdout)]
 
 use serde::Serialize;
+use vania_ws::core::adapter::Target;
+use vania_ws::core::outbox::OutboxReceiver;
+use vania_ws::core::{Frame, Hub, HubConfig};
 use vania_ws_bench::{interleaved, report};
-use vania_ws_server::core::{Frame, Hub, HubConfig, OutboxReceiver, Target};
 
 const MEMBERS: usize = 1_000;
 const SENDS: usize = 200;
@@ -36,7 +38,7 @@ fn main() {
         text,
         seq,
     };
-    let drain = |members: &mut Vec<(vania_ws_server::Client, OutboxReceiver)>| {
+    let drain = |members: &mut Vec<(vania_ws::Client, OutboxReceiver)>| {
         let mut n = 0;
         for (_, queue) in members.iter_mut() {
             while queue.try_recv().is_some() {
@@ -45,7 +47,7 @@ fn main() {
         }
         assert_eq!(n, MEMBERS * SENDS);
     };
-    let per_recipient = |members: &mut Vec<(vania_ws_server::Client, OutboxReceiver)>| {
+    let per_recipient = |members: &mut Vec<(vania_ws::Client, OutboxReceiver)>| {
         for seq in 0..SENDS as u64 {
             for (client, _) in members.iter() {
                 let frame = Frame::event("chat", &payload(seq)).expect("encodes");
@@ -54,7 +56,7 @@ fn main() {
         }
         drain(members);
     };
-    let shared = |members: &mut Vec<(vania_ws_server::Client, OutboxReceiver)>| {
+    let shared = |members: &mut Vec<(vania_ws::Client, OutboxReceiver)>| {
         for seq in 0..SENDS as u64 {
             hub.send_event(
                 Target::Room {

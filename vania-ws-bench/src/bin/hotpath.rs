@@ -21,7 +21,9 @@
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use vania_ws_server::core::{Hub, HubConfig, OutboxReceiver, Session, Target};
+use vania_ws::core::adapter::Target;
+use vania_ws::core::outbox::OutboxReceiver;
+use vania_ws::core::{Hub, HubConfig, Session};
 
 /// Members of the fan-out room.
 const MEMBERS: usize = 1_000;
