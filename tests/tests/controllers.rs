@@ -326,3 +326,46 @@ async fn a_server_without_routes_refuses_to_start() {
     );
     assert!(err.to_string().contains(".controllers()"), "{err}");
 }
+
+/// A `Result` under a name that does not say so.
+type Reply<T> = Result<T, String>;
+
+/// A reply whose name ends in `Result` and is not one.
+#[derive(Serialize)]
+struct SearchResult {
+    hits: u32,
+}
+
+#[derive(Default)]
+struct Replies;
+
+#[ws_controller("/replies")]
+impl Replies {
+    #[on("halve")]
+    async fn halve(&self, n: u32) -> Reply<u32> {
+        if n % 2 == 1 {
+            return Err(format!("{n} is odd"));
+        }
+        Ok(n / 2)
+    }
+
+    #[on("search")]
+    async fn search(&self) -> SearchResult {
+        SearchResult { hits: 3 }
+    }
+}
+
+#[tokio::test]
+async fn a_result_is_recognised_by_its_type_not_its_name() {
+    let server = TestServer::start(Router::new().controller(Replies)).await;
+    let mut client = server.connect("/replies").await;
+    assert_eq!(client.ack("halve", json!(8)).await, json!(4));
+    // Through the alias, an `Err` is a `handler_error`, not `{"Err": …}`.
+    let failed = client.request("halve", json!(7)).await;
+    assert_eq!(failed["event"], "error", "{failed}");
+    assert_eq!(
+        failed["payload"],
+        json!({"code": "handler_error", "message": "7 is odd"})
+    );
+    assert_eq!(client.ack("search", Value::Null).await, json!({"hits": 3}));
+}

@@ -112,52 +112,56 @@ pub mod __private {
         TypeId::of::<T>()
     }
 
-    /// A handler's non-`Result` return value as its reply.
-    pub fn reply_value<T: serde::Serialize>(value: T, want_reply: bool) -> Outcome {
-        crate::handler::encode_reply(&value, want_reply)
-    }
-
-    /// A handler's `Result` return value as its reply or `handler_error`.
-    pub fn reply_result<T, E>(value: Result<T, E>, want_reply: bool) -> Outcome
-    where
-        T: serde::Serialize + Send + 'static,
-        E: std::fmt::Display + Send + 'static,
-    {
-        IntoReply::into_reply(value, want_reply)
-    }
-
-    /// Tells a `Result` reply from a `Serialize` one when the return type's name does not say
-    /// (an alias such as `AppResult<T>`, or a struct named `SearchResult`): autoref
-    /// specialization picks [`ReplyViaResult`] for a `Result`, else [`ReplyViaSerialize`].
-    pub struct ReplyProbe<T>(pub T);
+    /// A handler's return value as its reply, decided by its type, not its name: a
+    /// `Result` (under any alias, such as `type Reply<T> = Result<T, String>`) replies `T` or
+    /// fails with `handler_error`, exactly as [`IntoReply`] does for closures; any other type
+    /// is a `Serialize` reply. Autoref specialization picks the kind:
+    /// `(&ReplyProbe(&value)).reply_kind()` is a [`ResultReply`] for a `Result` and a
+    /// [`SerializeReply`] otherwise. The kinds carry the bounds, so a mistake is reported as
+    /// "`T: Serialize` is not satisfied", at the return type.
+    pub struct ReplyProbe<'a, T>(pub &'a T);
 
     /// The `Result` arm of [`ReplyProbe`].
     pub trait ReplyViaResult {
-        /// The reply or `handler_error`.
-        fn to_outcome(&self, want_reply: bool) -> Outcome;
-    }
-
-    impl<T: serde::Serialize, E: std::fmt::Display> ReplyViaResult for ReplyProbe<Result<T, E>> {
-        fn to_outcome(&self, want_reply: bool) -> Outcome {
-            match &self.0 {
-                Ok(value) => crate::handler::encode_reply(value, want_reply),
-                Err(err) => Err(DispatchError::new(
-                    crate::errors::ErrorCode::HandlerError,
-                    err.to_string(),
-                )),
-            }
+        /// [`ResultReply`].
+        fn reply_kind(&self) -> ResultReply {
+            ResultReply
         }
     }
 
-    /// The `Serialize` arm of [`ReplyProbe`].
+    impl<T, E> ReplyViaResult for ReplyProbe<'_, Result<T, E>> {}
+
+    /// The fallback arm of [`ReplyProbe`].
     pub trait ReplyViaSerialize {
-        /// The reply.
-        fn to_outcome(&self, want_reply: bool) -> Outcome;
+        /// [`SerializeReply`].
+        fn reply_kind(&self) -> SerializeReply {
+            SerializeReply
+        }
     }
 
-    impl<T: serde::Serialize> ReplyViaSerialize for &ReplyProbe<T> {
-        fn to_outcome(&self, want_reply: bool) -> Outcome {
-            crate::handler::encode_reply(&self.0, want_reply)
+    impl<T> ReplyViaSerialize for &ReplyProbe<'_, T> {}
+
+    /// Replies with a `Result`'s `Ok` value or fails with its `Err`'s display text.
+    pub struct ResultReply;
+
+    impl ResultReply {
+        /// The reply or `handler_error`.
+        pub fn reply<T, E>(self, value: Result<T, E>, want_reply: bool) -> Outcome
+        where
+            T: serde::Serialize + Send + 'static,
+            E: std::fmt::Display + Send + 'static,
+        {
+            IntoReply::into_reply(value, want_reply)
+        }
+    }
+
+    /// Replies with a `Serialize` value.
+    pub struct SerializeReply;
+
+    impl SerializeReply {
+        /// The reply.
+        pub fn reply<T: serde::Serialize>(self, value: T, want_reply: bool) -> Outcome {
+            crate::handler::encode_reply(&value, want_reply)
         }
     }
 

@@ -182,28 +182,30 @@ fn erased_handler(
             __vws::require_send(<#self_ty>::#method(#(#call_args),*))
         },
     };
+    // By type, never by name: an alias such as `type Reply<T> = Result<T, String>` is a
+    // `Result`, and a struct named `SearchResult` is not. Spanned at the return type, so a
+    // reply that does not serialize is reported there.
     let reply = match &handler.output {
-        ReturnType::Default => quote! { __vws::reply_value(#out, #want_reply) },
-        ReturnType::Type(_, ty) => match result_name(ty) {
-            ResultName::Exact => quote_spanned! {at(ty.span())=>
-                __vws::reply_result(__out, __want_reply)
-            },
-            ResultName::Suffix => {
-                let probe = quote_spanned! {at(ty.span())=>
-                    (&__vws::ReplyProbe(__out)).to_outcome(__want_reply)
-                };
-                quote! {
-                    {
-                        #[allow(unused_imports)]
-                        use __vws::{ReplyViaResult as _, ReplyViaSerialize as _};
-                        #probe
-                    }
+        ReturnType::Default => quote! { __vws::SerializeReply.reply(#out, #want_reply) },
+        ReturnType::Type(_, ty) => {
+            let kind = quote_spanned! {at(ty.span())=>
+                (&__vws::ReplyProbe(&#out)).reply_kind()
+            };
+            // The value, too, is located at the return type: the unmet bound is reported
+            // on the value passed, so this puts the error there.
+            let value = syn::Ident::new("__out", at(ty.span()));
+            let call = quote_spanned! {at(ty.span())=>
+                __kind.reply(#value, #want_reply)
+            };
+            quote! {
+                {
+                    #[allow(unused_imports)]
+                    use __vws::{ReplyViaResult as _, ReplyViaSerialize as _};
+                    let __kind = #kind;
+                    #call
                 }
             }
-            ResultName::Other => quote_spanned! {at(ty.span())=>
-                __vws::reply_value(__out, __want_reply)
-            },
-        },
+        }
     };
     let keep_this = match handler.receiver {
         ReceiverKind::Shared => quote!(let #this = __vws::Arc::clone(&self.0);),
@@ -238,28 +240,5 @@ fn erased_handler(
                 false #(|| #payload_checks)*
             }
         }
-    }
-}
-
-/// What a return type's name says about it being a `Result`.
-enum ResultName {
-    /// `Result<…>` or `path::Result<…>`: a `Result` (errors then speak of `Result`).
-    Exact,
-    /// A name ending in `Result` (`AppResult<T>`, `SearchResult`): decided by type.
-    Suffix,
-    /// Anything else: a `Serialize` reply.
-    Other,
-}
-
-fn result_name(ty: &Type) -> ResultName {
-    match ty {
-        Type::Path(path) => match path.path.segments.last() {
-            Some(segment) if segment.ident == "Result" => ResultName::Exact,
-            Some(segment) if segment.ident.to_string().ends_with("Result") => ResultName::Suffix,
-            _ => ResultName::Other,
-        },
-        Type::Paren(inner) => result_name(&inner.elem),
-        Type::Group(inner) => result_name(&inner.elem),
-        _ => ResultName::Other,
     }
 }
