@@ -33,6 +33,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::panic::Location;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -156,8 +157,41 @@ impl TestServer {
     }
 
     /// Connects a client to `path` and reads its `connected` frame.
-    pub async fn connect(&self, path: &str) -> TestClient {
-        TestClient::connect(&self.url(path)).await
+    #[track_caller]
+    pub fn connect(&self, path: &str) -> impl Future<Output = TestClient> {
+        TestClient::connect_request(self.url(path))
+    }
+
+    /// Connects a client to `path` with extra request headers (a token, a cookie, an
+    /// `Origin`) and reads its `connected` frame. A header that is not valid HTTP fails the
+    /// test.
+    ///
+    /// ```no_run
+    /// # async fn test(server: vania_ws_server::testing::TestServer) {
+    /// let admin = server
+    ///     .connect_with("/admins", &[("authorization", "Bearer s3cret")])
+    ///     .await;
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn connect_with(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> impl Future<Output = TestClient> {
+        let at = Location::caller();
+        let mut request = self
+            .url(path)
+            .into_client_request()
+            .unwrap_or_else(|err| panic!("{at}: not a valid path {path:?}: {err}"));
+        for (name, value) in headers {
+            let name = crate::http::HeaderName::from_bytes(name.as_bytes())
+                .unwrap_or_else(|err| panic!("{at}: not a header name {name:?}: {err}"));
+            let value = crate::http::HeaderValue::from_str(value)
+                .unwrap_or_else(|err| panic!("{at}: not a header value {value:?}: {err}"));
+            request.headers_mut().append(name, value);
+        }
+        TestClient::connect_request(request)
     }
 
     /// Signals shutdown and waits until the server has drained.
@@ -216,38 +250,51 @@ pub struct Closed {
     pub frames: Vec<Value>,
 }
 
+/// Where a test awaited: a failure names the test's own line, not this module's. `async fn`
+/// cannot be `#[track_caller]`, so the methods below are plain functions that record their
+/// caller and return the future.
+type At = &'static Location<'static>;
+
 impl TestClient {
     /// Connects to `url` and reads the `connected` frame, which must come first.
-    pub async fn connect(url: &str) -> Self {
-        Self::connect_request(url).await
+    #[track_caller]
+    pub fn connect(url: &str) -> impl Future<Output = Self> + '_ {
+        Self::connect_request(url)
     }
 
     /// Connects with a request built by hand (extra headers such as `Origin`, say) and reads
     /// the `connected` frame.
-    pub async fn connect_request(request: impl IntoClientRequest + Unpin) -> Self {
-        let request = request.into_client_request().expect("a valid request");
-        let url = request.uri().to_string();
-        let (ws, response) = tokio::time::timeout(FRAME_TIMEOUT, connect_async(request))
-            .await
-            .expect("the handshake finishes in time")
-            .unwrap_or_else(|err| panic!("connecting to {url} failed: {err}"));
-        assert_eq!(response.status(), 101);
-        let mut client = Self {
-            ws,
-            id: String::new(),
-            next_request: 1,
-            pending: VecDeque::new(),
-        };
-        let first = client.read_frame().await;
-        assert_eq!(
-            first["event"], "connected",
-            "the first frame is `connected`: {first}"
-        );
-        client.id = first["payload"]["session_id"]
-            .as_str()
-            .expect("connected carries a session_id")
-            .to_owned();
-        client
+    #[track_caller]
+    pub fn connect_request(request: impl IntoClientRequest + Unpin) -> impl Future<Output = Self> {
+        let at = Location::caller();
+        let request = request.into_client_request();
+        async move {
+            let request = request.unwrap_or_else(|err| panic!("{at}: not a valid request: {err}"));
+            let url = request.uri().to_string();
+            let (ws, response) = tokio::time::timeout(FRAME_TIMEOUT, connect_async(request))
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("{at}: the handshake to {url} took over {FRAME_TIMEOUT:?}")
+                })
+                .unwrap_or_else(|err| panic!("{at}: connecting to {url} failed: {err}"));
+            assert_eq!(response.status(), 101, "{at}: the handshake to {url}");
+            let mut client = Self {
+                ws,
+                id: String::new(),
+                next_request: 1,
+                pending: VecDeque::new(),
+            };
+            let first = client.read_frame(at, "`connected`").await;
+            assert_eq!(
+                first["event"], "connected",
+                "{at}: the first frame is `connected`, got {first}"
+            );
+            client.id = first["payload"]["session_id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{at}: `connected` carries no session_id: {first}"))
+                .to_owned();
+            client
+        }
     }
 
     /// The session id from the `connected` frame.
@@ -256,42 +303,62 @@ impl TestClient {
     }
 
     /// Sends a raw text frame.
-    pub async fn send_text(&mut self, text: impl Into<String>) {
-        self.ws
-            .send(Message::text(text.into()))
-            .await
-            .expect("the frame is sent");
+    #[track_caller]
+    pub fn send_text(&mut self, text: impl Into<String>) -> impl Future<Output = ()> + '_ {
+        let at = Location::caller();
+        let text = text.into();
+        async move {
+            self.ws
+                .send(Message::text(text))
+                .await
+                .unwrap_or_else(|err| panic!("{at}: the frame could not be sent: {err}"));
+        }
     }
 
     /// Sends a JSON value as a text frame.
-    pub async fn send(&mut self, frame: Value) {
-        self.send_text(frame.to_string()).await;
+    #[track_caller]
+    pub fn send(&mut self, frame: Value) -> impl Future<Output = ()> + '_ {
+        self.send_text(frame.to_string())
     }
 
     /// Sends `{"event": event, "payload": payload}` without an id.
-    pub async fn emit(&mut self, event: &str, payload: Value) {
+    #[track_caller]
+    pub fn emit(&mut self, event: &str, payload: Value) -> impl Future<Output = ()> + '_ {
         self.send(json!({ "event": event, "payload": payload }))
-            .await;
     }
 
     /// Sends a raw WebSocket message.
-    pub async fn send_message(&mut self, message: Message) {
-        self.ws.send(message).await.expect("the message is sent");
+    #[track_caller]
+    pub fn send_message(&mut self, message: Message) -> impl Future<Output = ()> + '_ {
+        let at = Location::caller();
+        async move {
+            self.ws
+                .send(message)
+                .await
+                .unwrap_or_else(|err| panic!("{at}: the message could not be sent: {err}"));
+        }
     }
 
     /// Sends `frame` with a fresh `id` added and returns its answer (`ack` or `error`).
     /// Other frames received meanwhile are kept for [`recv`](Self::recv).
-    pub async fn request_frame(&mut self, mut frame: Value) -> Value {
+    #[track_caller]
+    pub fn request_frame(&mut self, frame: Value) -> impl Future<Output = Value> + '_ {
+        let at = Location::caller();
+        self.request_at(frame, at)
+    }
+
+    async fn request_at(&mut self, mut frame: Value, at: At) -> Value {
         let id = self.next_request;
         self.next_request += 1;
         frame["id"] = json!(id);
-        self.send(frame).await;
+        let what = format!("the answer to {frame}");
+        self.send_text(frame.to_string()).await;
         loop {
-            let reply = self.read_frame().await;
+            let reply = self.read_frame(at, &what).await;
             if reply.get("id") == Some(&json!(id)) {
                 assert!(
                     reply["event"] == "ack" || reply["event"] == "error",
-                    "a reply is `ack` or `error`: {reply}"
+                    "{at}: a reply is `ack` or `error`, got {reply}"
                 );
                 return reply;
             }
@@ -300,75 +367,171 @@ impl TestClient {
     }
 
     /// Sends `{"event", "payload", "id"}` and returns the answer (`ack` or `error`).
-    pub async fn request(&mut self, event: &str, payload: Value) -> Value {
-        self.request_frame(json!({ "event": event, "payload": payload }))
-            .await
+    #[track_caller]
+    pub fn request(&mut self, event: &str, payload: Value) -> impl Future<Output = Value> + '_ {
+        let at = Location::caller();
+        self.request_at(json!({ "event": event, "payload": payload }), at)
     }
 
     /// Like [`request`](Self::request), and asserts the answer is an `ack`; returns its payload.
-    pub async fn ack(&mut self, event: &str, payload: Value) -> Value {
-        let reply = self.request(event, payload).await;
-        assert_eq!(
-            reply["event"], "ack",
-            "expected an ack for `{event}`: {reply}"
-        );
-        reply["payload"].clone()
+    #[track_caller]
+    pub fn ack<'a>(
+        &'a mut self,
+        event: &'a str,
+        payload: Value,
+    ) -> impl Future<Output = Value> + 'a {
+        let at = Location::caller();
+        async move {
+            let reply = self
+                .request_at(json!({ "event": event, "payload": payload }), at)
+                .await;
+            assert_eq!(
+                reply["event"], "ack",
+                "{at}: expected an ack for `{event}`, got {reply}"
+            );
+            reply["payload"].clone()
+        }
     }
 
     /// Joins `room` and waits for the ack.
-    pub async fn join(&mut self, room: &str) {
-        let reply = self
-            .request_frame(json!({ "event": "join-room", "room": room }))
-            .await;
-        assert_eq!(reply["event"], "ack", "join-room {room}: {reply}");
-        assert_eq!(reply["payload"], json!({ "room": room }));
+    #[track_caller]
+    pub fn join<'a>(&'a mut self, room: &'a str) -> impl Future<Output = ()> + 'a {
+        let at = Location::caller();
+        async move {
+            let reply = self
+                .request_at(json!({ "event": "join-room", "room": room }), at)
+                .await;
+            assert_eq!(reply["event"], "ack", "{at}: join-room {room}: {reply}");
+            assert_eq!(
+                reply["payload"],
+                json!({ "room": room }),
+                "{at}: join-room {room}"
+            );
+        }
     }
 
     /// Leaves `room` and waits for the ack.
-    pub async fn leave(&mut self, room: &str) {
-        let reply = self
-            .request_frame(json!({ "event": "left-room", "room": room }))
-            .await;
-        assert_eq!(reply["event"], "ack", "left-room {room}: {reply}");
+    #[track_caller]
+    pub fn leave<'a>(&'a mut self, room: &'a str) -> impl Future<Output = ()> + 'a {
+        let at = Location::caller();
+        async move {
+            let reply = self
+                .request_at(json!({ "event": "left-room", "room": room }), at)
+                .await;
+            assert_eq!(reply["event"], "ack", "{at}: left-room {room}: {reply}");
+        }
     }
 
     /// Round-trips a request with no side effect (an unknown event): every frame queued for
     /// this client before it has then been received and is returned by [`recv`](Self::recv).
-    pub async fn barrier(&mut self) {
-        let reply = self.request("vania-ws-test-barrier", Value::Null).await;
-        assert_eq!(reply["payload"]["code"], "unknown_event");
+    #[track_caller]
+    pub fn barrier(&mut self) -> impl Future<Output = ()> + '_ {
+        let at = Location::caller();
+        self.barrier_at(at)
     }
 
-    /// Asserts that nothing was delivered to this client (using a [`barrier`](Self::barrier)).
-    pub async fn assert_nothing_received(&mut self) {
-        self.barrier().await;
-        assert!(
-            self.pending.is_empty(),
-            "expected no frames, got {:?}",
-            self.pending
+    async fn barrier_at(&mut self, at: At) {
+        let reply = self
+            .request_at(
+                json!({ "event": "vania-ws-test-barrier", "payload": null }),
+                at,
+            )
+            .await;
+        assert_eq!(
+            reply["payload"]["code"], "unknown_event",
+            "{at}: the barrier's answer: {reply}"
         );
     }
 
+    /// Asserts that nothing was delivered to this client (using a [`barrier`](Self::barrier)).
+    #[track_caller]
+    pub fn assert_nothing_received(&mut self) -> impl Future<Output = ()> + '_ {
+        let at = Location::caller();
+        async move {
+            self.barrier_at(at).await;
+            assert!(
+                self.pending.is_empty(),
+                "{at}: expected no frames, got {:?}",
+                self.pending
+            );
+        }
+    }
+
     /// The next frame that is not a reply to a request of this client.
-    pub async fn recv(&mut self) -> Value {
+    #[track_caller]
+    pub fn recv(&mut self) -> impl Future<Output = Value> + '_ {
+        let at = Location::caller();
+        self.recv_at(at, "a frame")
+    }
+
+    async fn recv_at(&mut self, at: At, what: &str) -> Value {
         match self.pending.pop_front() {
             Some(frame) => frame,
-            None => self.read_frame().await,
+            None => self.read_frame(at, what).await,
         }
     }
 
     /// The next frame, which must have this event; returns its payload.
-    pub async fn recv_event(&mut self, event: &str) -> Value {
-        let frame = self.recv().await;
-        assert_eq!(frame["event"], event, "expected `{event}`, got {frame}");
-        frame["payload"].clone()
+    #[track_caller]
+    pub fn recv_event<'a>(&'a mut self, event: &'a str) -> impl Future<Output = Value> + 'a {
+        let at = Location::caller();
+        async move {
+            let frame = self.recv_at(at, &format!("`{event}`")).await;
+            assert_eq!(
+                frame["event"], event,
+                "{at}: expected `{event}`, got {frame}"
+            );
+            frame["payload"].clone()
+        }
+    }
+
+    /// The payload of the next frame with this event, skipping (and dropping) the frames of
+    /// other events before it. A failure lists what arrived instead.
+    #[track_caller]
+    pub fn recv_until<'a>(&'a mut self, event: &'a str) -> impl Future<Output = Value> + 'a {
+        let at = Location::caller();
+        async move {
+            let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
+            let mut skipped = Vec::new();
+            loop {
+                let next = match self.pending.pop_front() {
+                    Some(frame) => Some(Ok(frame)),
+                    None => tokio::time::timeout_at(deadline, self.read_text())
+                        .await
+                        .ok(),
+                };
+                match next {
+                    Some(Ok(frame)) if frame["event"] == event => {
+                        return frame["payload"].clone();
+                    }
+                    Some(Ok(frame)) => skipped.push(frame),
+                    Some(Err(other)) => panic!(
+                        "{at}: expected `{event}`, the connection gave {other} after {}",
+                        Value::Array(skipped)
+                    ),
+                    None => panic!(
+                        "{at}: no `{event}` within {FRAME_TIMEOUT:?}; received instead: {}",
+                        Value::Array(skipped)
+                    ),
+                }
+            }
+        }
     }
 
     /// Keeps reading (and so answering pings) for `duration`, asserting that no frame arrives.
-    pub async fn idle(&mut self, duration: Duration) {
-        assert!(self.pending.is_empty(), "unread frames: {:?}", self.pending);
-        if let Ok(frame) = tokio::time::timeout(duration, self.read_frame()).await {
-            panic!("expected no frame while idle, got {frame}");
+    #[track_caller]
+    pub fn idle(&mut self, duration: Duration) -> impl Future<Output = ()> + '_ {
+        let at = Location::caller();
+        async move {
+            assert!(
+                self.pending.is_empty(),
+                "{at}: unread frames: {:?}",
+                self.pending
+            );
+            if let Ok(frame) = tokio::time::timeout(duration, self.read_frame(at, "no frame")).await
+            {
+                panic!("{at}: expected no frame while idle, got {frame}");
+            }
         }
     }
 
@@ -378,30 +541,38 @@ impl TestClient {
     }
 
     /// Reads until the connection ends; returns the close code and the frames before it.
-    pub async fn closed(mut self) -> Closed {
-        let mut frames: Vec<Value> = self.pending.drain(..).collect();
-        loop {
-            let next = tokio::time::timeout(FRAME_TIMEOUT, self.ws.next())
-                .await
-                .expect("the connection closes in time");
-            match next {
-                Some(Ok(Message::Text(text))) => {
-                    frames.push(serde_json::from_str(&text).expect("frames are json"));
-                }
-                Some(Ok(Message::Close(frame))) => {
-                    return Closed {
-                        code: frame.as_ref().map(|f| u16::from(f.code)),
-                        reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
-                        frames,
-                    };
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => {
-                    return Closed {
-                        code: None,
-                        reason: String::new(),
-                        frames,
-                    };
+    #[track_caller]
+    pub fn closed(mut self) -> impl Future<Output = Closed> {
+        let at = Location::caller();
+        async move {
+            let mut frames: Vec<Value> = self.pending.drain(..).collect();
+            loop {
+                let next = tokio::time::timeout(FRAME_TIMEOUT, self.ws.next())
+                    .await
+                    .unwrap_or_else(|_| {
+                        panic!("{at}: the connection did not close within {FRAME_TIMEOUT:?}; received {frames:?}")
+                    });
+                match next {
+                    Some(Ok(Message::Text(text))) => {
+                        frames.push(serde_json::from_str(&text).unwrap_or_else(|err| {
+                            panic!("{at}: the server sent non-json {text:?}: {err}")
+                        }));
+                    }
+                    Some(Ok(Message::Close(frame))) => {
+                        return Closed {
+                            code: frame.as_ref().map(|f| u16::from(f.code)),
+                            reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                            frames,
+                        };
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => {
+                        return Closed {
+                            code: None,
+                            reason: String::new(),
+                            frames,
+                        };
+                    }
                 }
             }
         }
@@ -419,19 +590,30 @@ impl TestClient {
         while let Ok(Some(Ok(_))) = tokio::time::timeout(FRAME_TIMEOUT, self.ws.next()).await {}
     }
 
-    async fn read_frame(&mut self) -> Value {
+    /// The next text frame as JSON; `Err` with a description when the connection gives
+    /// something else (a close, an error, a binary frame).
+    async fn read_text(&mut self) -> Result<Value, String> {
         loop {
-            let next = tokio::time::timeout(FRAME_TIMEOUT, self.ws.next())
-                .await
-                .unwrap_or_else(|_| panic!("no frame within {FRAME_TIMEOUT:?}"));
-            match next {
+            match self.ws.next().await {
                 Some(Ok(Message::Text(text))) => {
                     return serde_json::from_str(&text)
-                        .unwrap_or_else(|err| panic!("server sent non-json {text:?}: {err}"));
+                        .map_err(|err| format!("non-json {text:?}: {err}"));
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                other => panic!("expected a text frame, got {other:?}"),
+                Some(Ok(Message::Close(frame))) => return Err(format!("a close frame {frame:?}")),
+                Some(Ok(other)) => return Err(format!("{other:?}")),
+                Some(Err(err)) => return Err(format!("an error: {err}")),
+                None => return Err("its end".to_owned()),
             }
+        }
+    }
+
+    /// The next text frame, awaited for `what`; fails the test at `at` otherwise.
+    async fn read_frame(&mut self, at: At, what: &str) -> Value {
+        match tokio::time::timeout(FRAME_TIMEOUT, self.read_text()).await {
+            Ok(Ok(frame)) => frame,
+            Ok(Err(other)) => panic!("{at}: awaiting {what}, the connection gave {other}"),
+            Err(_) => panic!("{at}: awaiting {what}, nothing arrived within {FRAME_TIMEOUT:?}"),
         }
     }
 }
