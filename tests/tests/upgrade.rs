@@ -37,7 +37,7 @@ async fn status_of(server: &TestServer, head: &[u8]) -> String {
 
 #[tokio::test]
 async fn the_head_limit_is_exact_however_the_head_arrives() {
-    let server = TestServer::start(example_demo::router()).await;
+    let server = TestServer::start(vania_ws_tests::app::router()).await;
     assert_eq!(
         status_of(&server, &request_head(16 * 1024)).await,
         "HTTP/1.1 101 Switching Protocols"
@@ -57,7 +57,7 @@ async fn thousands_of_silent_sockets_cannot_keep_a_real_client_out() {
     const SILENT: usize = 3_000;
     const PENDING: usize = 1_024;
     let config = ServerConfig::default().max_pending_handshakes(PENDING);
-    let server = TestServer::start_with(example_demo::router(), config).await;
+    let server = TestServer::start_with(vania_ws_tests::app::router(), config).await;
     let mut silent = Vec::with_capacity(SILENT);
     for _ in 0..SILENT {
         silent.push(TcpStream::connect(server.addr()).await.unwrap());
@@ -114,7 +114,7 @@ async fn connections_that_never_finish_the_handshake_are_closed_by_the_timeout()
     let config = ServerConfig::default()
         .handshake_timeout(Duration::from_millis(300))
         .max_connections(100);
-    let server = TestServer::start_with(example_demo::router(), config).await;
+    let server = TestServer::start_with(vania_ws_tests::app::router(), config).await;
     let mut idle = Vec::with_capacity(IDLE);
     for _ in 0..IDLE {
         idle.push(TcpStream::connect(server.addr()).await.unwrap());

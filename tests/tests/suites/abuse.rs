@@ -66,7 +66,7 @@ async fn a_ping_flood_from_clients_that_never_read_holds_bounded_memory_and_is_c
         .heartbeat(Duration::from_millis(200), Duration::from_millis(300))
         .close_timeout(Duration::from_millis(300))
         .rate_limit(0, 0);
-    let server = start_with(example_demo::router(), config).await;
+    let server = start_with(vania_ws_tests::app::router(), config).await;
     let before = peak_rss();
     let floods: Vec<_> = (0..2)
         .map(|_| tokio::spawn(flood(server.addr())))
@@ -95,7 +95,7 @@ async fn a_ping_flood_from_clients_that_never_read_holds_bounded_memory_and_is_c
 async fn abrupt_disconnects_free_slots_rooms_and_run_disconnect_at_once() {
     const CAP: usize = 200;
     let config = ServerConfig::default().max_connections(CAP).rate_limit(0, 0);
-    let server = start_with(example_demo::router(), config).await;
+    let server = start_with(vania_ws_tests::app::router(), config).await;
     let mut watcher_clients = Vec::new();
     for _ in 0..CAP {
         let mut client = server.connect("/ws").await;

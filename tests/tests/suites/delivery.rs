@@ -2,7 +2,7 @@ use serde_json::{Value, json};
 use vania_ws::testing::{TestClient, TestServer};
 
 async fn demo() -> TestServer {
-    start(example_demo::router()).await
+    start(vania_ws_tests::app::router()).await
 }
 
 #[tokio::test]
@@ -303,7 +303,7 @@ async fn a_member_that_stops_reading_gets_every_room_message_whole_and_in_order(
     let config = vania_ws::ServerConfig::default()
         .rate_limit(0, 0)
         .send_queue_bytes(16 << 20);
-    let server = start_with(example_demo::router(), config).await;
+    let server = start_with(vania_ws_tests::app::router(), config).await;
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let stream = socket.connect(server.addr()).await.unwrap();

@@ -174,7 +174,7 @@ async fn guards_run_before_the_upgrade_and_attach_an_identity() {
 async fn over_the_connection_limit_exactly_the_extra_get_503() {
     const MAX: usize = 20;
     let config = ServerConfig::default().max_connections(MAX);
-    let server = start_with(example_demo::router(), config).await;
+    let server = start_with(vania_ws_tests::app::router(), config).await;
     let url = server.url("/ws");
     let mut open = Vec::new();
     let mut refused = 0;
@@ -346,7 +346,7 @@ async fn room_limit_and_room_churn() {
     let config = ServerConfig::default()
         .max_rooms_per_client(100)
         .rate_limit(0, 0);
-    let server = start_with(example_demo::router(), config).await;
+    let server = start_with(vania_ws_tests::app::router(), config).await;
     let mut a = server.connect("/ws").await;
     for i in 0..10_000u64 {
         a.send(json!({"event": "join-room", "room": format!("room-{i}"), "id": i}))
@@ -401,7 +401,7 @@ async fn room_limit_and_room_churn() {
 #[tokio::test]
 async fn a_flood_is_rate_limited_then_closed_while_a_polite_client_is_served() {
     let config = ServerConfig::default().rate_limit(10, 20);
-    let server = start_with(example_demo::router(), config).await;
+    let server = start_with(vania_ws_tests::app::router(), config).await;
     let mut polite = server.connect("/ws").await;
     let mut flood = server.connect("/ws").await;
     for i in 0..1_000 {
@@ -438,7 +438,7 @@ async fn a_flood_is_rate_limited_then_closed_while_a_polite_client_is_served() {
 #[tokio::test]
 async fn an_oversized_message_in_continuation_frames_closes_1009() {
     let config = ServerConfig::default().max_message_bytes(4096);
-    let server = start_with(example_demo::router(), config).await;
+    let server = start_with(vania_ws_tests::app::router(), config).await;
     let mut a = server.connect("/ws").await;
     let mut b = server.connect("/ws").await;
     let part = |fin: bool, opcode: OpCode, len: usize| {
@@ -470,7 +470,7 @@ async fn an_oversized_message_in_continuation_frames_closes_1009() {
 
 #[tokio::test]
 async fn counters_report_traffic_and_errors() {
-    let server = start(example_demo::router()).await;
+    let server = start(vania_ws_tests::app::router()).await;
     let mut a = server.connect("/ws").await;
     let mut b = server.connect("/ws").await;
     a.join("r").await;

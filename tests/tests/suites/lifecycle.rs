@@ -183,7 +183,7 @@ async fn ten_thousand_messages_from_one_sender_arrive_in_order() {
     const N: u64 = 10_000;
     // A flood by design: the rate limit (tested on its own) is off here.
     let server = start_with(
-        example_demo::router(),
+        vania_ws_tests::app::router(),
         vania_ws::ServerConfig::default().rate_limit(0, 0),
     )
     .await;
@@ -212,7 +212,7 @@ async fn ten_thousand_messages_from_one_sender_arrive_in_order() {
 async fn two_hundred_concurrent_clients_join_send_and_leave_without_loss_or_duplicates() {
     const CLIENTS: usize = 200;
     const ROOMS: usize = 10;
-    let server = Arc::new(start(example_demo::router()).await);
+    let server = Arc::new(start(vania_ws_tests::app::router()).await);
     let barrier = Arc::new(Barrier::new(CLIENTS + 1));
     let mut tasks = Vec::new();
     for i in 0..CLIENTS {
@@ -272,7 +272,7 @@ async fn shutdown_ends_within_its_deadline_even_with_clients_that_never_answer()
     let config = vania_ws::ServerConfig::default()
         .shutdown_timeout(Duration::from_millis(300))
         .close_timeout(Duration::from_secs(30));
-    let server = start_with(example_demo::router(), config).await;
+    let server = start_with(vania_ws_tests::app::router(), config).await;
     // Connected, then never read from again: they will not answer the close.
     let mut deaf = Vec::new();
     for _ in 0..5 {

@@ -8,7 +8,7 @@ use vania_ws::testing::TestServer;
 
 async fn demo_with_limit(limit: usize) -> TestServer {
     start_with(
-        example_demo::router(),
+        vania_ws_tests::app::router(),
         ServerConfig::default().max_message_bytes(limit),
     )
     .await

@@ -5,7 +5,7 @@ use vania_ws::ServerConfig;
 use vania_ws::testing::{TestServer, assert_refused};
 
 async fn demo() -> TestServer {
-    start(example_demo::router()).await
+    start(vania_ws_tests::app::router()).await
 }
 
 fn is_session_id(id: &str) -> bool {
@@ -40,7 +40,7 @@ async fn unknown_paths_answer_404_without_a_socket() {
 #[tokio::test]
 async fn websocket_disabled_answers_404_everywhere() {
     let server = start_with(
-        example_demo::router(),
+        vania_ws_tests::app::router(),
         ServerConfig::default().websocket(false),
     )
     .await;
@@ -295,7 +295,7 @@ async fn a_thousand_bad_frames_of_mixed_kinds_each_get_their_error() {
     // sent all 1,000 frames, and the 1.1 MB of error frames it is owed by then are held by
     // the server (the send-queue bound covers the codec's buffer too): room for them.
     let server = start_with(
-        example_demo::router(),
+        vania_ws_tests::app::router(),
         ServerConfig::default()
             .rate_limit(0, 0)
             .max_message_bytes(256 * 1024)
