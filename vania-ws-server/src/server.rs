@@ -83,10 +83,21 @@ impl ServerBuilder {
     }
 
     /// Checks the settings and the routes and binds the listening socket, with the
-    /// configured backlog.
+    /// configured backlog; logs where it listens (connections queue from here on, and are
+    /// served once [`Server::run`] starts).
     pub async fn bind(self) -> Result<Server, ServeError> {
         let engine = self.build()?;
         let listener = listen(engine.config()).await?;
+        let addr = listener
+            .local_addr()
+            .map_or_else(|_| "?".to_owned(), |addr| addr.to_string());
+        if engine.config().websocket {
+            tracing::info!(routes = ?engine.shared.routes.paths(), "vania-ws listening on ws://{addr}");
+        } else {
+            tracing::warn!(
+                "vania-ws listening on {addr}, but APP_WEBSOCKET is false: no websocket route is served, every path answers 404"
+            );
+        }
         Ok(Server { listener, engine })
     }
 }
@@ -189,16 +200,6 @@ impl Server {
     pub async fn run_until(self, signal: impl Future<Output = ()>) {
         let Server { listener, engine } = self;
         let shared = engine.shared.clone();
-        let addr = listener
-            .local_addr()
-            .map_or_else(|_| "?".to_owned(), |addr| addr.to_string());
-        if shared.config.websocket {
-            tracing::info!(routes = ?shared.routes.paths(), "vania-ws listening on ws://{addr}");
-        } else {
-            tracing::warn!(
-                "vania-ws listening on {addr}, but APP_WEBSOCKET is false: no websocket route is served, every path answers 404"
-            );
-        }
         // The accept loop runs as a task of its own, on a worker thread: a connection's task
         // then starts on the thread that accepted it, instead of being handed over from the
         // thread that runs `main`.

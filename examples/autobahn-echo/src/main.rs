@@ -16,6 +16,7 @@ const SIXTEEN_MIB: usize = 16 * 1024 * 1024;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let mut vars = load_env()?;
     vars.entry("APP_PORT".to_owned())

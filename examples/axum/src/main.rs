@@ -11,6 +11,7 @@ use vania_ws::{Server, ServerConfig, listen, load_env, shutdown_signal};
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     match run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,

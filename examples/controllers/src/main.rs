@@ -11,6 +11,7 @@ use example_controllers::{MessageStore, Moderation, router};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let moderation = Moderation {
         banned_words: vec!["spam".to_owned()],

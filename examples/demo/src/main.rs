@@ -2,6 +2,7 @@
 //! `127.0.0.1:8000`) until Ctrl-C or SIGTERM: `cargo run --release -p example-demo`. With
 //! `ADMIN_TOKEN` set, `/admins` needs `?token=<ADMIN_TOKEN>`.
 
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 use vania_ws::{Server, ServerConfig, load_env};
 
@@ -9,6 +10,8 @@ use vania_ws::{Server, ServerConfig, load_env};
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        // Colour codes only for a terminal: a log file or a pipe gets plain text.
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
     match serve().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -30,6 +33,14 @@ async fn serve() -> Result<(), vania_ws::error::ServeError> {
         .config(config)
         .bind()
         .await?;
+    if let Ok(addr) = server.local_addr() {
+        tracing::info!(
+            "try it: `websocat ws://{addr}/ws`, then send {{\"event\":\"message\",\"payload\":\"hi\",\"id\":1}}"
+        );
+        tracing::info!(
+            "or in the console of a page at http://{addr} (same origin): const ws = new WebSocket(\"ws://{addr}/ws\"); ws.onmessage = (e) => console.log(e.data); ws.onopen = () => ws.send(JSON.stringify({{ event: \"message\", payload: \"hi\", id: 1 }}));"
+        );
+    }
     server.run().await;
     Ok(())
 }

@@ -15,6 +15,23 @@ struct Demo {
     child: Child,
     addr: String,
     log: Vec<String>,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Demo {
+    /// Reads the log until a line containing `needle`, and returns it.
+    fn line_containing(&mut self, needle: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(TIMEOUT)
+                .unwrap_or_else(|_| panic!("no line with {needle:?}; log so far: {:#?}", self.log));
+            self.log.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
 }
 
 impl Drop for Demo {
@@ -41,20 +58,23 @@ fn start(dir: &Path, env: &[(&str, &str)]) -> Demo {
         .env_remove("APP_PORT")
         .env_remove("APP_WEBSOCKET")
         .env_remove("ADMIN_TOKEN")
-        .env("NO_COLOR", "1")
+        // Colour is off because stdout is a pipe, not because of `NO_COLOR`.
+        .env_remove("NO_COLOR")
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     for (key, value) in env {
         command.env(key, value);
     }
+    let mut child = command.spawn().expect("the demo binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
     let mut demo = Demo {
-        child: command.spawn().expect("the demo binary starts"),
+        child,
         addr: String::new(),
         log: Vec::new(),
+        lines: rx,
     };
-    let stdout = demo.child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         // Keep draining after the test stops listening, so the demo never writes to a
         // closed pipe.
@@ -62,21 +82,15 @@ fn start(dir: &Path, env: &[(&str, &str)]) -> Demo {
             let _ = tx.send(line);
         }
     });
-    loop {
-        let line = rx
-            .recv_timeout(TIMEOUT)
-            .unwrap_or_else(|_| panic!("no `listening` line; log so far: {:#?}", demo.log));
-        demo.log.push(line.clone());
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            demo.addr = rest
-                .trim_start_matches("ws://")
-                .split([',', ' '])
-                .next()
-                .unwrap()
-                .to_owned();
-            return demo;
-        }
-    }
+    let line = demo.line_containing("listening on ");
+    let rest = line.split("listening on ").nth(1).unwrap();
+    demo.addr = rest
+        .trim_start_matches("ws://")
+        .split([',', ' '])
+        .next()
+        .unwrap()
+        .to_owned();
+    demo
 }
 
 /// Connects to `url` and checks that the first frame is `connected`.
@@ -190,7 +204,8 @@ fn invalid_settings_fail_with_a_clear_message() {
     let output = Command::new(env!("CARGO_BIN_EXE_example-demo"))
         .current_dir(&dir)
         .env("APP_PORT", "eighty")
-        .env("NO_COLOR", "1")
+        // Colour is off because stdout is a pipe, not because of `NO_COLOR`.
+        .env_remove("NO_COLOR")
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -385,4 +400,30 @@ async fn a_burst_of_large_messages_leaves_no_large_buffers_behind() {
         after.saturating_sub(before)
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_start_up_log_says_how_to_try_it_without_colour_codes_in_a_pipe() {
+    let dir = workdir("try-it");
+    let mut demo = start(&dir, &[("APP_PORT", "0")]);
+    let addr = demo.addr.clone();
+    let client = demo.line_containing("try it:");
+    assert!(
+        client.contains(&format!("`websocat ws://{addr}/ws`")),
+        "{client}"
+    );
+    assert!(
+        client.contains(r#"{"event":"message","payload":"hi","id":1}"#),
+        "{client}"
+    );
+    let console = demo.line_containing("new WebSocket(");
+    assert!(console.contains(&format!("ws://{addr}/ws")), "{console}");
+    // The snippet works as printed: the demo answers it.
+    connect_and_greet(format!("ws://{addr}/ws")).await;
+    for line in &demo.log {
+        assert!(
+            !line.contains('\u{1b}'),
+            "a colour code in a piped log: {line:?}"
+        );
+    }
 }
