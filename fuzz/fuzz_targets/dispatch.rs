@@ -70,7 +70,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         assert!(acked, "the session still works");
-        session.close().await;
+        session.close(vania_ws_core::DisconnectReason::TransportClosed).await;
         assert_eq!(hub.client_count(), 0);
         assert_eq!(hub.room_count("/ws"), 0);
     });

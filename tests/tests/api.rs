@@ -93,3 +93,207 @@ async fn a_send_to_a_route_that_does_not_exist_is_an_error() {
     assert_eq!(ws.to_room("note", "lobby", &json!("hi")).unwrap(), 1);
     assert_eq!(member.recv_event("note").await, json!("hi"));
 }
+
+// ---- What a connection keeps, and why it left ----
+
+use std::time::Duration;
+use tokio::sync::mpsc;
+use vania_ws::testing::TestClient;
+use vania_ws::{DisconnectReason, ServerConfig, State};
+
+/// Where the `disconnect` handler reports each client's reason.
+struct Reasons(mpsc::UnboundedSender<(String, Option<DisconnectReason>)>);
+
+#[derive(Clone)]
+struct UserName(String);
+
+fn session_router(reasons: mpsc::UnboundedSender<(String, Option<DisconnectReason>)>) -> Router {
+    Router::new()
+        .state(Reasons(reasons))
+        .websocket("/ws", |ev| {
+            ev.on("login", |client: Client, name: String| async move {
+                client.set_data(UserName(name));
+            });
+            ev.on("whoami", |client: Client| async move {
+                client.data::<UserName>().map(|UserName(name)| name)
+            });
+            ev.on("kick", |client: Client| async move {
+                client
+                    .close(CloseCode::app::<4001>(), "kicked")
+                    .map_err(|err| err.to_string())
+            });
+            ev.on("flood", |client: Client| async move {
+                // More than the 64 KiB send queue, at once: the queue overflows.
+                let filler = "x".repeat(4096);
+                for _ in 0..64 {
+                    let _ = client.emit("bulk", &filler);
+                }
+            });
+            ev.on(
+                "disconnect",
+                |client: Client, reasons: State<Reasons>| async move {
+                    let Reasons(tx) = &*reasons;
+                    let _ = tx.send((client.id().to_owned(), client.disconnect_reason()));
+                },
+            );
+        })
+}
+
+async fn next_reason(
+    reasons: &mut mpsc::UnboundedReceiver<(String, Option<DisconnectReason>)>,
+    id: &str,
+) -> DisconnectReason {
+    let (left, reason) = tokio::time::timeout(Duration::from_secs(10), reasons.recv())
+        .await
+        .expect("the disconnect handler ran in time")
+        .expect("the server is running");
+    assert_eq!(left, id);
+    reason.expect("the reason is set before the disconnect handler runs")
+}
+
+#[tokio::test]
+async fn data_set_by_one_handler_is_read_by_the_next_and_by_no_other_client() {
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let server = TestServer::start(session_router(tx)).await;
+    let mut alice = server.connect("/ws").await;
+    let mut bob = server.connect("/ws").await;
+    assert_eq!(alice.ack("whoami", Value::Null).await, Value::Null);
+    alice.ack("login", json!("alice")).await;
+    assert_eq!(alice.ack("whoami", Value::Null).await, json!("alice"));
+    assert_eq!(bob.ack("whoami", Value::Null).await, Value::Null);
+    // A second login replaces the value.
+    alice.ack("login", json!("alice2")).await;
+    assert_eq!(alice.ack("whoami", Value::Null).await, json!("alice2"));
+    // The handle reaches the same client, and its data.
+    let from_outside = server.handle().client(alice.id()).unwrap();
+    assert_eq!(
+        from_outside.data::<UserName>().map(|UserName(name)| name),
+        Some("alice2".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn the_disconnect_handler_reads_why_the_client_left() {
+    let (tx, mut reasons) = mpsc::unbounded_channel();
+    let config = ServerConfig::default()
+        .heartbeat(Duration::from_millis(100), Duration::from_millis(150))
+        .close_timeout(Duration::from_millis(300))
+        .send_queue_bytes(64 * 1024);
+    let server = TestServer::start_with(session_router(tx), config).await;
+
+    // A close frame from the client, with its code.
+    let mut client = server.connect("/ws").await;
+    let id = client.id().to_owned();
+    client
+        .send_message(vania_ws::testing::Message::Close(Some(
+            vania_ws::testing::CloseFrame {
+                code: 4100.into(),
+                reason: "bye".into(),
+            },
+        )))
+        .await;
+    assert_eq!(
+        next_reason(&mut reasons, &id).await,
+        DisconnectReason::ClientClosed { code: Some(4100) }
+    );
+    drop(client);
+
+    // The TCP connection dropped, no close frame.
+    let client = server.connect("/ws").await;
+    let id = client.id().to_owned();
+    drop(client);
+    assert_eq!(
+        next_reason(&mut reasons, &id).await,
+        DisconnectReason::TransportClosed
+    );
+
+    // A handler closed it.
+    let mut client = server.connect("/ws").await;
+    let id = client.id().to_owned();
+    client.emit("kick", Value::Null).await;
+    assert_eq!(client.closed().await.code, Some(4001));
+    assert_eq!(
+        next_reason(&mut reasons, &id).await,
+        DisconnectReason::ServerClosed {
+            code: CloseCode::app::<4001>()
+        }
+    );
+
+    // Its send queue overflowed.
+    let client = server.connect("/ws").await;
+    let id = client.id().to_owned();
+    let mut client: TestClient = client;
+    client.emit("flood", Value::Null).await;
+    assert_eq!(
+        next_reason(&mut reasons, &id).await,
+        DisconnectReason::SlowConsumer
+    );
+    drop(client);
+
+    // It stopped answering pings: never read from again.
+    let silent = server.connect("/ws").await;
+    let id = silent.id().to_owned();
+    assert_eq!(
+        next_reason(&mut reasons, &id).await,
+        DisconnectReason::PingTimeout
+    );
+    drop(silent);
+
+    // The server shut down.
+    let mut client = server.connect("/ws").await;
+    let id = client.id().to_owned();
+    client.barrier().await;
+    let stopping = tokio::spawn(server.shutdown());
+    assert_eq!(
+        next_reason(&mut reasons, &id).await,
+        DisconnectReason::ServerShutdown
+    );
+    assert_eq!(client.closed().await.code, Some(1001));
+    stopping.await.unwrap();
+}
+
+#[tokio::test]
+async fn the_handle_joins_leaves_lists_and_disconnects_clients() {
+    let server = TestServer::start(router()).await;
+    let mut a = server.connect("/ws").await;
+    let mut b = server.connect("/ws").await;
+    let handle = server.handle();
+    let ws = handle.route("/ws").unwrap();
+
+    assert_eq!(handle.join(a.id(), "news"), Ok(true));
+    assert_eq!(handle.join(a.id(), "news"), Ok(false));
+    assert_eq!(handle.join(b.id(), "news"), Ok(true));
+    let mut ids = vec![a.id().to_owned(), b.id().to_owned()];
+    ids.sort();
+    assert_eq!(ws.room_member_ids("news"), ids);
+    assert!(matches!(
+        handle.join("ws:nobody", "news"),
+        Err(vania_ws::error::JoinError::NotConnected(id)) if id == "ws:nobody"
+    ));
+
+    // Everyone in the room but `a`.
+    assert_eq!(
+        ws.to_room_except("note", "news", &[a.id()], &json!("not a"))
+            .unwrap(),
+        1
+    );
+    assert_eq!(b.recv_event("note").await, json!("not a"));
+    a.assert_nothing_received().await;
+
+    assert_eq!(handle.leave(b.id(), "news"), Ok(true));
+    assert_eq!(ws.room_member_ids("news"), vec![a.id().to_owned()]);
+
+    assert_eq!(
+        handle.disconnect(a.id(), CloseCode::POLICY, "banned"),
+        Ok(true)
+    );
+    let closed = a.closed().await;
+    assert_eq!(
+        (closed.code, closed.reason.as_str()),
+        (Some(1008), "banned")
+    );
+    assert_eq!(
+        handle.disconnect("ws:nobody", CloseCode::POLICY, "banned"),
+        Ok(false)
+    );
+}

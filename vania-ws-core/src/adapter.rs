@@ -21,6 +21,15 @@ pub enum Target<'a> {
         /// The room name.
         room: &'a str,
     },
+    /// Every member of `room` on `route` but the clients in `except` (ids).
+    RoomExcept {
+        /// The route whose room it is.
+        route: &'a str,
+        /// The room name.
+        room: &'a str,
+        /// The client ids to skip.
+        except: &'a [&'a str],
+    },
     /// Every connected client on every enveloped route (raw routes speak another protocol),
     /// except `except` (a client id) when given.
     All {

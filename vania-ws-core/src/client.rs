@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::adapter::Target;
-use crate::close::CloseCode;
+use crate::close::{CloseCode, DisconnectReason};
 use crate::envelope::Frame;
 use crate::errors::{CloseError, JoinError, SendError};
 use crate::handle::Handle;
@@ -30,20 +30,26 @@ struct Inner {
     route: Arc<str>,
     outbox: Outbox,
     hub: Arc<Hub>,
-    rooms: Mutex<Rooms>,
+    own: Mutex<Own>,
     extensions: http::Extensions,
 }
 
-/// The client's own rooms, sorted; `gone` once it left the hub, after which it joins nothing.
-/// A sorted `Vec` rather than a `BTreeSet`: a client is in few rooms (at most
-/// `max_rooms_per_client`), and one room then costs 16 bytes, not a 192-byte tree node.
+/// What the client's handlers change, under one lock: its rooms, its data, and why it left.
 #[derive(Default)]
-struct Rooms {
+struct Own {
+    /// The client's rooms, sorted. A sorted `Vec` rather than a `BTreeSet`: a client is in few
+    /// rooms (at most `max_rooms_per_client`), and one room then costs 16 bytes, not a
+    /// 192-byte tree node.
     names: Vec<Arc<str>>,
+    /// Set once the client left the hub, after which it joins nothing.
     gone: bool,
+    /// Why the connection ended, once it has (read by the `disconnect` handler).
+    disconnect: Option<DisconnectReason>,
+    /// What handlers stored with [`Client::set_data`]; allocates nothing until then.
+    data: http::Extensions,
 }
 
-impl Rooms {
+impl Own {
     fn find(&self, room: &str) -> Result<usize, usize> {
         self.names.binary_search_by(|name| (**name).cmp(room))
     }
@@ -78,7 +84,7 @@ impl Client {
                 route,
                 outbox,
                 hub,
-                rooms: Mutex::new(Rooms::default()),
+                own: Mutex::new(Own::default()),
                 extensions,
             }),
         }
@@ -161,7 +167,7 @@ impl Client {
         let Some(registry) = self.inner.hub.rooms_of(&self.inner.route) else {
             return Ok(false);
         };
-        let mut rooms = self.lock_rooms();
+        let mut rooms = self.lock();
         let at = match rooms.find(room) {
             _ if rooms.gone => return Ok(false),
             Ok(_) => return Ok(false),
@@ -182,7 +188,7 @@ impl Client {
         if !is_valid_room_name(room) {
             return Err(JoinError::InvalidName(room.len()));
         }
-        let mut rooms = self.lock_rooms();
+        let mut rooms = self.lock();
         let Ok(at) = rooms.find(room) else {
             return Ok(false);
         };
@@ -195,7 +201,7 @@ impl Client {
 
     /// Leaves every room for good: later joins (from a clone kept by a task) do nothing.
     pub(crate) fn leave_all(&self) {
-        let mut rooms = self.lock_rooms();
+        let mut rooms = self.lock();
         rooms.gone = true;
         if let Some(registry) = self.inner.hub.rooms_of(&self.inner.route) {
             for room in std::mem::take(&mut rooms.names) {
@@ -206,7 +212,7 @@ impl Client {
 
     /// The rooms this client is in, sorted.
     pub fn rooms(&self) -> Vec<String> {
-        self.lock_rooms()
+        self.lock()
             .names
             .iter()
             .map(|room| room.to_string())
@@ -215,7 +221,7 @@ impl Client {
 
     /// Whether this client is in `room`.
     pub fn in_room(&self, room: &str) -> bool {
-        room.len() <= MAX_ROOM_NAME_BYTES && self.lock_rooms().contains(room)
+        room.len() <= MAX_ROOM_NAME_BYTES && self.lock().contains(room)
     }
 
     /// What the connection guards attached at the handshake (an identity, say).
@@ -244,6 +250,33 @@ impl Client {
         Ok(())
     }
 
+    /// Stores `value` for this connection's later handlers (a user name after a login, say),
+    /// one value per type; returns the value of that type it replaces. The data lives as long
+    /// as the connection, and no other client sees it.
+    pub fn set_data<T: Clone + Send + Sync + 'static>(&self, value: T) -> Option<T> {
+        self.lock().data.insert(value)
+    }
+
+    /// A copy of the value of type `T` stored with [`set_data`](Self::set_data), if any.
+    pub fn data<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.lock().data.get::<T>().cloned()
+    }
+
+    /// Removes and returns the value of type `T` stored with [`set_data`](Self::set_data).
+    pub fn remove_data<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.lock().data.remove::<T>()
+    }
+
+    /// Why the connection ended: `None` while it is open, set before the `disconnect`
+    /// handler runs.
+    pub fn disconnect_reason(&self) -> Option<DisconnectReason> {
+        self.lock().disconnect
+    }
+
+    pub(crate) fn set_disconnect_reason(&self, reason: DisconnectReason) {
+        self.lock().disconnect.get_or_insert(reason);
+    }
+
     pub(crate) fn hub(&self) -> &Arc<Hub> {
         &self.inner.hub
     }
@@ -253,10 +286,10 @@ impl Client {
         &self.inner.outbox
     }
 
-    fn lock_rooms(&self) -> MutexGuard<'_, Rooms> {
+    fn lock(&self) -> MutexGuard<'_, Own> {
         // A panic while holding this lock cannot leave the set half-updated: recover it.
         self.inner
-            .rooms
+            .own
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }

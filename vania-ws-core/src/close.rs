@@ -82,6 +82,33 @@ impl From<CloseCode> for u16 {
     }
 }
 
+/// Why a client's connection ended, as its `disconnect` handler reads it with
+/// [`Client::disconnect_reason`](crate::Client::disconnect_reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// The client sent a close frame, with this code (`None` for a close frame without one).
+    ClientClosed {
+        /// The client's close code.
+        code: Option<u16>,
+    },
+    /// The connection ended without a close frame: the peer vanished, or the transport failed.
+    TransportClosed,
+    /// The client did not answer the server's ping in time.
+    PingTimeout,
+    /// The client did not read fast enough: its send queue overflowed (closed with 1008).
+    SlowConsumer,
+    /// The server is shutting down (closed with 1001).
+    ServerShutdown,
+    /// The server closed the connection with this code: a handler's
+    /// [`Client::close`](crate::Client::close), a protocol violation (1002, 1007, 1009), a
+    /// flood (1008), or an internal error (1011).
+    ServerClosed {
+        /// The close code sent.
+        code: CloseCode,
+    },
+}
+
 /// The longest close reason: a close frame's payload is at most 125 bytes, two of them the
 /// code.
 pub(crate) const MAX_REASON_BYTES: usize = 123;

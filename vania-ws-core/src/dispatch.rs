@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::client::Client;
+use crate::close::DisconnectReason;
 use crate::envelope::{Envelope, Frame};
 use crate::errors::{DispatchError, ErrorCode, UnknownRoute};
 use crate::handler::{BoxFuture, ErasedHandler, Outcome};
@@ -351,14 +352,15 @@ impl Session {
 
     /// Runs the `disconnect` handler (the client's rooms are still readable and it can still
     /// send), then removes the client from every room and from the hub.
-    pub async fn close(self) {
-        self.run_disconnect().await;
+    pub async fn close(self, reason: DisconnectReason) {
+        self.run_disconnect(reason).await;
         // `Drop` unregisters.
     }
 
-    /// Runs the route's `disconnect` handler, if any (the first half of
-    /// [`close`](Self::close)).
-    pub async fn run_disconnect(&self) {
+    /// Records why the connection ended, for [`Client::disconnect_reason`], and runs the
+    /// route's `disconnect` handler, if any (the first half of [`close`](Self::close)).
+    pub async fn run_disconnect(&self, reason: DisconnectReason) {
+        self.client.set_disconnect_reason(reason);
         let started = std::future::poll_fn(|cx| {
             Poll::Ready(self.route.disconnect_handler().and_then(|handler| {
                 self.start_handler(handler, None, Answer::Lifecycle, "disconnect", cx)

@@ -140,6 +140,11 @@ pub enum JoinError {
     /// The client is already in the maximum number of rooms.
     #[error("already in the maximum of {0} rooms")]
     RoomLimit(usize),
+    /// No client with this id is connected to this process ([`Handle::join`]).
+    ///
+    /// [`Handle::join`]: crate::Handle::join
+    #[error("no client `{0}` is connected to this process")]
+    NotConnected(String),
 }
 
 impl From<JoinError> for DispatchError {
@@ -147,6 +152,7 @@ impl From<JoinError> for DispatchError {
         let code = match err {
             JoinError::InvalidName(_) => ErrorCode::InvalidRoom,
             JoinError::RoomLimit(_) => ErrorCode::RoomLimit,
+            JoinError::NotConnected(_) => ErrorCode::HandlerError,
         };
         DispatchError::new(code, err.to_string())
     }

@@ -4,7 +4,9 @@ use serde::Serialize;
 use std::sync::Arc;
 
 use crate::adapter::Target;
-use crate::errors::{SendError, UnknownRoute};
+use crate::client::Client;
+use crate::close::CloseCode;
+use crate::errors::{CloseError, JoinError, SendError, UnknownRoute};
 use crate::hub::Hub;
 
 /// A cheap, cloneable handle on the server's clients and rooms.
@@ -43,6 +45,43 @@ impl Handle {
     ) -> Result<usize, SendError> {
         self.hub
             .send_event(Target::Client(client_id), event, payload)
+    }
+
+    /// The client with this id, if it is connected to this process: everything a handler can
+    /// do with a client (send, join, leave, close, read its data) from outside any handler.
+    pub fn client(&self, client_id: &str) -> Option<Client> {
+        self.hub.client(client_id)
+    }
+
+    /// Joins the client `client_id` to `room` of its route; returns whether it was not a
+    /// member before. An error when no such client is connected here.
+    pub fn join(&self, client_id: &str, room: &str) -> Result<bool, JoinError> {
+        self.connected(client_id)?.join(room)
+    }
+
+    /// Takes the client `client_id` out of `room`; returns whether it was a member.
+    pub fn leave(&self, client_id: &str, room: &str) -> Result<bool, JoinError> {
+        self.connected(client_id)?.leave(room)
+    }
+
+    /// Closes the client `client_id`'s connection with `code` and `reason`, after what is
+    /// already queued for it; returns whether such a client was connected here.
+    pub fn disconnect(
+        &self,
+        client_id: &str,
+        code: CloseCode,
+        reason: &'static str,
+    ) -> Result<bool, CloseError> {
+        match self.hub.client(client_id) {
+            Some(client) => client.close(code, reason).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    fn connected(&self, client_id: &str) -> Result<Client, JoinError> {
+        self.hub
+            .client(client_id)
+            .ok_or_else(|| JoinError::NotConnected(client_id.to_owned()))
     }
 
     /// The rooms of the route at `path`; an error naming the served paths when there is none.
@@ -107,8 +146,29 @@ impl RouteHandle {
         self.hub.send_event(target, event, payload)
     }
 
+    /// Like [`to_room`](Self::to_room), skipping the clients whose ids are in `except`.
+    pub fn to_room_except<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        room: &str,
+        except: &[&str],
+        payload: &T,
+    ) -> Result<usize, SendError> {
+        let target = Target::RoomExcept {
+            route: &self.path,
+            room,
+            except,
+        };
+        self.hub.send_event(target, event, payload)
+    }
+
     /// How many of this process's clients are in `room`.
     pub fn room_members(&self, room: &str) -> usize {
         self.hub.room_members(&self.path, room)
+    }
+
+    /// The ids of this process's clients in `room`, sorted.
+    pub fn room_member_ids(&self, room: &str) -> Vec<String> {
+        self.hub.room_member_ids(&self.path, room)
     }
 }

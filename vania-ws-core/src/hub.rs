@@ -57,6 +57,11 @@ struct Member {
     /// Speaks the envelope protocol: `false` on raw routes, which `broadcast` skips (their
     /// clients speak another protocol, and `{"event":…}` frames would be injected into it).
     enveloped: bool,
+    /// The client itself, for what acts on a client by id ([`Handle::join`], say). The
+    /// cycle it makes (hub, client, hub) ends when the client is unregistered.
+    ///
+    /// [`Handle::join`]: crate::Handle::join
+    client: Client,
 }
 
 /// Every client of this process by id, and the rooms of every route.
@@ -149,22 +154,30 @@ impl Hub {
         enveloped: bool,
     ) -> Result<(Client, OutboxReceiver), UnknownRoute> {
         let route = self.route_key(route)?;
-        let (outbox, receiver) = Outbox::new(self.config.send_queue_bytes);
         let id: Arc<str> = Arc::from(format!("ws:{}", uuid::Uuid::new_v4()));
+        let (outbox, receiver) = Outbox::for_client(self.config.send_queue_bytes, id.clone());
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         // `connected` is queued before the client can be found, so it is always the first frame.
         if enveloped {
             outbox.push(Frame::connected(&id));
         }
-        self.clients.insert(
+        let client = Client::new(
             id.clone(),
+            key,
+            route,
+            outbox.clone(),
+            self.clone(),
+            extensions,
+        );
+        self.clients.insert(
+            id,
             Member {
-                outbox: outbox.clone(),
+                outbox,
                 key,
                 enveloped,
+                client: client.clone(),
             },
         );
-        let client = Client::new(id, key, route, outbox, self.clone(), extensions);
         Ok((client, receiver))
     }
 
@@ -216,6 +229,14 @@ impl Hub {
                 .routes
                 .get(route)
                 .map_or(0, |rooms| rooms.deliver(room, frame)),
+            Target::RoomExcept {
+                route,
+                room,
+                except,
+            } => self
+                .routes
+                .get(route)
+                .map_or(0, |rooms| rooms.deliver_except(room, except, frame)),
             Target::All { except } => {
                 // The sender's number, looked up once; a sender on another process has none
                 // here (numbers start at 1).
@@ -279,6 +300,20 @@ impl Hub {
         self.routes
             .get(route)
             .map_or(0, |rooms| rooms.members(room))
+    }
+
+    /// The client with this id, if it is connected to this process.
+    pub fn client(&self, client_id: &str) -> Option<Client> {
+        self.clients
+            .get(client_id)
+            .map(|member| member.client.clone())
+    }
+
+    /// The ids of this process's clients in `room` on `route`, sorted.
+    pub fn room_member_ids(&self, route: &str, room: &str) -> Vec<String> {
+        self.routes
+            .get(route)
+            .map_or_else(Vec::new, |rooms| rooms.member_ids(room))
     }
 
     /// Whether a client with this id is connected to this process.

@@ -57,7 +57,7 @@ pub mod room;
 pub mod router;
 
 pub use client::Client;
-pub use close::CloseCode;
+pub use close::{CloseCode, DisconnectReason};
 pub use dispatch::Session;
 pub use envelope::Frame;
 pub use errors::SendError;

@@ -58,6 +58,31 @@ impl RoomRegistry {
         }
     }
 
+    /// Like [`deliver`](Self::deliver), skipping the members whose id is in `except`.
+    pub(crate) fn deliver_except(&self, room: &str, except: &[&str], frame: &Frame) -> usize {
+        match self.rooms.get(room) {
+            Some(members) => members
+                .values()
+                .filter(|outbox| !outbox.client_id().is_some_and(|id| except.contains(&id)))
+                .filter(|outbox| outbox.push(frame.clone()) == Pushed::Queued)
+                .count(),
+            None => 0,
+        }
+    }
+
+    /// The ids of a room's members, sorted.
+    pub(crate) fn member_ids(&self, room: &str) -> Vec<String> {
+        let mut ids: Vec<String> = match self.rooms.get(room) {
+            Some(members) => members
+                .values()
+                .filter_map(|outbox| outbox.client_id().map(str::to_owned))
+                .collect(),
+            None => Vec::new(),
+        };
+        ids.sort_unstable();
+        ids
+    }
+
     /// How many rooms exist.
     pub(crate) fn len(&self) -> usize {
         self.rooms.len()

@@ -98,7 +98,8 @@ async fn close_frees_the_client_and_its_rooms() {
     let (a, _ra) = open(&hub, &table, "/ws").await;
     a.handle_text(r#"{"event":"join-room","room":"r"}"#).await;
     assert_eq!((hub.client_count(), hub.room_count("/ws")), (1, 1));
-    a.close().await;
+    a.close(vania_ws_core::DisconnectReason::TransportClosed)
+        .await;
     assert_eq!((hub.client_count(), hub.room_count("/ws")), (0, 0));
 }
 

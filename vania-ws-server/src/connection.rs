@@ -40,12 +40,13 @@ use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WireCloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::Instrument;
 use vania_ws_core::dispatch::Started;
 use vania_ws_core::outbox::{OutboxReceiver, Outgoing};
-use vania_ws_core::{CloseCode, Session};
+use vania_ws_core::{CloseCode, DisconnectReason, Session};
 
 use crate::config::ServerConfig;
 use crate::engine::{Phase, PhaseWatch, Shared};
@@ -174,8 +175,26 @@ async fn run<S>(
     .await;
     // The driver owns the socket: it is closed as the driver ends, before the `disconnect`
     // handler runs, so a peer that vanished is not kept waiting on a handler.
-    let end = Driver::new(&shared, &session, queue, ws).await;
+    let (end, peer_closed) = Driver::new(&shared, &session, queue, ws).await;
     let metrics = shared.hub.metrics();
+    let outbox = session.client().outbox();
+    let reason = if outbox.overflowed() {
+        DisconnectReason::SlowConsumer
+    } else if end == End::TimedOut {
+        DisconnectReason::PingTimeout
+    } else if end == End::Forced {
+        DisconnectReason::ServerShutdown
+    } else if let Some(code) = peer_closed {
+        DisconnectReason::ClientClosed { code }
+    } else if let Some(code) = outbox.close_code() {
+        if code == CloseCode::GOING_AWAY {
+            DisconnectReason::ServerShutdown
+        } else {
+            DisconnectReason::ServerClosed { code }
+        }
+    } else {
+        DisconnectReason::TransportClosed
+    };
     match end {
         End::TimedOut => {
             tracing::debug!("no pong in time: dropping the client");
@@ -184,13 +203,13 @@ async fn run<S>(
         End::Unresponsive => tracing::debug!("the peer did not complete the close in time"),
         End::Closed | End::Gone | End::Forced => {}
     }
-    if session.client().outbox().overflowed() {
+    if reason == DisconnectReason::SlowConsumer {
         metrics.record_slow_consumer();
         tracing::debug!("closed as a slow consumer");
     }
     if end != End::Forced {
         let mut watch = PhaseWatch::new(&shared);
-        let disconnect = pin!(session.run_disconnect());
+        let disconnect = pin!(session.run_disconnect(reason));
         // Past the shutdown deadline the `disconnect` handler is skipped, never the cleanup.
         let forced = std::future::poll_fn(|cx| {
             while watch.phase() < Phase::Forced {
@@ -281,9 +300,21 @@ impl<S> Future for Driver<'_, S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    type Output = End;
+    /// How the connection ended, and the close code of a close the client started (`Some`
+    /// only then; `Some(None)` for a close frame without a code).
+    type Output = (End, Option<Option<u16>>);
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<End> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let end = std::task::ready!(self.as_mut().poll_end(cx));
+        Poll::Ready((end, self.conn.peer_closed))
+    }
+}
+
+impl<S> Driver<'_, S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    fn poll_end(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<End> {
         let Driver {
             reads,
             step,
@@ -442,6 +473,8 @@ struct Connection<'a> {
     read_done: bool,
     close_sent: bool,
     unflushed: bool,
+    /// The close code of a close the client started, if it did.
+    peer_closed: Option<Option<u16>>,
     /// The timer's deadline may have moved on a wake-up the read waker did not mark (a close
     /// began). Every other change of the deadline happens on a marked wake-up, which looks
     /// at the timer anyway (see `poll_timer`).
@@ -481,6 +514,7 @@ impl<'a> Connection<'a> {
             read_done: false,
             close_sent: false,
             unflushed: false,
+            peer_closed: None,
             rearm: false,
             limited_text: enveloped,
             limited_binary: route.binary_handler().is_none(),
@@ -556,6 +590,11 @@ impl<'a> Connection<'a> {
             Some(Err(err)) => {
                 self.read_done = true;
                 let (code, reason) = match &err {
+                    // The peer closed the TCP connection without a close frame: it is gone,
+                    // and there is nobody to send a 1002 to.
+                    WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+                        return Err(End::Gone);
+                    }
                     WsError::Capacity(_) => (CloseCode::TOO_BIG, "message too big"),
                     WsError::Utf8(_) => (CloseCode::INVALID_PAYLOAD, "invalid utf-8"),
                     WsError::Protocol(_) => (CloseCode::PROTOCOL, "protocol error"),
@@ -613,7 +652,12 @@ impl<'a> Connection<'a> {
                 self.heartbeat.pong(&payload);
                 Ok(None)
             }
-            Message::Close(_) => {
+            Message::Close(frame) => {
+                // A close the client started (not its answer to one of ours): it says why
+                // the client left.
+                if !matches!(self.state, State::Closing { .. }) && !self.queue.is_closing() {
+                    self.peer_closed = Some(frame.map(|frame| u16::from(frame.code)));
+                }
                 // The codec queued the close reply; the next flush sends it and the stream
                 // then ends.
                 self.closing();

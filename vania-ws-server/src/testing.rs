@@ -38,10 +38,12 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+/// The WebSocket message types [`TestClient::send_message`] takes, for frames the protocol
+/// helpers do not build (a close with a code, a ping, binary data).
+pub use tokio_tungstenite::tungstenite::{Message, protocol::CloseFrame};
 
 /// How long any single expected frame may take before a test fails.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
