@@ -1,16 +1,20 @@
 //! The client handle given to handlers: who sent the event, and how to answer.
 
 use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::oneshot;
 
 use crate::adapter::Target;
 use crate::close::{CloseCode, DisconnectReason};
 use crate::envelope::Frame;
-use crate::errors::{CloseError, JoinError, SendError};
+use crate::errors::{AckError, CloseError, JoinError, SendError};
 use crate::handle::Handle;
 use crate::hub::Hub;
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Pushed};
 use crate::room::{MAX_ROOM_NAME_BYTES, is_valid_room_name};
 
 /// One connected client. Cheap to clone; every clone is the same client.
@@ -47,6 +51,16 @@ struct Own {
     disconnect: Option<DisconnectReason>,
     /// What handlers stored with [`Client::set_data`]; allocates nothing until then.
     data: http::Extensions,
+    /// Requests from the server awaiting the client's `ack`; allocates nothing until the
+    /// first [`Client::emit_with_ack`].
+    requests: Option<Box<Requests>>,
+}
+
+/// The server's requests to one client: ids from the server's own counter, and who waits.
+#[derive(Default)]
+struct Requests {
+    last_id: u64,
+    waiting: Vec<(u64, oneshot::Sender<Box<RawValue>>)>,
 }
 
 impl Own {
@@ -203,6 +217,8 @@ impl Client {
     pub(crate) fn leave_all(&self) {
         let mut rooms = self.lock();
         rooms.gone = true;
+        // Whoever waits for an answer now learns that none will come.
+        rooms.requests = None;
         if let Some(registry) = self.inner.hub.rooms_of(&self.inner.route) {
             for room in std::mem::take(&mut rooms.names) {
                 registry.leave(&room, self.inner.key);
@@ -248,6 +264,121 @@ impl Client {
         }
         self.inner.outbox.close(code, reason);
         Ok(())
+    }
+
+    /// Sends `event` with `payload` as a request (PROTOCOL.md section 4) and waits for the
+    /// client's answer, `{"event":"ack","id":…,"payload":…}`, decoded as `R`; fails after the
+    /// hub's `ack_timeout` (10 s by default), or when the client leaves first. The request is
+    /// queued at once, in order with this client's other frames; only the answer is awaited.
+    ///
+    /// ```no_run
+    /// # use vania_ws_core::Client;
+    /// # async fn f(client: Client) -> Result<(), vania_ws_core::error::AckError> {
+    /// let confirmed: bool = client.emit_with_ack("confirm-order", &42).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// A handler may await its own client's answer: the connection keeps reading `ack`
+    /// frames while a handler waits (other frames still wait their turn).
+    pub fn emit_with_ack<T, R>(
+        &self,
+        event: &str,
+        payload: &T,
+    ) -> impl Future<Output = Result<R, AckError>> + Send + 'static
+    where
+        T: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let timeout = self.inner.hub.config().ack_timeout;
+        self.emit_with_ack_timeout(event, payload, timeout)
+    }
+
+    /// [`emit_with_ack`](Self::emit_with_ack) with a timeout of its own.
+    pub fn emit_with_ack_timeout<T, R>(
+        &self,
+        event: &str,
+        payload: &T,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<R, AckError>> + Send + 'static
+    where
+        T: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let sent = self.send_request(event, payload);
+        let client = self.clone();
+        async move {
+            let (id, answer) = sent?;
+            match tokio::time::timeout(timeout, answer).await {
+                Ok(Ok(raw)) => crate::handler::decode_payload::<R>(Some(&raw))
+                    .map_err(|err| AckError::Decode(err.message)),
+                Ok(Err(_)) => Err(AckError::Disconnected),
+                Err(_) => {
+                    client.forget_request(id);
+                    Err(AckError::Timeout(timeout))
+                }
+            }
+        }
+    }
+
+    /// Queues a request and registers who waits for its answer.
+    fn send_request<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        payload: &T,
+    ) -> Result<(u64, oneshot::Receiver<Box<RawValue>>), AckError> {
+        let (tx, rx) = oneshot::channel();
+        let id = {
+            let mut own = self.lock();
+            if own.gone {
+                return Err(AckError::Disconnected);
+            }
+            let requests = own.requests.get_or_insert_with(Box::default);
+            requests.last_id += 1;
+            requests.waiting.push((requests.last_id, tx));
+            requests.last_id
+        };
+        let frame = match Frame::request(event, id, payload) {
+            Ok(frame) => frame,
+            Err(err) => {
+                self.forget_request(id);
+                return Err(AckError::Send(SendError::Encode(err)));
+            }
+        };
+        if self.inner.outbox.push(frame) != Pushed::Queued {
+            self.forget_request(id);
+            return Err(AckError::Disconnected);
+        }
+        Ok((id, rx))
+    }
+
+    fn forget_request(&self, id: u64) {
+        if let Some(requests) = self.lock().requests.as_mut() {
+            requests.waiting.retain(|(waiting, _)| *waiting != id);
+        }
+    }
+
+    /// Hands the client's `ack` to the request `id`; `false` when none waits for it (never
+    /// sent, timed out, or answered already), and the answer is dropped.
+    pub(crate) fn answer_request(&self, id: u64, payload: Option<&RawValue>) -> bool {
+        let waiter = {
+            let mut own = self.lock();
+            let Some(requests) = own.requests.as_mut() else {
+                return false;
+            };
+            let Some(at) = requests
+                .waiting
+                .iter()
+                .position(|(waiting, _)| *waiting == id)
+            else {
+                return false;
+            };
+            requests.waiting.swap_remove(at).1
+        };
+        let payload = payload.map_or_else(
+            || RawValue::from_string("null".to_owned()).expect("`null` is json"),
+            RawValue::to_owned,
+        );
+        waiter.send(payload).is_ok()
     }
 
     /// Stores `value` for this connection's later handlers (a user name after a login, say),

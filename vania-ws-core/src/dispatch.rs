@@ -121,6 +121,26 @@ impl Session {
         }
     }
 
+    /// Handles `text` at once if it is a client's `ack` (the answer to a request from the
+    /// server), and says whether it was. A connection calls this for the frames it reads while
+    /// a handler waits, since that handler may be waiting for this very answer; any other
+    /// frame waits its turn.
+    pub fn try_answer(&self, text: &str) -> bool {
+        if self.route.text_handler().is_some() {
+            return false;
+        }
+        match Envelope::parse(text) {
+            Ok(envelope) if envelope.event == "ack" => {
+                self.count_in();
+                if let Some(id) = envelope.id {
+                    self.client.answer_request(id, envelope.payload);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Like [`start_text`](Self::start_text), for the route's `connect` handler.
     pub fn start_connect(&self, cx: &mut Context<'_>) -> Started {
         let handler = self.route.connect_handler()?;
@@ -147,9 +167,15 @@ impl Session {
                 reply(&self.client, &self.route, id, outcome);
                 None
             }
-            // A client's answer to a request from the server (PROTOCOL.md section 4). This
-            // server sends none yet, so no id can match a pending one: dropped, no error frame.
-            "ack" => None,
+            // A client's answer to a request from the server (PROTOCOL.md section 4): to
+            // whoever waits for it; one that matches no pending request is dropped, with no
+            // error frame.
+            "ack" => {
+                if let Some(id) = id {
+                    self.client.answer_request(id, envelope.payload);
+                }
+                None
+            }
             event => match self.route.handler(event) {
                 Some(handler) => {
                     self.start_handler(handler, envelope.payload, Answer::Reply(id), event, cx)

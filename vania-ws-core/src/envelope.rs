@@ -182,6 +182,22 @@ impl Frame {
         crate::json::to_string(&EventFrame { event, payload }).map(|json| Self(json.into()))
     }
 
+    /// `{"event": event, "id": id, "payload": payload}`: a request from the server, which the
+    /// client answers with `{"event":"ack","id": id, …}` (PROTOCOL.md section 4).
+    pub fn request<T: Serialize + ?Sized>(
+        event: &str,
+        id: u64,
+        payload: &T,
+    ) -> Result<Self, serde_json::Error> {
+        #[derive(Serialize)]
+        struct RequestFrame<'a, T: ?Sized> {
+            event: &'a str,
+            id: u64,
+            payload: &'a T,
+        }
+        crate::json::to_string(&RequestFrame { event, id, payload }).map(|json| Self(json.into()))
+    }
+
     /// `{"event":"connected","payload":{"session_id": id}}`.
     pub fn connected(session_id: &str) -> Self {
         #[derive(Serialize)]

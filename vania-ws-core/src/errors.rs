@@ -130,6 +130,26 @@ pub enum CloseError {
     ReasonTooLong(usize),
 }
 
+/// Why a request from the server ([`Client::emit_with_ack`]) got no reply.
+///
+/// [`Client::emit_with_ack`]: crate::Client::emit_with_ack
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AckError {
+    /// The request could not be sent (its payload did not encode).
+    #[error(transparent)]
+    Send(#[from] SendError),
+    /// The client left, or is closing, before it answered.
+    #[error("the client disconnected before answering")]
+    Disconnected,
+    /// No answer came within the timeout; a late answer is dropped.
+    #[error("no answer within {0:?}")]
+    Timeout(std::time::Duration),
+    /// The answer's payload is not the type asked for.
+    #[error("the answer's payload does not fit: {0}")]
+    Decode(String),
+}
+
 /// Why a client could not join a room.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

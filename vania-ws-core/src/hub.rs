@@ -23,6 +23,8 @@ pub struct HubConfig {
     pub send_queue_bytes: usize,
     /// Rooms one client may be in at once.
     pub max_rooms_per_client: usize,
+    /// How long [`Client::emit_with_ack`] waits for the client's answer.
+    pub ack_timeout: std::time::Duration,
 }
 
 impl Default for HubConfig {
@@ -30,6 +32,7 @@ impl Default for HubConfig {
         Self {
             send_queue_bytes: 1 << 20,
             max_rooms_per_client: 100,
+            ack_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -44,6 +47,12 @@ impl HubConfig {
     /// Sets how many rooms one client may be in.
     pub fn max_rooms_per_client(mut self, rooms: usize) -> Self {
         self.max_rooms_per_client = rooms;
+        self
+    }
+
+    /// Sets how long [`Client::emit_with_ack`] waits for an answer.
+    pub fn ack_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.ack_timeout = timeout;
         self
     }
 }

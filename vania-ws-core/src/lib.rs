@@ -71,7 +71,8 @@ pub use router::{Router, WebSocketEvent};
 pub mod error {
     pub use crate::envelope::EnvelopeError;
     pub use crate::errors::{
-        CloseError, DispatchError, ErrorCode, JoinError, RouterError, SendError, UnknownRoute,
+        AckError, CloseError, DispatchError, ErrorCode, JoinError, RouterError, SendError,
+        UnknownRoute,
     };
 }
 

@@ -77,6 +77,9 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// `WS_SEND_QUEUE_BYTES`: the per-client outgoing queue bound. Default 1 MiB.
     pub send_queue_bytes: usize,
+    /// `WS_ACK_TIMEOUT_MS`: how long `Client::emit_with_ack` waits for the client's answer.
+    /// Default 10 s.
+    pub ack_timeout: Duration,
     /// `WS_MAX_ROOMS_PER_CLIENT`: rooms one client may be in. Default 100.
     pub max_rooms_per_client: usize,
     /// `WS_SHUTDOWN_TIMEOUT_MS`: the drain deadline on shutdown. Default 10 s.
@@ -119,6 +122,7 @@ impl Default for ServerConfig {
             max_message_bytes: 64 * 1024,
             handshake_timeout: Duration::from_secs(10),
             send_queue_bytes: 1 << 20,
+            ack_timeout: Duration::from_secs(10),
             max_rooms_per_client: 100,
             shutdown_timeout: Duration::from_secs(10),
             max_connections: 10_000,
@@ -182,6 +186,9 @@ impl ServerConfig {
         if let Some(v) = get("WS_HANDSHAKE_TIMEOUT_MS") {
             config.handshake_timeout = millis("WS_HANDSHAKE_TIMEOUT_MS", v)?;
         }
+        if let Some(v) = get("WS_ACK_TIMEOUT_MS") {
+            config.ack_timeout = millis("WS_ACK_TIMEOUT_MS", v)?;
+        }
         if let Some(v) = get("WS_SEND_QUEUE_BYTES") {
             config.send_queue_bytes = parse("WS_SEND_QUEUE_BYTES", v, "a number of bytes")?;
         }
@@ -235,6 +242,7 @@ impl ServerConfig {
             ("WS_PING_INTERVAL_MS", self.ping_interval.is_zero()),
             ("WS_PONG_TIMEOUT_MS", self.pong_timeout.is_zero()),
             ("WS_HANDSHAKE_TIMEOUT_MS", self.handshake_timeout.is_zero()),
+            ("WS_ACK_TIMEOUT_MS", self.ack_timeout.is_zero()),
             ("WS_CLOSE_TIMEOUT_MS", self.close_timeout.is_zero()),
             ("WS_SHUTDOWN_TIMEOUT_MS", self.shutdown_timeout.is_zero()),
             ("WS_MAX_MESSAGE_BYTES", self.max_message_bytes == 0),
@@ -295,6 +303,12 @@ impl ServerConfig {
     /// Sets the largest incoming message, in bytes.
     pub fn max_message_bytes(mut self, bytes: usize) -> Self {
         self.max_message_bytes = bytes;
+        self
+    }
+
+    /// Sets how long `Client::emit_with_ack` waits for an answer.
+    pub fn ack_timeout(mut self, timeout: Duration) -> Self {
+        self.ack_timeout = timeout;
         self
     }
 
@@ -437,6 +451,7 @@ mod tests {
             ("WS_SHUTDOWN_TIMEOUT_MS", "250"),
             ("WS_LISTEN_BACKLOG", "64"),
             ("WS_MAX_PENDING_HANDSHAKES", "9"),
+            ("WS_ACK_TIMEOUT_MS", "750"),
         ]))
         .unwrap();
         let expected = ServerConfig::default()
@@ -450,7 +465,8 @@ mod tests {
             .rate_limit(5, 6)
             .shutdown_timeout(Duration::from_millis(250))
             .listen_backlog(64)
-            .max_pending_handshakes(9);
+            .max_pending_handshakes(9)
+            .ack_timeout(Duration::from_millis(750));
         assert_eq!(config, expected);
     }
 
@@ -478,6 +494,7 @@ mod tests {
         );
         for key in [
             "WS_HANDSHAKE_TIMEOUT_MS",
+            "WS_ACK_TIMEOUT_MS",
             "WS_CLOSE_TIMEOUT_MS",
             "WS_SHUTDOWN_TIMEOUT_MS",
             "WS_LISTEN_BACKLOG",

@@ -28,6 +28,7 @@
 //! taken by the socket, pongs and pings) counts against the send-queue bound.
 
 use futures_util::{SinkExt, StreamExt};
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
@@ -38,9 +39,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WireCloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
-use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tracing::Instrument;
@@ -248,6 +249,48 @@ enum Data {
     Binary(Bytes),
 }
 
+impl Data {
+    fn len(&self) -> usize {
+        match self {
+            Data::Text(text) => text.len(),
+            Data::Binary(data) => data.len(),
+        }
+    }
+}
+
+/// At most this many frames are held while a handler waits (see [`Driver::held`]).
+const HELD_FRAMES: usize = 32;
+
+/// The frames read while a handler waits, and their bytes.
+#[derive(Default)]
+struct Held {
+    frames: VecDeque<Data>,
+    bytes: usize,
+}
+
+impl Held {
+    fn push(&mut self, data: Data) {
+        self.bytes += data.len();
+        self.frames.push_back(data);
+    }
+
+    fn pop(&mut self) -> Option<Data> {
+        let data = self.frames.pop_front()?;
+        self.bytes -= data.len();
+        if self.frames.is_empty() {
+            // A burst leaves nothing allocated behind.
+            self.frames = VecDeque::new();
+        }
+        Some(data)
+    }
+
+    /// Whether reading must pause: as many frames, or as many bytes as the largest message,
+    /// are held.
+    fn is_full(&self, max_bytes: usize) -> bool {
+        self.frames.len() >= HELD_FRAMES || self.bytes >= max_bytes
+    }
+}
+
 /// What the connection is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -275,6 +318,13 @@ struct Driver<'a, S> {
     conn: Connection<'a>,
     ws: WebSocketStream<Transport<S>>,
     timer: Pin<Box<Sleep>>,
+    /// Frames read while a handler waited, dispatched in order once it finishes. While a
+    /// handler waits the connection reads on for the client's `ack`s (the handler may be
+    /// awaiting one: `emit_with_ack`) and holds the other frames here, so that events still
+    /// run one at a time, in order. It stops reading once it holds [`HELD_FRAMES`] frames or
+    /// a largest message's worth of bytes: what a client sends beyond that waits in its
+    /// socket. Empty, it allocates nothing; last, since only a wake-up that reads looks at it.
+    held: Held,
 }
 
 impl<'a, S> Driver<'a, S> {
@@ -289,6 +339,7 @@ impl<'a, S> Driver<'a, S> {
         Self {
             reads: None,
             step: None,
+            held: Held::default(),
             timer: Box::pin(tokio::time::sleep_until(conn.armed)),
             conn,
             ws,
@@ -318,6 +369,7 @@ where
         let Driver {
             reads,
             step,
+            held,
             conn,
             ws,
             timer,
@@ -363,11 +415,19 @@ where
             conn.queue.quiet();
             if running.as_mut().poll(cx).is_ready() {
                 *step = None;
-                conn.step_done();
+                // The frames read while it waited go first.
+                while step.is_none()
+                    && let Some(data) = held.pop()
+                {
+                    *step = conn.start(data, cx);
+                }
+                if step.is_none() {
+                    conn.step_done();
+                }
             }
         }
         // A wake-up that only has frames to write (a broadcast) skips the read side.
-        if step.is_none() && conn.reads() && marked {
+        if marked && conn.reads() && !held.is_full(conn.config.max_message_bytes) {
             let read_cx = &mut marked_cx;
             let mut budget = READ_BUDGET;
             loop {
@@ -387,23 +447,19 @@ where
                 };
                 match conn.on_read(read) {
                     Ok(None) => {}
-                    Ok(Some(data)) => {
-                        conn.queue.quiet();
-                        *step = match data {
-                            Data::Text(text) => conn.session.start_text(&text, cx),
-                            Data::Binary(data) => conn.session.start_binary(data, cx),
-                        };
-                        // What is left has to be polled with this task's context, so that it
-                        // wakes this task (a join guard, say, has not run at all yet).
-                        if let Some(running) = step {
-                            if running.as_mut().poll(cx).is_ready() {
-                                *step = None;
-                            } else {
-                                // Reading resumes once this handler finishes.
+                    Ok(Some(data)) if step.is_some() => {
+                        // A handler waits: an answer to a request from the server goes to it
+                        // now; any other frame waits its turn, and reading with it.
+                        let answered =
+                            matches!(&data, Data::Text(text) if conn.session.try_answer(text));
+                        if !answered {
+                            held.push(data);
+                            if held.is_full(conn.config.max_message_bytes) {
                                 break;
                             }
                         }
                     }
+                    Ok(Some(data)) => *step = conn.start(data, cx),
                     Err(end) => return Poll::Ready(end),
                 }
                 if !conn.reads() {
@@ -572,6 +628,23 @@ impl<'a> Connection<'a> {
             self.rearm = true;
         }
         self.dispatching = None;
+    }
+
+    /// Dispatches one frame and polls its handler once; what is left (a handler that waits)
+    /// is returned, to be polled with this task's context, so that it wakes this task (a join
+    /// guard, say, has not run at all yet).
+    fn start(&mut self, data: Data, cx: &mut Context<'_>) -> Started {
+        self.queue.quiet();
+        let mut step = match data {
+            Data::Text(text) => self.session.start_text(&text, cx),
+            Data::Binary(data) => self.session.start_binary(data, cx),
+        };
+        if let Some(running) = &mut step
+            && running.as_mut().poll(cx).is_ready()
+        {
+            step = None;
+        }
+        step
     }
 
     /// Handles one read: `Ok(Some(data))` for a frame to dispatch.

@@ -183,7 +183,8 @@ impl Engine {
             &routes,
             HubConfig::default()
                 .send_queue_bytes(config.send_queue_bytes)
-                .max_rooms_per_client(config.max_rooms_per_client),
+                .max_rooms_per_client(config.max_rooms_per_client)
+                .ack_timeout(config.ack_timeout),
             adapter,
         );
         let ws_config = WebSocketConfig::default()

@@ -1,0 +1,187 @@
+//! Requests from the server (PROTOCOL.md section 4): `Client::emit_with_ack` sends an event
+//! with an `id` from the server's own counter and resolves with the client's `ack`.
+
+use serde_json::{Value, json};
+use std::time::Duration;
+use vania_ws::error::AckError;
+use vania_ws::testing::TestServer;
+use vania_ws::{Client, Router, SendError};
+
+fn router() -> Router {
+    Router::new().websocket("/ws", |ev| {
+        // Asks its own client, and replies with the answer: the connection must read the
+        // `ack` while this handler waits.
+        ev.on("confirm", |client: Client, question: Value| async move {
+            client
+                .emit_with_ack::<_, Value>("are-you-sure", &question)
+                .await
+                .map_err(|err| err.to_string())
+        });
+        ev.on("confirm-quickly", |client: Client| async move {
+            client
+                .emit_with_ack_timeout::<_, bool>(
+                    "are-you-sure",
+                    &"quick",
+                    Duration::from_millis(100),
+                )
+                .await
+                .map_err(|err| err.to_string())
+        });
+        ev.on("message", |client: Client, payload: Value| async move {
+            client.emit("message", &payload)?;
+            Ok::<_, SendError>(payload)
+        });
+    })
+}
+
+#[tokio::test]
+async fn a_handler_awaits_its_own_clients_answer() {
+    let server = TestServer::start(router()).await;
+    let mut client = server.connect("/ws").await;
+    client
+        .send(json!({"event": "confirm", "payload": "delete?", "id": 7}))
+        .await;
+    let request = client.recv().await;
+    assert_eq!(request["event"], "are-you-sure");
+    assert_eq!(request["payload"], "delete?");
+    let id = request["id"]
+        .as_u64()
+        .expect("a request carries an unsigned id");
+    // A frame sent while the handler waits is held, and handled after it, in order.
+    client
+        .send(json!({"event": "message", "payload": "next", "id": 8}))
+        .await;
+    client
+        .send(json!({"event": "ack", "id": id, "payload": {"yes": true}}))
+        .await;
+    assert_eq!(
+        client.recv().await,
+        json!({"event": "ack", "id": 7, "payload": {"yes": true}})
+    );
+    assert_eq!(
+        client.recv().await,
+        json!({"event": "message", "payload": "next"})
+    );
+    assert_eq!(
+        client.recv().await,
+        json!({"event": "ack", "id": 8, "payload": "next"})
+    );
+    // Ids come from the server's own counter: the next request gets the next one.
+    client
+        .send(json!({"event": "confirm", "payload": "again?", "id": 1}))
+        .await;
+    let second = client.recv().await;
+    assert_eq!(second["id"], id + 1, "{second}");
+    client
+        .send(json!({"event": "ack", "id": id + 1, "payload": false}))
+        .await;
+    assert_eq!(
+        client.recv().await,
+        json!({"event": "ack", "id": 1, "payload": false})
+    );
+}
+
+#[tokio::test]
+async fn no_answer_in_time_fails_the_request_and_a_late_answer_is_dropped() {
+    let server = TestServer::start(router()).await;
+    let mut client = server.connect("/ws").await;
+    client
+        .send(json!({"event": "confirm-quickly", "id": 1}))
+        .await;
+    let request = client.recv().await;
+    assert_eq!(request["event"], "are-you-sure");
+    let reply = client.recv().await;
+    assert_eq!(reply["event"], "error", "{reply}");
+    assert_eq!(reply["id"], 1);
+    assert_eq!(reply["payload"]["code"], "handler_error");
+    assert_eq!(reply["payload"]["message"], "no answer within 100ms");
+    // The late answer, and one that matches nothing, get no error frame.
+    client
+        .send(json!({"event": "ack", "id": request["id"], "payload": true}))
+        .await;
+    client
+        .send(json!({"event": "ack", "id": 999_999, "payload": true}))
+        .await;
+    client.assert_nothing_received().await;
+}
+
+#[tokio::test]
+async fn a_request_from_outside_any_handler_resolves_typed_or_fails_to_decode() {
+    let server = TestServer::start(router()).await;
+    let mut client = server.connect("/ws").await;
+    let handle = server.handle().client(client.id()).unwrap();
+
+    let asked = tokio::spawn({
+        let handle = handle.clone();
+        async move { handle.emit_with_ack::<_, u32>("how-many", &()).await }
+    });
+    let request = client.recv().await;
+    assert_eq!(request["payload"], Value::Null);
+    client
+        .send(json!({"event": "ack", "id": request["id"], "payload": 3}))
+        .await;
+    assert_eq!(asked.await.unwrap().unwrap(), 3);
+
+    let asked = tokio::spawn({
+        let handle = handle.clone();
+        async move { handle.emit_with_ack::<_, u32>("how-many", &()).await }
+    });
+    let request = client.recv().await;
+    client
+        .send(json!({"event": "ack", "id": request["id"], "payload": "three"}))
+        .await;
+    let err = asked.await.unwrap().unwrap_err();
+    assert!(matches!(err, AckError::Decode(_)), "{err}");
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_fails_its_pending_requests() {
+    let server = TestServer::start(router()).await;
+    let mut client = server.connect("/ws").await;
+    let handle = server.handle().client(client.id()).unwrap();
+    let asked =
+        tokio::spawn(async move { handle.emit_with_ack::<_, Value>("still-there", &()).await });
+    assert_eq!(client.recv().await["event"], "still-there");
+    client.close().await;
+    let err = tokio::time::timeout(Duration::from_secs(5), asked)
+        .await
+        .expect("the request fails as the client leaves, not at its timeout")
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, AckError::Disconnected), "{err}");
+}
+
+#[tokio::test]
+async fn while_a_handler_waits_the_connection_holds_at_most_32_frames() {
+    let server = TestServer::start(router()).await;
+    let mut client = server.connect("/ws").await;
+    client
+        .send(json!({"event": "confirm-quickly", "id": 1}))
+        .await;
+    let request = client.recv().await;
+    assert_eq!(request["event"], "are-you-sure");
+    // 40 events, then the answer: the connection holds 32 of them and stops reading, so the
+    // answer stays in the socket and the request times out; nothing is lost or reordered.
+    for id in 2..42 {
+        client
+            .send(json!({"event": "message", "payload": id, "id": id}))
+            .await;
+    }
+    client
+        .send(json!({"event": "ack", "id": request["id"], "payload": true}))
+        .await;
+    let reply = client.recv().await;
+    assert_eq!(reply["id"], 1);
+    assert_eq!(
+        reply["payload"]["message"], "no answer within 100ms",
+        "{reply}"
+    );
+    for id in 2..42 {
+        assert_eq!(client.recv_event("message").await, json!(id));
+        assert_eq!(
+            client.recv().await,
+            json!({"event": "ack", "id": id, "payload": id})
+        );
+    }
+    client.assert_nothing_received().await;
+}
