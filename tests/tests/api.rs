@@ -297,3 +297,32 @@ async fn the_handle_joins_leaves_lists_and_disconnects_clients() {
         Ok(false)
     );
 }
+
+#[tokio::test]
+async fn an_on_start_hook_gets_the_handle_before_the_server_runs() {
+    let (tx, mut rx) = tokio::sync::oneshot::channel::<vania_ws::Handle>();
+    let server = vania_ws::Server::builder(router())
+        .host("127.0.0.1")
+        .port(0)
+        .on_start(move |handle| {
+            let _ = tx.send(handle);
+        })
+        .bind()
+        .await
+        .unwrap();
+    // The hook ran while the server was built, before it serves anyone.
+    let handle = rx.try_recv().expect("the hook ran during bind()");
+    let url = format!("ws://{}/ws", server.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run_until(async {
+        let _ = stopped.await;
+    }));
+    let mut client = TestClient::connect(&url).await;
+    client.join("lobby").await;
+    let ws = handle.route("/ws").unwrap();
+    assert_eq!(ws.to_room("tick", "lobby", &1).unwrap(), 1);
+    assert_eq!(client.recv_event("tick").await, json!(1));
+    let _ = stop.send(());
+    assert_eq!(client.closed().await.code, Some(1001));
+    running.await.unwrap();
+}

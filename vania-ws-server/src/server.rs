@@ -39,6 +39,7 @@ pub struct ServerBuilder {
     router: Router,
     config: ServerConfig,
     adapter: Arc<dyn Adapter>,
+    on_start: Vec<Box<dyn FnOnce(Handle) + Send>>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -76,10 +77,44 @@ impl ServerBuilder {
         self
     }
 
+    /// Runs `hook` with the server's [`Handle`] as soon as the engine is built, before any
+    /// connection is served: the place to start a background task that sends (a clock, a
+    /// feed), with no handle to thread through by hand. Hooks run in the order added, on the
+    /// thread that calls [`build`](Self::build) or [`bind`](Self::bind); to do async work,
+    /// spawn it.
+    ///
+    /// ```no_run
+    /// # use vania_ws_server::{Router, Server};
+    /// # use vania_ws_server::serde_json::json;
+    /// # async fn run(router: Router) -> Result<(), vania_ws_server::error::ServeError> {
+    /// let server = Server::builder(router)
+    ///     .on_start(|handle| {
+    ///         tokio::spawn(async move {
+    ///             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    ///             loop {
+    ///                 tick.tick().await;
+    ///                 let _ = handle.broadcast("tick", &json!({}));
+    ///             }
+    ///         });
+    ///     })
+    ///     .bind()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn on_start(mut self, hook: impl FnOnce(Handle) + Send + 'static) -> Self {
+        self.on_start.push(Box::new(hook));
+        self
+    }
+
     /// Checks the settings and the routes and builds the engine, without listening: for a
     /// front end of your own, such as an axum app ([`Engine::axum_routes`], feature `axum`).
+    /// Runs the [`on_start`](Self::on_start) hooks.
     pub fn build(self) -> Result<Engine, ServeError> {
-        Engine::build(self.router, self.config, self.adapter)
+        let engine = Engine::build(self.router, self.config, self.adapter)?;
+        for hook in self.on_start {
+            hook(engine.handle());
+        }
+        Ok(engine)
     }
 
     /// Checks the settings and the routes and binds the listening socket, with the
@@ -170,6 +205,7 @@ impl Server {
             router,
             config: ServerConfig::default(),
             adapter: Arc::new(LocalAdapter),
+            on_start: Vec::new(),
         }
     }
 
