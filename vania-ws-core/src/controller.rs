@@ -12,6 +12,7 @@ use std::any::TypeId;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use crate::guard::ConnectionGuard;
 use crate::handler::ErasedHandler;
 
 /// A type whose methods handle the events of one route.
@@ -21,6 +22,32 @@ pub trait Controller: Send + Sync + Sized + 'static {
 
     /// The controller's handlers, bound to this instance.
     fn routes(self: Arc<Self>) -> Vec<ControllerRoute>;
+
+    /// The guards of the controller's route (`#[ws_controller("/admins", guard = authorize)]`),
+    /// bound to this instance; they run before the upgrade, as `Router::guard`'s do.
+    fn guards(self: &Arc<Self>) -> Vec<ConnectionGuard> {
+        Vec::new()
+    }
+}
+
+/// A controller instance's guards and handlers, ready for a router.
+#[doc(hidden)]
+pub struct ControllerParts {
+    /// The route's guards.
+    pub guards: Vec<ConnectionGuard>,
+    /// The handlers.
+    pub routes: Vec<ControllerRoute>,
+}
+
+impl ControllerParts {
+    /// The parts of `controller`.
+    pub fn of<C: Controller>(controller: C) -> Self {
+        let controller = Arc::new(controller);
+        Self {
+            guards: controller.guards(),
+            routes: controller.routes(),
+        }
+    }
 }
 
 /// One handler of a controller.
@@ -54,8 +81,8 @@ pub struct ControllerRecord {
     pub location: &'static str,
     /// Its `TypeId` (a function, since `TypeId::of` is not `const`).
     pub type_id: fn() -> TypeId,
-    /// Its routes on a `Default` instance, or `None` when it has no `Default`.
-    pub default_routes: fn() -> Option<Vec<ControllerRoute>>,
+    /// Its guards and routes on a `Default` instance, or `None` when it has no `Default`.
+    pub default_routes: fn() -> Option<ControllerParts>,
 }
 
 inventory::collect!(ControllerRecord);
@@ -73,22 +100,22 @@ pub struct DefaultProbe<T>(pub PhantomData<T>);
 
 #[doc(hidden)]
 pub trait ViaDefault {
-    fn default_routes(&self) -> Option<Vec<ControllerRoute>>;
+    fn default_routes(&self) -> Option<ControllerParts>;
 }
 
 impl<T: Controller + Default> ViaDefault for DefaultProbe<T> {
-    fn default_routes(&self) -> Option<Vec<ControllerRoute>> {
-        Some(Arc::new(T::default()).routes())
+    fn default_routes(&self) -> Option<ControllerParts> {
+        Some(ControllerParts::of(T::default()))
     }
 }
 
 #[doc(hidden)]
 pub trait NoDefault {
-    fn default_routes(&self) -> Option<Vec<ControllerRoute>>;
+    fn default_routes(&self) -> Option<ControllerParts>;
 }
 
 impl<T> NoDefault for &DefaultProbe<T> {
-    fn default_routes(&self) -> Option<Vec<ControllerRoute>> {
+    fn default_routes(&self) -> Option<ControllerParts> {
         None
     }
 }

@@ -91,8 +91,19 @@ pub use inventory;
 pub mod __private {
     pub use crate::Client;
     pub use crate::controller::{
-        Controller, ControllerRecord, ControllerRoute, DefaultProbe, NoDefault, ViaDefault,
+        Controller, ControllerParts, ControllerRecord, ControllerRoute, DefaultProbe, NoDefault,
+        ViaDefault,
     };
+    pub use crate::guard::{ConnectionGuard, Handshake, Rejection};
+
+    /// A guard method as a type-erased connection guard.
+    pub fn connection_guard<F, Fut>(guard: F) -> ConnectionGuard
+    where
+        F: Fn(Handshake) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Handshake, Rejection>> + Send + 'static,
+    {
+        crate::guard::connection_guard(guard)
+    }
     pub use crate::errors::DispatchError;
     pub use crate::extract::{ClientRef, FromEvent, StateKey};
     pub use crate::handler::{BoxFuture, ErasedHandler, IntoReply, Outcome};

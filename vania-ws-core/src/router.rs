@@ -10,7 +10,7 @@ use std::panic::Location;
 use std::sync::Arc;
 
 use crate::client::Client;
-use crate::controller::{Controller, ControllerRoute, collected_controllers};
+use crate::controller::{Controller, ControllerParts, collected_controllers};
 use crate::errors::RouterError;
 use crate::extract::StateMap;
 use crate::guard::{self, ConnectionGuard, Handshake, JoinGuard, Rejection};
@@ -207,7 +207,7 @@ impl Router {
     /// this way is skipped by [`controllers`](Self::controllers).
     pub fn controller<C: Controller>(mut self, controller: C) -> Self {
         self.explicit_controllers.insert(TypeId::of::<C>());
-        self.add_controller_routes(C::PATH, Arc::new(controller).routes());
+        self.add_controller(C::PATH, ControllerParts::of(controller));
         self
     }
 
@@ -302,9 +302,13 @@ impl Router {
         self
     }
 
-    fn add_controller_routes(&mut self, path: &str, routes: Vec<ControllerRoute>) {
+    fn add_controller(&mut self, path: &str, parts: ControllerParts) {
         self.paths.push((path.to_owned(), String::new()));
-        for route in routes {
+        // Declared on the controller, so always on its own route: no orphan check needed.
+        for guard in parts.guards {
+            self.guards.push((Some(path.to_owned()), guard));
+        }
+        for route in parts.routes {
             self.registrations.push(Registration {
                 path: path.to_owned(),
                 event: route.event.to_owned(),
@@ -343,13 +347,13 @@ impl Router {
                 .collect();
             records.sort_by_key(|record| (record.path, record.location));
             for record in records {
-                let routes = (record.default_routes)().ok_or_else(|| {
+                let parts = (record.default_routes)().ok_or_else(|| {
                     RouterError::ControllerWithoutDefault {
                         controller: record.type_name.to_owned(),
                         location: record.location.to_owned(),
                     }
                 })?;
-                self.add_controller_routes(record.path, routes);
+                self.add_controller(record.path, parts);
             }
         }
         let mut routes: HashMap<String, RouteParts> = HashMap::new();

@@ -76,6 +76,32 @@ pub(crate) fn controller(model: &Controller) -> TokenStream {
         handlers.push(erased_handler(&name, self_ty, &method.sig.ident, handler));
     }
 
+    let guards = model.args.guard.as_ref().map(|guard| {
+        let takes_self = model.item.items.iter().any(|item| {
+            matches!(item, ImplItem::Fn(method) if method.sig.ident == *guard
+                && matches!(method.sig.inputs.first(), Some(syn::FnArg::Receiver(_))))
+        });
+        // Spanned at `guard = …`, so a signature that does not fit is reported there.
+        let call = if takes_self {
+            quote_spanned! {Span::call_site().located_at(guard.span())=>
+                __this.#guard(__request).await
+            }
+        } else {
+            quote_spanned! {Span::call_site().located_at(guard.span())=>
+                <#self_ty>::#guard(__request).await
+            }
+        };
+        quote! {
+            fn guards(self: &__vws::Arc<Self>) -> __vws::Vec<__vws::ConnectionGuard> {
+                let __this = __vws::Arc::clone(self);
+                __vws::Vec::from([__vws::connection_guard(move |__request| {
+                    #[allow(unused_variables)]
+                    let __this = __vws::Arc::clone(&__this);
+                    async move { #call }
+                })])
+            }
+        }
+    });
     quote! {
         const _: () = {
             use #krate::__private as __vws;
@@ -86,13 +112,13 @@ pub(crate) fn controller(model: &Controller) -> TokenStream {
                 fn routes(self: __vws::Arc<Self>) -> __vws::Vec<__vws::ControllerRoute> {
                     __vws::Vec::from([#(#routes),*])
                 }
+
+                #guards
             }
 
             #(#handlers)*
 
-            fn __vania_ws_default_routes()
-                -> __vws::Option<__vws::Vec<__vws::ControllerRoute>>
-            {
+            fn __vania_ws_default_routes() -> __vws::Option<__vws::ControllerParts> {
                 #[allow(unused_imports)]
                 use __vws::{NoDefault as _, ViaDefault as _};
                 (&__vws::DefaultProbe::<#self_ty>(__vws::PhantomData)).default_routes()

@@ -7,10 +7,12 @@ use syn::{
     Attribute, FnArg, ImplItem, ImplItemFn, ItemImpl, LitStr, Path, ReturnType, Token, Type,
 };
 
-/// `#[ws_controller("/path", crate = "path")]`.
+/// `#[ws_controller("/path", guard = method, crate = "path")]`.
 pub(crate) struct ControllerArgs {
     pub(crate) path: Option<LitStr>,
     pub(crate) krate: Option<Path>,
+    /// The method of the impl block that guards the route's handshake.
+    pub(crate) guard: Option<syn::Ident>,
     /// Where to report a missing path.
     pub(crate) span: Span,
 }
@@ -22,6 +24,7 @@ impl Parse for ControllerArgs {
             return Ok(Self {
                 path: None,
                 krate: None,
+                guard: None,
                 span,
             });
         }
@@ -35,25 +38,44 @@ impl Parse for ControllerArgs {
             ));
         };
         let mut krate = None;
+        let mut guard = None;
+        let mut first = path.is_none();
         while !input.is_empty() {
-            if path.is_some() || krate.is_some() {
+            if !first {
                 input.parse::<Token![,]>()?;
                 if input.is_empty() {
                     break;
                 }
             }
-            input.parse::<Token![crate]>().map_err(|_| {
-                input.error(
-                    "the only option of `#[ws_controller]` is `crate = \"path::to::vania_ws\"`",
-                )
-            })?;
-            input.parse::<Token![=]>()?;
-            let value: LitStr = input.parse()?;
-            krate = Some(value.parse::<Path>().map_err(|err| {
-                syn::Error::new(value.span(), format!("`crate` must name a path: {err}"))
-            })?);
+            first = false;
+            if input.peek(Token![crate]) {
+                input.parse::<Token![crate]>()?;
+                input.parse::<Token![=]>()?;
+                let value: LitStr = input.parse()?;
+                krate = Some(value.parse::<Path>().map_err(|err| {
+                    syn::Error::new(value.span(), format!("`crate` must name a path: {err}"))
+                })?);
+            } else if input.peek(syn::Ident) && input.fork().parse::<syn::Ident>()? == "guard" {
+                input.parse::<syn::Ident>()?;
+                input.parse::<Token![=]>()?;
+                guard = Some(input.parse::<syn::Ident>().map_err(|err| {
+                    syn::Error::new(
+                        err.span(),
+                        "`guard` names a method of this impl block: `guard = authorize`",
+                    )
+                })?);
+            } else {
+                return Err(input.error(
+                    "the options of `#[ws_controller]` are `guard = method` and `crate = \"path::to::vania_ws\"`",
+                ));
+            }
         }
-        Ok(Self { path, krate, span })
+        Ok(Self {
+            path,
+            krate,
+            guard,
+            span,
+        })
     }
 }
 

@@ -111,5 +111,48 @@ pub(crate) fn controller(model: &Controller) -> Vec<syn::Error> {
             ));
         }
     }
+    if let Some(guard) = &model.args.guard {
+        errors.extend(guard_method(model, guard));
+    }
     errors
+}
+
+/// `guard = name` names an `async fn` of this impl block that is not a handler.
+fn guard_method(model: &Controller, guard: &syn::Ident) -> Option<syn::Error> {
+    const SHAPE: &str =
+        "`async fn authorize(&self, request: Handshake) -> Result<Handshake, Rejection>`";
+    let found = model
+        .item
+        .items
+        .iter()
+        .enumerate()
+        .find_map(|(index, item)| match item {
+            ImplItem::Fn(method) if method.sig.ident == *guard => Some((index, method)),
+            _ => None,
+        });
+    let Some((index, method)) = found else {
+        return Some(syn::Error::new(
+            guard.span(),
+            format!(
+                "no method `{guard}` in this impl block: the guard is a method of the controller, {SHAPE}"
+            ),
+        ));
+    };
+    if model
+        .handlers
+        .iter()
+        .any(|handler| handler.item_index == index)
+    {
+        return Some(syn::Error::new(
+            guard.span(),
+            format!("`{guard}` is an `#[on]` handler; the guard is a method of its own, {SHAPE}"),
+        ));
+    }
+    if method.sig.asyncness.is_none() {
+        return Some(syn::Error::new(
+            method.sig.fn_token.span(),
+            format!("the guard must be `async fn`: {SHAPE}"),
+        ));
+    }
+    None
 }
