@@ -326,3 +326,53 @@ async fn an_on_start_hook_gets_the_handle_before_the_server_runs() {
     assert_eq!(client.closed().await.code, Some(1001));
     running.await.unwrap();
 }
+
+// ---- Closures take extractors as controllers do ----
+
+#[derive(Clone)]
+struct Visitor(String);
+
+struct Prefix(&'static str);
+
+#[derive(serde::Deserialize)]
+struct Say {
+    text: String,
+}
+
+#[tokio::test]
+async fn closures_take_extractors_in_any_order_with_or_without_the_client() {
+    let router = Router::new()
+        .state(Prefix("> "))
+        .websocket("/ws", |ev| {
+            ev.on("ping", || async { "pong" });
+            ev.on("inc", |n: u32| async move { n + 1 });
+            ev.on(
+                "say",
+                |prefix: State<Prefix>, say: Say, client: Client| async move {
+                    client.emit("said", &format!("{}{}", prefix.0.0, say.text))?;
+                    Ok::<_, vania_ws::SendError>(())
+                },
+            );
+            ev.on(
+                "visitor",
+                |vania_ws::Extension(Visitor(name)): vania_ws::Extension<Visitor>| async move {
+                    name
+                },
+            );
+        })
+        .guard("/ws", |mut request: vania_ws::Handshake| async move {
+            let name = request.query_param("name").unwrap_or_default();
+            request.extensions.insert(Visitor(name));
+            Ok(request)
+        });
+    let server = TestServer::start(router).await;
+    let mut client = server.connect("/ws?name=ada").await;
+    assert_eq!(client.ack("ping", Value::Null).await, json!("pong"));
+    assert_eq!(client.ack("inc", json!(41)).await, json!(42));
+    client.ack("say", json!({"text": "hi"})).await;
+    assert_eq!(client.recv_event("said").await, json!("> hi"));
+    assert_eq!(client.ack("visitor", Value::Null).await, json!("ada"));
+    // The payload extractor still names what did not fit.
+    let refused = client.request("inc", json!("x")).await;
+    assert_eq!(refused["payload"]["code"], "invalid_payload", "{refused}");
+}

@@ -46,90 +46,101 @@ pub trait ErasedHandler: Send + Sync + 'static {
     }
 }
 
-/// Something that can handle an event: an async closure taking the [`Client`], or the client
-/// and one more argument: a payload of any type that implements `serde::Deserialize`, or any
-/// other [`FromEvent`] extractor such as [`State<T>`](crate::State).
+/// Something that can handle an event: an async closure whose arguments are extractors, in
+/// any order: [`Client`] (by value), at most one payload (any type that implements
+/// `serde::Deserialize`), and any number of the others ([`State<T>`](crate::State),
+/// [`Extension<T>`](crate::Extension), or any [`FromEvent`] type), the rules
+/// `#[ws_controller]` methods follow.
 ///
-/// `M` only tells the two shapes apart; it is inferred.
+/// `M` only tells the shapes apart; it is inferred.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a vania-ws handler",
     label = "not a handler",
-    note = "a handler is an async closure `|client: Client| async move {{ … }}` or `|client: Client, payload: T| async move {{ … }}` where `T: Deserialize` and the output implements `IntoReply`"
+    note = "a handler is an async closure such as `|client: Client, payload: T| async move {{ … }}`: its arguments are extractors (`Client` by value, not `&Client`; `State<T>`; `Extension<T>`; at most one payload `T: Deserialize`), up to 8, in any order, and its output implements `IntoReply`"
 )]
 pub trait Handler<M>: Send + Sync + Sized + 'static {
     /// Erases the handler's types.
     fn into_erased(self) -> Arc<dyn ErasedHandler>;
 }
 
-struct ClientOnly<F>(F);
-struct WithPayload<F, T>(F, PhantomData<fn() -> T>);
+/// A closure with its argument types, erased.
+struct Closure<F, Args>(F, PhantomData<fn() -> Args>);
 
-impl<F, Fut, R> Handler<(Client,)> for F
-where
-    F: Fn(Client) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = R> + Send + 'static,
-    R: IntoReply,
-{
-    fn into_erased(self) -> Arc<dyn ErasedHandler> {
-        Arc::new(ClientOnly(self))
+/// Counts the payload arguments of a closure, checked when it is registered: two views of
+/// one payload would fail every event with `invalid_payload`.
+const fn payload_arguments(reads: &[bool]) -> usize {
+    let mut count = 0;
+    let mut i = 0;
+    while i < reads.len() {
+        if reads[i] {
+            count += 1;
+        }
+        i += 1;
     }
+    count
 }
 
-impl<F, Fut, R> ErasedHandler for ClientOnly<F>
-where
-    F: Fn(Client) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = R> + Send + 'static,
-    R: IntoReply,
-{
-    fn call(
-        &self,
-        client: Client,
-        _payload: Option<&RawValue>,
-        want_reply: bool,
-    ) -> Result<BoxFuture<Outcome>, DispatchError> {
-        let fut = (self.0)(client);
-        Ok(Box::pin(async move { fut.await.into_reply(want_reply) }))
-    }
+macro_rules! closure_handlers {
+    ($($arg:ident),*) => {
+        impl<F, Fut, R, $($arg,)*> Handler<($($arg,)*)> for F
+        where
+            F: Fn($($arg),*) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = R> + Send + 'static,
+            R: IntoReply,
+            $($arg: FromEvent + Send + 'static,)*
+        {
+            fn into_erased(self) -> Arc<dyn ErasedHandler> {
+                const {
+                    assert!(
+                        payload_arguments(&[$(<$arg as FromEvent>::READS_PAYLOAD),*]) <= 1,
+                        "a handler takes at most one payload argument: put the fields in one struct (the other arguments are extractors: Client, State<T>, Extension<T>)"
+                    );
+                }
+                Arc::new(Closure::<F, ($($arg,)*)>(self, PhantomData))
+            }
+        }
+
+        impl<F, Fut, R, $($arg,)*> ErasedHandler for Closure<F, ($($arg,)*)>
+        where
+            F: Fn($($arg),*) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = R> + Send + 'static,
+            R: IntoReply,
+            $($arg: FromEvent + Send + 'static,)*
+        {
+            #[allow(non_snake_case, unused_variables)]
+            fn call(
+                &self,
+                client: Client,
+                payload: Option<&RawValue>,
+                want_reply: bool,
+            ) -> Result<BoxFuture<Outcome>, DispatchError> {
+                $(let $arg = <$arg as FromEvent>::from_event(&client, payload)?;)*
+                let fut = (self.0)($($arg),*);
+                Ok(Box::pin(async move { fut.await.into_reply(want_reply) }))
+            }
+
+            fn required_state(&self) -> Vec<StateKey> {
+                let keys: [Option<StateKey>; 0 $(+ { let _ = stringify!($arg); 1 })*] =
+                    [$(<$arg as FromEvent>::required_state()),*];
+                keys.into_iter().flatten().collect()
+            }
+
+            fn reads_payload(&self) -> bool {
+                false $(|| <$arg as FromEvent>::READS_PAYLOAD)*
+            }
+        }
+    };
 }
 
-impl<F, T, Fut, R> Handler<(Client, T)> for F
-where
-    F: Fn(Client, T) -> Fut + Send + Sync + 'static,
-    T: FromEvent + Send + 'static,
-    Fut: Future<Output = R> + Send + 'static,
-    R: IntoReply,
-{
-    fn into_erased(self) -> Arc<dyn ErasedHandler> {
-        Arc::new(WithPayload(self, PhantomData))
-    }
-}
-
-impl<F, T, Fut, R> ErasedHandler for WithPayload<F, T>
-where
-    F: Fn(Client, T) -> Fut + Send + Sync + 'static,
-    T: FromEvent + Send + 'static,
-    Fut: Future<Output = R> + Send + 'static,
-    R: IntoReply,
-{
-    fn call(
-        &self,
-        client: Client,
-        payload: Option<&RawValue>,
-        want_reply: bool,
-    ) -> Result<BoxFuture<Outcome>, DispatchError> {
-        let argument = T::from_event(&client, payload)?;
-        let fut = (self.0)(client, argument);
-        Ok(Box::pin(async move { fut.await.into_reply(want_reply) }))
-    }
-
-    fn required_state(&self) -> Vec<StateKey> {
-        T::required_state().into_iter().collect()
-    }
-
-    fn reads_payload(&self) -> bool {
-        T::READS_PAYLOAD
-    }
-}
+closure_handlers!();
+closure_handlers!(T1);
+closure_handlers!(T1, T2);
+closure_handlers!(T1, T2, T3);
+closure_handlers!(T1, T2, T3, T4);
+closure_handlers!(T1, T2, T3, T4, T5);
+closure_handlers!(T1, T2, T3, T4, T5, T6);
+closure_handlers!(T1, T2, T3, T4, T5, T6, T7);
+closure_handlers!(T1, T2, T3, T4, T5, T6, T7, T8);
 
 /// Decodes a raw payload into `T`, as PROTOCOL.md section 3 says: a missing payload is `null`,
 /// and a JSON string that does not decode as `T` is parsed as JSON once more (for clients that
