@@ -72,3 +72,29 @@ async fn a_controller_declares_the_guard_of_its_own_route() {
         .await;
     assert_eq!(browser.ack("hello", Value::Null).await, json!("hi"));
 }
+
+#[test]
+fn a_linked_controller_this_router_does_not_serve_is_reported() {
+    // `Vault` exists in this binary, but this router neither registers it nor collects.
+    let table = Router::new()
+        .controller(Lobby)
+        .websocket("/ws", |_| {})
+        .build()
+        .unwrap();
+    let unserved = table.unserved_controllers();
+    assert_eq!(unserved.len(), 1, "{unserved:?}");
+    assert!(
+        unserved[0]
+            .starts_with("`Vault` on `/vault` (declared at tests/tests/controller_guards.rs:"),
+        "{unserved:?}"
+    );
+    // Collecting serves every controller: nothing is left out.
+    let everything = Router::new()
+        .controller(Vault {
+            token: String::new(),
+        })
+        .controllers()
+        .build()
+        .unwrap();
+    assert!(everything.unserved_controllers().is_empty());
+}

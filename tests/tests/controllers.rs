@@ -353,6 +353,12 @@ impl Replies {
     async fn search(&self) -> SearchResult {
         SearchResult { hits: 3 }
     }
+
+    // `Json<T>`, as closures return it, is a reply here too.
+    #[on("wrapped")]
+    async fn wrapped(&self) -> vania_ws::Json<SearchResult> {
+        vania_ws::Json(SearchResult { hits: 4 })
+    }
 }
 
 #[tokio::test]
@@ -368,4 +374,5 @@ async fn a_result_is_recognised_by_its_type_not_its_name() {
         json!({"code": "handler_error", "message": "7 is odd"})
     );
     assert_eq!(client.ack("search", Value::Null).await, json!({"hits": 3}));
+    assert_eq!(client.ack("wrapped", Value::Null).await, json!({"hits": 4}));
 }

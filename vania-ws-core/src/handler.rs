@@ -205,9 +205,16 @@ pub trait IntoReply: Send + 'static {
     fn into_reply(self, want_reply: bool) -> Outcome;
 }
 
-/// Wraps any `Serialize` value as a handler's reply.
+/// Wraps any `Serialize` value as a handler's reply (a closure's, whose output must implement
+/// [`IntoReply`]; a controller method may return the value itself, or this).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Json<T>(pub T);
+
+impl<T: Serialize> Serialize for Json<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
 
 /// Encodes a reply value, only when a reply was asked for.
 pub fn encode_reply<T: Serialize + ?Sized>(value: &T, want_reply: bool) -> Outcome {

@@ -341,6 +341,29 @@ impl Router {
     /// Checks the routes and freezes them: a path must start with `/`, an event name must not
     /// be empty nor reserved, and one `(path, event)` has one handler.
     pub fn build(mut self) -> Result<RouteTable, RouterError> {
+        // Controllers linked into the program that this router will not serve: a forgotten
+        // `.controllers()` or `.controller(…)`. Legitimate in a program with several routers,
+        // so reported, not refused.
+        let unserved: Vec<String> = if self.collect_controllers {
+            Vec::new()
+        } else {
+            let mut unserved: Vec<String> = collected_controllers()
+                .filter(|record| !self.explicit_controllers.contains(&(record.type_id)()))
+                .map(|record| {
+                    format!(
+                        "`{}` on `{}` (declared at {})",
+                        record.type_name, record.path, record.location
+                    )
+                })
+                .collect();
+            unserved.sort();
+            unserved
+        };
+        for controller in &unserved {
+            tracing::warn!(
+                "controller {controller} is not served by this router: register it with `Router::controller(…)`, or collect every controller with `Router::controllers()`"
+            );
+        }
         if self.collect_controllers {
             let mut records: Vec<_> = collected_controllers()
                 .filter(|record| !self.explicit_controllers.contains(&(record.type_id)()))
@@ -496,6 +519,7 @@ impl Router {
             routes,
             state: self.state,
             global_guards,
+            unserved,
         })
     }
 }
@@ -591,6 +615,7 @@ pub struct RouteTable {
     routes: HashMap<Arc<str>, Arc<Route>>,
     state: StateMap,
     global_guards: Vec<ConnectionGuard>,
+    unserved: Vec<String>,
 }
 
 impl std::fmt::Debug for RouteTable {
@@ -616,6 +641,13 @@ impl RouteTable {
 
     pub(crate) fn state(&self) -> &StateMap {
         &self.state
+    }
+
+    /// The `#[ws_controller]`s linked into the program that this table does not serve (the
+    /// router neither registered them nor called `Router::controllers()`), each as
+    /// "`Type` on `/path` (declared at file:line)"; building the table logs a warning for each.
+    pub fn unserved_controllers(&self) -> &[String] {
+        &self.unserved
     }
 
     /// Every route path, sorted.

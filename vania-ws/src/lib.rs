@@ -39,6 +39,11 @@ pub use vania_ws_server::*;
 #[cfg(feature = "macros")]
 pub use vania_ws_macros::ws_controller;
 
+/// The authentication guide's examples (`docs/auth.md`), compiled as doctests.
+#[cfg(all(doctest, feature = "testing"))]
+#[doc = include_str!("../../docs/auth.md")]
+pub struct AuthGuideDoctests;
+
 /// The README's Rust examples, compiled as doctests through this crate so they cannot rot
 /// (`cargo test --workspace` turns on both features they use).
 #[cfg(all(doctest, feature = "testing", feature = "axum"))]
