@@ -185,3 +185,87 @@ async fn while_a_handler_waits_the_connection_holds_at_most_32_frames() {
     }
     client.assert_nothing_received().await;
 }
+
+/// Where handlers report, for what a client cannot see once it has left.
+struct Reports(tokio::sync::mpsc::UnboundedSender<String>);
+
+fn reporting_router(reports: tokio::sync::mpsc::UnboundedSender<String>) -> Router {
+    Router::new()
+        .state(Reports(reports))
+        .websocket("/ws", |ev| {
+            ev.on(
+                "confirm",
+                |client: Client, reports: vania_ws::State<Reports>| async move {
+                    let answer = client.emit_with_ack::<_, Value>("are-you-sure", &()).await;
+                    let Reports(tx) = &*reports;
+                    let _ = tx.send(match answer {
+                        Ok(answer) => format!("answered {answer}"),
+                        Err(err) => format!("failed: {err}"),
+                    });
+                },
+            );
+            ev.on(
+                "record",
+                |text: String, reports: vania_ws::State<Reports>| async move {
+                    let Reports(tx) = &*reports;
+                    let _ = tx.send(format!("recorded {text}"));
+                },
+            );
+        })
+}
+
+async fn next_report(reports: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(Duration::from_secs(10), reports.recv())
+        .await
+        .expect("a handler reported in time")
+        .expect("the server is running")
+}
+
+#[tokio::test]
+async fn a_client_that_closes_while_a_handler_awaits_it_fails_the_request_and_loses_no_frame() {
+    let (tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    let server = TestServer::start(reporting_router(tx)).await;
+    let mut client = server.connect("/ws").await;
+    client.emit("confirm", Value::Null).await;
+    assert_eq!(client.recv().await["event"], "are-you-sure");
+    // Read ahead and held behind the waiting handler, then the client leaves.
+    client.emit("record", json!("after")).await;
+    client.close().await;
+    // The handler finishes (it is not dropped mid-await), then the held frame runs.
+    assert_eq!(
+        next_report(&mut reports).await,
+        "failed: the client disconnected before answering"
+    );
+    assert_eq!(next_report(&mut reports).await, "recorded after");
+}
+
+#[tokio::test]
+async fn a_draining_server_still_reads_the_answer_a_handler_waits_for() {
+    let (tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    // Timeouts far beyond the test's own: only reading the answer lets the drain end.
+    let config = vania_ws::ServerConfig::default()
+        .ack_timeout(Duration::from_secs(120))
+        .shutdown_timeout(Duration::from_secs(120));
+    let server = TestServer::start_with(reporting_router(tx), config).await;
+    let url = server.url("/ws");
+    let mut client = server.connect("/ws").await;
+    client.emit("confirm", Value::Null).await;
+    let request = client.recv().await;
+    assert_eq!(request["event"], "are-you-sure");
+    let stopping = tokio::spawn(server.shutdown());
+    // The drain has begun once new connections are refused (the server stopped accepting).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio_tungstenite::connect_async(url.as_str()).await.is_ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the drain never began"
+        );
+        tokio::task::yield_now().await;
+    }
+    client
+        .send(json!({"event": "ack", "id": request["id"], "payload": "yes"}))
+        .await;
+    assert_eq!(next_report(&mut reports).await, r#"answered "yes""#);
+    assert_eq!(client.closed().await.code, Some(1001));
+    stopping.await.unwrap();
+}

@@ -54,6 +54,20 @@ struct Own {
     /// Requests from the server awaiting the client's `ack`; allocates nothing until the
     /// first [`Client::emit_with_ack`].
     requests: Option<Box<Requests>>,
+    /// The connection ended: no answer can come, so requests fail at once.
+    requests_ended: bool,
+}
+
+/// A request waiting for its answer; dropping it takes the request off the client's list.
+struct Pending {
+    client: Client,
+    id: u64,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.client.forget_request(self.id);
+    }
 }
 
 /// The server's requests to one client: ids from the server's own counter, and who waits.
@@ -219,6 +233,10 @@ impl Client {
         rooms.gone = true;
         // Whoever waits for an answer now learns that none will come.
         rooms.requests = None;
+        rooms.requests_ended = true;
+        // What handlers stored goes with the connection (a value holding a `Client` would
+        // otherwise keep this one alive).
+        rooms.data.clear();
         if let Some(registry) = self.inner.hub.rooms_of(&self.inner.route) {
             for room in std::mem::take(&mut rooms.names) {
                 registry.leave(&room, self.inner.key);
@@ -304,20 +322,41 @@ impl Client {
         T: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        let sent = self.send_request(event, payload);
-        let client = self.clone();
+        // The time counts from the send, not from the first poll.
+        let deadline = tokio::time::Instant::now() + timeout;
+        let sent = self.send_request(event, payload).map(|(id, answer)| {
+            let pending = Pending {
+                client: self.clone(),
+                id,
+            };
+            (pending, answer)
+        });
         async move {
-            let (id, answer) = sent?;
-            match tokio::time::timeout(timeout, answer).await {
+            // Dropped with the future (answered, timed out, or abandoned by a `select!`), it
+            // takes the request off the client's list.
+            let (_pending, answer) = sent?;
+            match tokio::time::timeout_at(deadline, answer).await {
                 Ok(Ok(raw)) => crate::handler::decode_payload::<R>(Some(&raw))
                     .map_err(|err| AckError::Decode(err.message)),
                 Ok(Err(_)) => Err(AckError::Disconnected),
-                Err(_) => {
-                    client.forget_request(id);
-                    Err(AckError::Timeout(timeout))
-                }
+                Err(_) => Err(AckError::Timeout(timeout)),
             }
         }
+    }
+
+    /// Whether a request from the server waits for this client's answer.
+    pub(crate) fn awaits_answer(&self) -> bool {
+        self.lock()
+            .requests
+            .as_ref()
+            .is_some_and(|requests| !requests.waiting.is_empty())
+    }
+
+    /// The connection ended: requests waiting for an answer fail, and later ones fail at once.
+    pub(crate) fn end_requests(&self) {
+        let mut own = self.lock();
+        own.requests = None;
+        own.requests_ended = true;
     }
 
     /// Queues a request and registers who waits for its answer.
@@ -329,7 +368,7 @@ impl Client {
         let (tx, rx) = oneshot::channel();
         let id = {
             let mut own = self.lock();
-            if own.gone {
+            if own.gone || own.requests_ended {
                 return Err(AckError::Disconnected);
             }
             let requests = own.requests.get_or_insert_with(Box::default);

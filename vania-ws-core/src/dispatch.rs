@@ -121,6 +121,21 @@ impl Session {
         }
     }
 
+    /// Whether a request from the server waits for this client's answer: while one does and a
+    /// handler waits, a server keeps reading, for that answer (see [`try_answer`]).
+    ///
+    /// [`try_answer`]: Self::try_answer
+    pub fn awaits_answer(&self) -> bool {
+        self.client.awaits_answer()
+    }
+
+    /// The connection ended: requests from the server still waiting for this client's answer
+    /// fail now (`AckError::Disconnected`), and so does any made from here on, such as by the
+    /// `disconnect` handler. A server calls this as soon as it stops reading.
+    pub fn end_requests(&self) {
+        self.client.end_requests();
+    }
+
     /// Handles `text` at once if it is a client's `ack` (the answer to a request from the
     /// server), and says whether it was. A connection calls this for the frames it reads while
     /// a handler waits, since that handler may be waiting for this very answer; any other

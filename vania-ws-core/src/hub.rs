@@ -144,8 +144,10 @@ impl Hub {
     }
 
     /// Registers a new client on `route` with a fresh `ws:<uuid>` id, queues its `connected`
-    ///     /// frame, and returns it with the receiving end of its queue. An error when the hub does
-    /// not serve `route`.
+    /// frame, and returns it with the receiving end of its queue. An error when the hub does
+    /// not serve `route`. The hub holds the client until [`unregister`](Self::unregister),
+    /// which a server calls when the connection ends (a [`Session`](crate::Session) does it
+    /// when dropped).
     pub fn register(
         self: &Arc<Self>,
         route: &str,

@@ -178,3 +178,44 @@ async fn a_session_on_a_route_of_another_table_is_an_error() {
     );
     assert_eq!(hub.client_count(), 0);
 }
+
+#[tokio::test]
+async fn a_request_from_the_server_is_forgotten_when_its_future_is_dropped() {
+    let table = table();
+    let hub = Hub::new(table.paths(), HubConfig::default());
+    let (session, mut queue) = Session::open(&hub, table.get("/ws").unwrap().clone())
+        .await
+        .unwrap();
+    let asked = session
+        .client()
+        .emit_with_ack::<_, Value>("question", &json!(1));
+    // Sent at the call, not at the first poll.
+    let frames: Vec<String> = std::iter::from_fn(|| queue.try_recv())
+        .filter_map(|item| match item {
+            Outgoing::Frame(frame) => Some(frame.as_str().to_owned()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        frames.last().unwrap(),
+        r#"{"event":"question","id":1,"payload":1}"#
+    );
+    assert!(session.awaits_answer());
+    drop(asked);
+    assert!(
+        !session.awaits_answer(),
+        "an abandoned request leaves nothing behind"
+    );
+
+    // Once the connection ended, a request fails at once.
+    session.end_requests();
+    let err = session
+        .client()
+        .emit_with_ack::<_, Value>("question", &json!(2))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, vania_ws_core::error::AckError::Disconnected),
+        "{err}"
+    );
+}

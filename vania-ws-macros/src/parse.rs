@@ -56,7 +56,13 @@ impl Parse for ControllerArgs {
                     syn::Error::new(value.span(), format!("`crate` must name a path: {err}"))
                 })?);
             } else if input.peek(syn::Ident) && input.fork().parse::<syn::Ident>()? == "guard" {
-                input.parse::<syn::Ident>()?;
+                let option = input.parse::<syn::Ident>()?;
+                if guard.is_some() {
+                    return Err(syn::Error::new(
+                        option.span(),
+                        "`guard` is given twice: a controller has one guard method (it can call others)",
+                    ));
+                }
                 input.parse::<Token![=]>()?;
                 guard = Some(input.parse::<syn::Ident>().map_err(|err| {
                     syn::Error::new(

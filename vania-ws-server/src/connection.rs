@@ -3,7 +3,9 @@
 //!
 //! Each wake-up of the task does, in order: follow the server's shutdown phase; poll the
 //! handler in flight, if any; read and dispatch the frames that arrived (while no handler is in
-//! flight, which keeps a connection's events in order); then cork: write everything queued for
+//! flight, which keeps a connection's events in order; while one waits for its client's answer
+//! to a request from the server, only to find that answer, holding the other frames for
+//! after it); then cork: write everything queued for
 //! the client, in batches of one system call each (small frames corked, large ones from their
 //! shared payloads, see `transport.rs`), and flush once if the socket did not take it all;
 //! then the timer. The phase, the read side and the timer are looked at only on a wake-up
@@ -176,7 +178,15 @@ async fn run<S>(
     .await;
     // The driver owns the socket: it is closed as the driver ends, before the `disconnect`
     // handler runs, so a peer that vanished is not kept waiting on a handler.
-    let (end, peer_closed) = Driver::new(&shared, &session, queue, ws).await;
+    let Ended {
+        end,
+        peer_closed,
+        step,
+        held,
+    } = Driver::new(&shared, &session, queue, ws).await;
+    // The client can answer no more: what waits for its answer fails now, rather than at its
+    // timeout, and so does any request made from here on (by `disconnect`, say).
+    session.end_requests();
     let metrics = shared.hub.metrics();
     let outbox = session.client().outbox();
     let reason = if outbox.overflowed() {
@@ -210,7 +220,25 @@ async fn run<S>(
     }
     if end != End::Forced {
         let mut watch = PhaseWatch::new(&shared);
-        let disconnect = pin!(session.run_disconnect(reason));
+        let session = &session;
+        let disconnect = pin!(async move {
+            if let Some(step) = step {
+                step.await;
+            }
+            for data in held.frames {
+                let started = std::future::poll_fn(|cx| {
+                    Poll::Ready(match &data {
+                        Data::Text(text) => session.start_text(text, cx),
+                        Data::Binary(bytes) => session.start_binary(bytes.clone(), cx),
+                    })
+                })
+                .await;
+                if let Some(rest) = started {
+                    rest.await;
+                }
+            }
+            session.run_disconnect(reason).await;
+        });
         // Past the shutdown deadline the `disconnect` handler is skipped, never the cleanup.
         let forced = std::future::poll_fn(|cx| {
             while watch.phase() < Phase::Forced {
@@ -226,6 +254,19 @@ async fn run<S>(
     }
     session.unregister();
     drop(slot);
+}
+
+/// What a [`Driver`] leaves when the connection ends.
+struct Ended {
+    end: End,
+    /// The close code of a close the client started (`Some` only then; `Some(None)` for a
+    /// close frame without a code).
+    peer_closed: Option<Option<u16>>,
+    /// A handler still waiting, and the frames read behind it. The connection read ahead for
+    /// an answer to a request from the server and saw its end first; they still run, as they
+    /// would have had it read nothing more.
+    step: Started,
+    held: Held,
 }
 
 /// How a connection ended.
@@ -351,13 +392,17 @@ impl<S> Future for Driver<'_, S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    /// How the connection ended, and the close code of a close the client started (`Some`
-    /// only then; `Some(None)` for a close frame without a code).
-    type Output = (End, Option<Option<u16>>);
+    type Output = Ended;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ended> {
         let end = std::task::ready!(self.as_mut().poll_end(cx));
-        Poll::Ready((end, self.conn.peer_closed))
+        let this = self.get_mut();
+        Poll::Ready(Ended {
+            end,
+            peer_closed: this.conn.peer_closed,
+            step: this.step.take(),
+            held: std::mem::take(&mut this.held),
+        })
     }
 }
 
@@ -426,8 +471,14 @@ where
                 }
             }
         }
-        // A wake-up that only has frames to write (a broadcast) skips the read side.
-        if marked && conn.reads() && !held.is_full(conn.config.max_message_bytes) {
+        // A wake-up that only has frames to write (a broadcast) skips the read side. While a
+        // handler waits, the connection reads only if the client owes an answer.
+        let mut answering = step.is_some() && conn.session.awaits_answer();
+        if marked
+            && (step.is_none() || answering)
+            && conn.can_read(answering)
+            && !held.is_full(conn.config.max_message_bytes)
+        {
             let read_cx = &mut marked_cx;
             let mut budget = READ_BUDGET;
             loop {
@@ -448,11 +499,12 @@ where
                 match conn.on_read(read) {
                     Ok(None) => {}
                     Ok(Some(data)) if step.is_some() => {
-                        // A handler waits: an answer to a request from the server goes to it
-                        // now; any other frame waits its turn, and reading with it.
+                        // A handler waits for an answer: that answer goes to it now; any
+                        // other frame waits its turn, and reading with it. Draining, a frame
+                        // that is not an answer is dropped, as one left unread would be.
                         let answered =
                             matches!(&data, Data::Text(text) if conn.session.try_answer(text));
-                        if !answered {
+                        if !answered && conn.state == State::Open {
                             held.push(data);
                             if held.is_full(conn.config.max_message_bytes) {
                                 break;
@@ -462,7 +514,8 @@ where
                     Ok(Some(data)) => *step = conn.start(data, cx),
                     Err(end) => return Poll::Ready(end),
                 }
-                if !conn.reads() {
+                answering = step.is_some() && conn.session.awaits_answer();
+                if (step.is_some() && !answering) || !conn.can_read(answering) {
                     break;
                 }
             }
@@ -589,6 +642,12 @@ impl<'a> Connection<'a> {
         !self.read_done && self.state != State::Draining
     }
 
+    /// Whether to read: while open, or, `answering` (a handler waits for its client's answer
+    /// to a request), while draining too, for that answer only.
+    fn can_read(&self, answering: bool) -> bool {
+        self.reads() || (answering && !self.read_done && self.state == State::Draining)
+    }
+
     /// The close is complete: our close frame is flushed and the peer's was seen.
     fn finished(&self) -> bool {
         self.close_sent && self.read_done && !self.unflushed
@@ -708,7 +767,10 @@ impl<'a> Connection<'a> {
             }
         }
         match message {
-            Message::Text(text) if open => Ok(Some(Data::Text(text))),
+            // Draining, a text frame is read only to find an answer (see `can_read`).
+            Message::Text(text) if open || self.state == State::Draining => {
+                Ok(Some(Data::Text(text)))
+            }
             Message::Binary(data) if open => Ok(Some(Data::Binary(data))),
             // Closing: nothing more is dispatched, only the peer's close is awaited.
             Message::Text(_) | Message::Binary(_) => Ok(None),

@@ -43,4 +43,13 @@ struct Unknown;
 #[ws_controller("/unknown", guards = authorize)]
 impl Unknown {}
 
+struct Twice;
+
+#[ws_controller("/twice", guard = first, guard = second)]
+impl Twice {
+    async fn first(&self, request: Handshake) -> Result<Handshake, Rejection> {
+        Ok(request)
+    }
+}
+
 fn main() {}
