@@ -366,6 +366,9 @@ struct Driver<'a, S> {
     /// a largest message's worth of bytes: what a client sends beyond that waits in its
     /// socket. Empty, it allocates nothing; last, since only a wake-up that reads looks at it.
     held: Held,
+    /// The connection read while the handler in flight waited (for its client's answer):
+    /// it may then have seen the connection's end before the handler finished.
+    read_ahead: bool,
 }
 
 impl<'a, S> Driver<'a, S> {
@@ -381,6 +384,7 @@ impl<'a, S> Driver<'a, S> {
             reads: None,
             step: None,
             held: Held::default(),
+            read_ahead: false,
             timer: Box::pin(tokio::time::sleep_until(conn.armed)),
             conn,
             ws,
@@ -397,11 +401,20 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ended> {
         let end = std::task::ready!(self.as_mut().poll_end(cx));
         let this = self.get_mut();
+        // A handler that waited while the connection read ahead finishes, with the frames
+        // read behind it (and so does one started from those frames): without the read-ahead,
+        // it would have finished before the end was seen. Any other handler in flight ends
+        // with the connection, as it always has.
+        let (step, held) = if this.read_ahead || !this.held.frames.is_empty() {
+            (this.step.take(), std::mem::take(&mut this.held))
+        } else {
+            (None, Held::default())
+        };
         Poll::Ready(Ended {
             end,
             peer_closed: this.conn.peer_closed,
-            step: this.step.take(),
-            held: std::mem::take(&mut this.held),
+            step,
+            held,
         })
     }
 }
@@ -415,6 +428,7 @@ where
             reads,
             step,
             held,
+            read_ahead,
             conn,
             ws,
             timer,
@@ -460,6 +474,7 @@ where
             conn.queue.quiet();
             if running.as_mut().poll(cx).is_ready() {
                 *step = None;
+                *read_ahead = false;
                 // The frames read while it waited go first.
                 while step.is_none()
                     && let Some(data) = held.pop()
@@ -479,6 +494,7 @@ where
             && conn.can_read(answering)
             && !held.is_full(conn.config.max_message_bytes)
         {
+            *read_ahead |= answering;
             let read_cx = &mut marked_cx;
             let mut budget = READ_BUDGET;
             loop {
@@ -515,6 +531,7 @@ where
                     Err(end) => return Poll::Ready(end),
                 }
                 answering = step.is_some() && conn.session.awaits_answer();
+                *read_ahead |= answering;
                 if (step.is_some() && !answering) || !conn.can_read(answering) {
                     break;
                 }
