@@ -56,6 +56,9 @@ struct Own {
     requests: Option<Box<Requests>>,
     /// The connection ended: no answer can come, so requests fail at once.
     requests_ended: bool,
+    /// The client is on a raw route: it does not speak the envelope, so it cannot answer a
+    /// request.
+    raw: bool,
 }
 
 /// A request waiting for its answer; dropping it takes the request off the client's list.
@@ -104,7 +107,12 @@ impl Client {
         outbox: Outbox,
         hub: Arc<Hub>,
         extensions: http::Extensions,
+        enveloped: bool,
     ) -> Self {
+        let own = Own {
+            raw: !enveloped,
+            ..Own::default()
+        };
         Self {
             inner: Arc::new(Inner {
                 id,
@@ -112,7 +120,7 @@ impl Client {
                 route,
                 outbox,
                 hub,
-                own: Mutex::new(Own::default()),
+                own: Mutex::new(own),
                 extensions,
             }),
         }
@@ -368,6 +376,9 @@ impl Client {
         let (tx, rx) = oneshot::channel();
         let id = {
             let mut own = self.lock();
+            if own.raw {
+                return Err(AckError::RawRoute);
+            }
             if own.gone || own.requests_ended {
                 return Err(AckError::Disconnected);
             }

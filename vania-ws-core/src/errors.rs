@@ -148,6 +148,10 @@ pub enum AckError {
     /// The answer's payload is not the type asked for.
     #[error("the answer's payload does not fit: {0}")]
     Decode(String),
+    /// The client is on a raw route (`on_text`), which does not speak the envelope: it cannot
+    /// answer a request, so none was sent.
+    #[error("a client of a raw route cannot answer a request: it does not speak the envelope")]
+    RawRoute,
 }
 
 /// Why a client could not join a room.

@@ -179,6 +179,7 @@ impl Hub {
             outbox.clone(),
             self.clone(),
             extensions,
+            enveloped,
         );
         self.clients.insert(
             id,
