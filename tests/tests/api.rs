@@ -376,3 +376,77 @@ async fn closures_take_extractors_in_any_order_with_or_without_the_client() {
     let refused = client.request("inc", json!("x")).await;
     assert_eq!(refused["payload"]["code"], "invalid_payload", "{refused}");
 }
+
+// ---- Extractors that await ----
+
+/// The signed-in user, looked up asynchronously from what `login` stored.
+struct CurrentUser(String);
+
+impl vania_ws::extract::FromEvent for CurrentUser {
+    fn from_event(
+        client: &Client,
+        _payload: Option<&vania_ws::serde_json::value::RawValue>,
+    ) -> vania_ws::extract::Extraction<Self> {
+        let name = client.data::<UserName>();
+        vania_ws::extract::Extraction::wait(async move {
+            // Stands for a database lookup: really waits once.
+            tokio::task::yield_now().await;
+            name.map(|UserName(name)| CurrentUser(name)).ok_or_else(|| {
+                vania_ws::error::DispatchError::new(
+                    vania_ws::error::ErrorCode::Forbidden,
+                    "log in first",
+                )
+            })
+        })
+    }
+}
+
+#[derive(Default)]
+struct Profile;
+
+#[vania_ws::ws_controller("/profile")]
+impl Profile {
+    #[vania_ws::on("login")]
+    async fn login(&self, client: &Client, name: String) {
+        client.set_data(UserName(name));
+    }
+
+    #[vania_ws::on("me")]
+    async fn me(&self, user: CurrentUser, greeting: String) -> String {
+        format!("{greeting}, {}", user.0)
+    }
+}
+
+#[tokio::test]
+async fn an_extractor_may_await_in_closures_and_controllers() {
+    let router = Router::new()
+        .websocket("/ws", |ev| {
+            ev.on("login", |client: Client, name: String| async move {
+                client.set_data(UserName(name));
+            });
+            ev.on("me", |greeting: String, user: CurrentUser| async move {
+                format!("{greeting}, {}", user.0)
+            });
+        })
+        .controller(Profile);
+    let server = TestServer::start(router).await;
+    for path in ["/ws", "/profile"] {
+        let mut client = server.connect(path).await;
+        // Before the login the lookup refuses the event, and the handler does not run.
+        let refused = client.request("me", json!("hello")).await;
+        assert_eq!(
+            refused["payload"],
+            json!({"code": "forbidden", "message": "log in first"}),
+            "{path}"
+        );
+        client.ack("login", json!("ada")).await;
+        assert_eq!(
+            client.ack("me", json!("hello")).await,
+            json!("hello, ada"),
+            "{path}"
+        );
+        // A payload that does not fit is still refused before any lookup.
+        let bad = client.request("me", json!(7)).await;
+        assert_eq!(bad["payload"]["code"], "invalid_payload", "{path}");
+    }
+}

@@ -1,10 +1,11 @@
 //! Extractors: what a handler's arguments are made from.
 //!
-//! Every argument of a controller handler (and the second argument of a closure handler) is
-//! built by [`FromEvent`] from the client and the raw payload: [`Client`] itself, [`State<T>`]
-//! (application state registered on the router), or any type that implements
-//! `serde::Deserialize`, which is decoded from the payload. `&Client` is taken by reference
-//! through [`ClientRef`].
+//! Every argument of a handler, a controller's or a closure's, is built by [`FromEvent`] from
+//! the client and the raw payload: [`Client`] itself, [`State<T>`] (application state
+//! registered on the router), [`Extension<T>`] (what a guard attached), or any type that
+//! implements `serde::Deserialize`, which is decoded from the payload. `&Client` is taken by
+//! reference through [`ClientRef`]. An extractor of your own may await (look a user up, say):
+//! it answers with [`Extraction::wait`] instead of [`Extraction::ready`].
 
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
@@ -16,7 +17,10 @@ use std::sync::Arc;
 
 use crate::client::Client;
 use crate::errors::{DispatchError, ErrorCode};
-use crate::handler::decode_payload;
+use crate::handler::{BoxFuture, decode_payload};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 /// Builds a handler argument from the event: the client, its payload, and the app's state.
 ///
@@ -28,8 +32,32 @@ use crate::handler::decode_payload;
     note = "handler arguments are `&Client`, `Client`, `State<T>`, or a payload type that implements `serde::Deserialize` (add `#[derive(Deserialize)]`)"
 )]
 pub trait FromEvent: Sized {
-    /// Builds the argument, or refuses the event with an error frame.
-    fn from_event(client: &Client, payload: Option<&RawValue>) -> Result<Self, DispatchError>;
+    /// Builds the argument, at once ([`Extraction::ready`], what the built-in extractors do)
+    /// or after awaiting something ([`Extraction::wait`]); an error refuses the event with an
+    /// error frame, and the handler does not run.
+    ///
+    /// ```
+    /// use vania_ws_core::Client;
+    /// use vania_ws_core::error::{DispatchError, ErrorCode};
+    /// use vania_ws_core::extract::{Extraction, FromEvent};
+    /// use vania_ws_core::serde_json::value::RawValue;
+    ///
+    /// /// The signed-in user, looked up (asynchronously) from what the login stored.
+    /// struct CurrentUser(String);
+    ///
+    /// impl FromEvent for CurrentUser {
+    ///     fn from_event(client: &Client, _payload: Option<&RawValue>) -> Extraction<Self> {
+    ///         let token = client.data::<String>();
+    ///         Extraction::wait(async move {
+    ///             // a database or cache lookup would await here
+    ///             token.map(CurrentUser).ok_or_else(|| {
+    ///                 DispatchError::new(ErrorCode::Forbidden, "log in first")
+    ///             })
+    ///         })
+    ///     }
+    /// }
+    /// ```
+    fn from_event(client: &Client, payload: Option<&RawValue>) -> Extraction<Self>;
 
     /// The application state this extractor needs, checked when the router is built so that
     /// a missing `Router::state` fails start-up instead of a request.
@@ -62,16 +90,16 @@ impl StateKey {
 }
 
 impl<T: DeserializeOwned> FromEvent for T {
-    fn from_event(_client: &Client, payload: Option<&RawValue>) -> Result<Self, DispatchError> {
-        decode_payload(payload)
+    fn from_event(_client: &Client, payload: Option<&RawValue>) -> Extraction<Self> {
+        Extraction::ready(decode_payload(payload))
     }
 
     const READS_PAYLOAD: bool = true;
 }
 
 impl FromEvent for Client {
-    fn from_event(client: &Client, _payload: Option<&RawValue>) -> Result<Self, DispatchError> {
-        Ok(client.clone())
+    fn from_event(client: &Client, _payload: Option<&RawValue>) -> Extraction<Self> {
+        Extraction::ready(Ok(client.clone()))
     }
 }
 
@@ -116,8 +144,8 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for State<T> {
 }
 
 impl<T: Send + Sync + 'static> FromEvent for State<T> {
-    fn from_event(client: &Client, _payload: Option<&RawValue>) -> Result<Self, DispatchError> {
-        client.state::<T>().map(State).ok_or_else(|| {
+    fn from_event(client: &Client, _payload: Option<&RawValue>) -> Extraction<Self> {
+        Extraction::ready(client.state::<T>().map(State).ok_or_else(|| {
             DispatchError::new(
                 ErrorCode::Internal,
                 format!(
@@ -125,7 +153,7 @@ impl<T: Send + Sync + 'static> FromEvent for State<T> {
                     std::any::type_name::<T>()
                 ),
             )
-        })
+        }))
     }
 
     fn required_state() -> Option<StateKey> {
@@ -177,8 +205,8 @@ impl<T> Deref for Extension<T> {
 }
 
 impl<T: Clone + Send + Sync + 'static> FromEvent for Extension<T> {
-    fn from_event(client: &Client, _payload: Option<&RawValue>) -> Result<Self, DispatchError> {
-        client
+    fn from_event(client: &Client, _payload: Option<&RawValue>) -> Extraction<Self> {
+        let found = client
             .extensions()
             .get::<T>()
             .cloned()
@@ -191,6 +219,74 @@ impl<T: Clone + Send + Sync + 'static> FromEvent for Extension<T> {
                         std::any::type_name::<T>()
                     ),
                 )
-            })
+            });
+        Extraction::ready(found)
+    }
+}
+
+/// What [`FromEvent::from_event`] answers: the argument at once, or a future of it.
+///
+/// Awaiting it gives the argument or the error. The built-in extractors are always ready,
+/// and a handler whose arguments are all ready starts in the same call: awaiting costs only
+/// the extractors that wait.
+pub struct Extraction<T>(Step<T>);
+
+enum Step<T> {
+    Ready(Option<Result<T, DispatchError>>),
+    Waiting(BoxFuture<Result<T, DispatchError>>),
+}
+
+// The argument is only ever moved out, never pinned.
+impl<T> Unpin for Extraction<T> {}
+
+impl<T> fmt::Debug for Extraction<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0 {
+            Step::Ready(_) => "Extraction::Ready",
+            Step::Waiting(_) => "Extraction::Waiting",
+        })
+    }
+}
+
+impl<T> Extraction<T> {
+    /// The argument, or the error, now.
+    pub fn ready(result: Result<T, DispatchError>) -> Self {
+        Self(Step::Ready(Some(result)))
+    }
+
+    /// The argument once `future` completes (a lookup, say).
+    pub fn wait(future: impl Future<Output = Result<T, DispatchError>> + Send + 'static) -> Self {
+        Self(Step::Waiting(Box::pin(future)))
+    }
+
+    /// The argument or error now, or the future that waits for it: what the handlers the
+    /// framework builds branch on, so that a handler whose arguments are all ready starts
+    /// without a future of its own.
+    #[doc(hidden)]
+    pub fn now(self) -> Result<Result<T, DispatchError>, BoxFuture<Result<T, DispatchError>>> {
+        match self.0 {
+            Step::Ready(Some(result)) => Ok(result),
+            Step::Ready(None) => Ok(Err(DispatchError::new(
+                ErrorCode::Internal,
+                "an extractor was taken twice",
+            ))),
+            Step::Waiting(future) => Err(future),
+        }
+    }
+}
+
+impl<T> Future for Extraction<T> {
+    type Output = Result<T, DispatchError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.0 {
+            Step::Ready(ready) => Poll::Ready(ready.take().unwrap_or_else(|| {
+                Err(DispatchError::new(
+                    ErrorCode::Internal,
+                    "an extractor was awaited twice",
+                ))
+            })),
+            Step::Waiting(future) => future.as_mut().poll(cx),
+        }
     }
 }

@@ -63,8 +63,9 @@ pub trait Handler<M>: Send + Sync + Sized + 'static {
     fn into_erased(self) -> Arc<dyn ErasedHandler>;
 }
 
-/// A closure with its argument types, erased.
-struct Closure<F, Args>(F, PhantomData<fn() -> Args>);
+/// A closure with its argument types, erased. Shared, so that a call whose extractors wait
+/// can call it once they are done.
+struct Closure<F, Args>(Arc<F>, PhantomData<fn() -> Args>);
 
 /// Counts the payload arguments of a closure, checked when it is registered: two views of
 /// one payload would fail every event with `invalid_payload`.
@@ -96,7 +97,7 @@ macro_rules! closure_handlers {
                         "a handler takes at most one payload argument: put the fields in one struct (the other arguments are extractors: Client, State<T>, Extension<T>)"
                     );
                 }
-                Arc::new(Closure::<F, ($($arg,)*)>(self, PhantomData))
+                Arc::new(Closure::<F, ($($arg,)*)>(Arc::new(self), PhantomData))
             }
         }
 
@@ -107,16 +108,36 @@ macro_rules! closure_handlers {
             R: IntoReply,
             $($arg: FromEvent + Send + 'static,)*
         {
-            #[allow(non_snake_case, unused_variables)]
+            #[allow(non_snake_case, unused_variables, unreachable_patterns)]
             fn call(
                 &self,
                 client: Client,
                 payload: Option<&RawValue>,
                 want_reply: bool,
             ) -> Result<BoxFuture<Outcome>, DispatchError> {
-                $(let $arg = <$arg as FromEvent>::from_event(&client, payload)?;)*
-                let fut = (self.0)($($arg),*);
-                Ok(Box::pin(async move { fut.await.into_reply(want_reply) }))
+                // Each argument now (an error refuses the event before the handler starts), or
+                // the future of it.
+                $(let $arg = match <$arg as FromEvent>::from_event(&client, payload).now() {
+                    Ok(result) => Ok(result?),
+                    Err(waiting) => Err(waiting),
+                };)*
+                match ($($arg,)*) {
+                    // Every built-in extractor is ready: the handler starts now, as it always did.
+                    ($(Ok($arg),)*) => {
+                        let fut = (self.0)($($arg),*);
+                        Ok(Box::pin(async move { fut.await.into_reply(want_reply) }))
+                    }
+                    ($($arg,)*) => {
+                        let handler = Arc::clone(&self.0);
+                        Ok(Box::pin(async move {
+                            $(let $arg = match $arg {
+                                Ok(value) => value,
+                                Err(waiting) => waiting.await?,
+                            };)*
+                            handler($($arg),*).await.into_reply(want_reply)
+                        }))
+                    }
+                }
             }
 
             fn required_state(&self) -> Vec<StateKey> {

@@ -105,7 +105,7 @@ pub mod __private {
         crate::guard::connection_guard(guard)
     }
     pub use crate::errors::DispatchError;
-    pub use crate::extract::{ClientRef, FromEvent, StateKey};
+    pub use crate::extract::{ClientRef, Extraction, FromEvent, StateKey};
     pub use crate::handler::{BoxFuture, ErasedHandler, IntoReply, Outcome};
     pub use inventory;
     pub use serde_json::value::RawValue;

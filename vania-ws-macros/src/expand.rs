@@ -155,6 +155,7 @@ fn erased_handler(
     let want_reply = local("__want_reply");
 
     let mut extract = Vec::new();
+    let mut awaits = Vec::new();
     let mut call_args = Vec::new();
     let mut state_checks = Vec::new();
     let mut payload_checks = Vec::new();
@@ -186,8 +187,19 @@ fn erased_handler(
                     });
                 }
                 earlier.push(ty);
+                // An extraction that already failed refuses the event now; one that waits is
+                // awaited inside the handler's future, before the method is called.
                 extract.push(quote! {
-                    let #var = #from_event?;
+                    let #var = match __vws::Extraction::now(#from_event) {
+                        __vws::Result::Ok(result) => __vws::Result::Ok(result?),
+                        __vws::Result::Err(waiting) => __vws::Result::Err(waiting),
+                    };
+                });
+                awaits.push(quote! {
+                    let #var = match #var {
+                        __vws::Result::Ok(value) => value,
+                        __vws::Result::Err(waiting) => waiting.await?,
+                    };
                 });
                 state_checks.push(quote! {
                     <#ty as __vws::FromEvent>::required_state()
@@ -251,6 +263,7 @@ fn erased_handler(
                 #(#extract)*
                 #keep_this
                 __vws::Result::Ok(__vws::Box::pin(async move {
+                    #(#awaits)*
                     let #out = #call.await;
                     #reply
                 }))
