@@ -147,12 +147,18 @@ impl Session {
         match Envelope::parse(text) {
             Ok(envelope) if envelope.event == "ack" => {
                 self.count_in();
-                if let Some(id) = envelope.id {
-                    self.client.answer_request(id, envelope.payload);
-                }
+                self.answer(&envelope);
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Hands a client's `ack` to the request from the server it answers; one that matches no
+    /// pending request is dropped, with no error frame.
+    fn answer(&self, envelope: &Envelope<'_>) {
+        if let Some(id) = envelope.id {
+            self.client.answer_request(id, envelope.payload);
         }
     }
 
@@ -186,9 +192,7 @@ impl Session {
             // whoever waits for it; one that matches no pending request is dropped, with no
             // error frame.
             "ack" => {
-                if let Some(id) = id {
-                    self.client.answer_request(id, envelope.payload);
-                }
+                self.answer(&envelope);
                 None
             }
             event => match self.route.handler(event) {
