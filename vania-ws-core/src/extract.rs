@@ -29,7 +29,7 @@ use std::task::{Context, Poll};
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a handler argument",
     label = "not an extractor or a payload type",
-    note = "handler arguments are `&Client`, `Client`, `State<T>`, or a payload type that implements `serde::Deserialize` (add `#[derive(Deserialize)]`)"
+    note = "a handler's arguments are `Client` (by value in a closure, `&Client` in a `#[ws_controller]` method), `State<T>`, `Extension<T>`, your own `FromEvent` types, or one payload type that implements `serde::Deserialize` (add `#[derive(Deserialize)]`)"
 )]
 pub trait FromEvent: Sized {
     /// Builds the argument, at once ([`Extraction::ready`], what the built-in extractors do)
@@ -102,6 +102,30 @@ impl FromEvent for Client {
         Extraction::ready(Ok(client.clone()))
     }
 }
+
+/// A closure that takes `&Client` gets this error, by name, instead of a generic one: a
+/// closure's arguments are owned (its future outlives the call), and `Client` is a cheap handle.
+impl<'a> FromEvent for &'a Client
+where
+    &'a Client: TakeClientByValue,
+{
+    fn from_event(_client: &Client, _payload: Option<&RawValue>) -> Extraction<Self> {
+        // Never called: no type implements `TakeClientByValue`, and no other crate may add one.
+        Extraction::ready(Err(DispatchError::new(
+            ErrorCode::Internal,
+            "`&Client` is not an extractor",
+        )))
+    }
+}
+
+/// Never implemented: the bound that turns `&Client` in a closure into a clear error.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`&Client` is not accepted here, take `Client`",
+    label = "take `client: Client` (by value)",
+    note = "a closure handler owns its arguments, because its future outlives the call; `Client` is a cheap handle (`#[ws_controller]` methods take `&Client`)"
+)]
+pub trait TakeClientByValue {}
 
 /// Types a handler may take by reference: only [`Client`].
 #[diagnostic::on_unimplemented(

@@ -53,6 +53,11 @@ pub trait ErasedHandler: Send + Sync + 'static {
 /// `#[ws_controller]` methods follow.
 ///
 /// `M` only tells the shapes apart; it is inferred.
+///
+/// The closure is checked in three separate steps (its arity, then each argument, then its
+/// output), each a bound of its own, so that a mistake is reported by what it is: "`&Client`
+/// cannot be a handler argument", "`Foo` cannot be a handler's reply", or "the future is not
+/// `Send`", rather than "not a handler".
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a vania-ws handler",
     label = "not a handler",
@@ -63,91 +68,157 @@ pub trait Handler<M>: Send + Sync + Sized + 'static {
     fn into_erased(self) -> Arc<dyn ErasedHandler>;
 }
 
+/// A function of `Args`, a tuple of up to 8 arguments, that returns a future: the arity step
+/// of [`Handler`], which infers the argument types from the closure and checks nothing else.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a vania-ws handler",
+    label = "not a handler",
+    note = "a handler is an async closure such as `|client: Client, payload: T| async move {{ … }}`, with up to 8 arguments"
+)]
+pub trait HandlerFn<Args> {
+    /// What the future produces.
+    type Reply;
+    /// The future the call returns.
+    type Future: Future<Output = Self::Reply>;
+    /// Calls the function with its arguments.
+    fn call_with(&self, args: Args) -> Self::Future;
+}
+
+/// A tuple of extractors, built from one event: the argument step of [`Handler`].
+#[doc(hidden)]
+pub trait Extractors: Sized + Send + 'static {
+    /// How many of the arguments read the payload (at most one may).
+    const PAYLOADS: usize;
+
+    /// Builds every argument and starts `handler` with them: now, in this call, when every
+    /// argument is ready (always so with the built-in extractors), or in the returned future
+    /// once the waiting ones are done. An argument that fails refuses the event.
+    fn start<F>(
+        handler: &Arc<F>,
+        client: &Client,
+        payload: Option<&RawValue>,
+        want_reply: bool,
+    ) -> Result<BoxFuture<Outcome>, DispatchError>
+    where
+        F: HandlerFn<Self> + Send + Sync + 'static,
+        F::Future: Send + 'static,
+        F::Reply: IntoReply;
+
+    /// The application state the arguments need.
+    fn required_state() -> Vec<StateKey>;
+}
+
+impl<F, Args> Handler<Args> for F
+where
+    F: HandlerFn<Args> + Send + Sync + 'static,
+    F::Future: Send + 'static,
+    F::Reply: IntoReply,
+    Args: Extractors,
+{
+    fn into_erased(self) -> Arc<dyn ErasedHandler> {
+        const {
+            assert!(
+                Args::PAYLOADS <= 1,
+                "a handler takes at most one payload argument: put the fields in one struct (the other arguments are extractors: Client, State<T>, Extension<T>)"
+            );
+        }
+        Arc::new(Closure::<F, Args>(Arc::new(self), PhantomData))
+    }
+}
+
 /// A closure with its argument types, erased. Shared, so that a call whose extractors wait
 /// can call it once they are done.
 struct Closure<F, Args>(Arc<F>, PhantomData<fn() -> Args>);
 
-/// Counts the payload arguments of a closure, checked when it is registered: two views of
-/// one payload would fail every event with `invalid_payload`.
-const fn payload_arguments(reads: &[bool]) -> usize {
-    let mut count = 0;
-    let mut i = 0;
-    while i < reads.len() {
-        if reads[i] {
-            count += 1;
-        }
-        i += 1;
+impl<F, Args> ErasedHandler for Closure<F, Args>
+where
+    F: HandlerFn<Args> + Send + Sync + 'static,
+    F::Future: Send + 'static,
+    F::Reply: IntoReply,
+    Args: Extractors,
+{
+    fn call(
+        &self,
+        client: Client,
+        payload: Option<&RawValue>,
+        want_reply: bool,
+    ) -> Result<BoxFuture<Outcome>, DispatchError> {
+        Args::start(&self.0, &client, payload, want_reply)
     }
-    count
+
+    fn required_state(&self) -> Vec<StateKey> {
+        Args::required_state()
+    }
+
+    fn reads_payload(&self) -> bool {
+        Args::PAYLOADS > 0
+    }
 }
 
 macro_rules! closure_handlers {
     ($($arg:ident),*) => {
-        impl<F, Fut, R, $($arg,)*> Handler<($($arg,)*)> for F
+        impl<F, Fut, $($arg,)*> HandlerFn<($($arg,)*)> for F
         where
-            F: Fn($($arg),*) -> Fut + Send + Sync + 'static,
-            Fut: Future<Output = R> + Send + 'static,
-            R: IntoReply,
-            $($arg: FromEvent + Send + 'static,)*
+            F: Fn($($arg),*) -> Fut,
+            Fut: Future,
         {
-            fn into_erased(self) -> Arc<dyn ErasedHandler> {
-                const {
-                    assert!(
-                        payload_arguments(&[$(<$arg as FromEvent>::READS_PAYLOAD),*]) <= 1,
-                        "a handler takes at most one payload argument: put the fields in one struct (the other arguments are extractors: Client, State<T>, Extension<T>)"
-                    );
-                }
-                Arc::new(Closure::<F, ($($arg,)*)>(Arc::new(self), PhantomData))
+            type Reply = Fut::Output;
+            type Future = Fut;
+
+            #[inline]
+            #[allow(non_snake_case)]
+            fn call_with(&self, ($($arg,)*): ($($arg,)*)) -> Fut {
+                self($($arg),*)
             }
         }
 
-        impl<F, Fut, R, $($arg,)*> ErasedHandler for Closure<F, ($($arg,)*)>
+        impl<$($arg,)*> Extractors for ($($arg,)*)
         where
-            F: Fn($($arg),*) -> Fut + Send + Sync + 'static,
-            Fut: Future<Output = R> + Send + 'static,
-            R: IntoReply,
             $($arg: FromEvent + Send + 'static,)*
         {
+            const PAYLOADS: usize = 0 $(+ <$arg as FromEvent>::READS_PAYLOAD as usize)*;
+
             #[allow(non_snake_case, unused_variables, unreachable_patterns)]
-            fn call(
-                &self,
-                client: Client,
+            fn start<F>(
+                handler: &Arc<F>,
+                client: &Client,
                 payload: Option<&RawValue>,
                 want_reply: bool,
-            ) -> Result<BoxFuture<Outcome>, DispatchError> {
+            ) -> Result<BoxFuture<Outcome>, DispatchError>
+            where
+                F: HandlerFn<Self> + Send + Sync + 'static,
+                F::Future: Send + 'static,
+                F::Reply: IntoReply,
+            {
                 // Each argument now (an error refuses the event before the handler starts), or
                 // the future of it.
-                $(let $arg = match <$arg as FromEvent>::from_event(&client, payload).now() {
+                $(let $arg = match <$arg as FromEvent>::from_event(client, payload).now() {
                     Ok(result) => Ok(result?),
                     Err(waiting) => Err(waiting),
                 };)*
                 match ($($arg,)*) {
-                    // Every built-in extractor is ready: the handler starts now, as it always did.
                     ($(Ok($arg),)*) => {
-                        let fut = (self.0)($($arg),*);
+                        let fut = handler.call_with(($($arg,)*));
                         Ok(Box::pin(async move { fut.await.into_reply(want_reply) }))
                     }
                     ($($arg,)*) => {
-                        let handler = Arc::clone(&self.0);
+                        let handler = Arc::clone(handler);
                         Ok(Box::pin(async move {
                             $(let $arg = match $arg {
                                 Ok(value) => value,
                                 Err(waiting) => waiting.await?,
                             };)*
-                            handler($($arg),*).await.into_reply(want_reply)
+                            handler.call_with(($($arg,)*)).await.into_reply(want_reply)
                         }))
                     }
                 }
             }
 
-            fn required_state(&self) -> Vec<StateKey> {
+            fn required_state() -> Vec<StateKey> {
                 let keys: [Option<StateKey>; 0 $(+ { let _ = stringify!($arg); 1 })*] =
                     [$(<$arg as FromEvent>::required_state()),*];
                 keys.into_iter().flatten().collect()
-            }
-
-            fn reads_payload(&self) -> bool {
-                false $(|| <$arg as FromEvent>::READS_PAYLOAD)*
             }
         }
     };
@@ -212,14 +283,22 @@ fn decode_with_path<T: DeserializeOwned>(text: &str) -> Result<T, String> {
     Ok(value)
 }
 
-/// What a handler may return: the reply sent to a request that carried an `id`.
+/// What a closure handler may return: the reply sent to a request that carried an `id`.
 ///
-/// `()` replies `null`; `Result<T, E>` replies `T` or fails with `handler_error` and `E`'s
-/// display text; [`Json`] wraps any `Serialize` value; common value types reply themselves.
+/// `()` replies `null`; `Result<T, E>` replies `T` (any `Serialize` type) or fails with
+/// `handler_error` and `E`'s display text; [`Json`] wraps any `Serialize` value; the standard
+/// value types (numbers, strings, `Vec`, `Option`, maps, tuples, `serde_json::Value`) reply
+/// themselves.
+///
+/// A closure returns a `Serialize` struct of your own wrapped, `Json(reply)` or `Ok(reply)`,
+/// where a `#[ws_controller]` method may return it as it is. The reason is Rust's coherence
+/// rule: an impl for every `Serialize` type would overlap the one for `Result` (a `Result` is
+/// `Serialize` too), so a generic closure cannot tell them apart. The macro can, because it
+/// sees the method's concrete return type.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a handler's reply",
     label = "not a reply",
-    note = "return `()`, a `Result<T, E>` with `T: Serialize` and `E: Display`, a `serde_json::Value`, or wrap a `Serialize` value in `Json(…)`"
+    note = "return `()`, a `Result<T, E>` with `T: Serialize` and `E: Display`, a standard value type, or wrap a `Serialize` value in `Json(…)`: a closure cannot return a struct of your own as it is (a `#[ws_controller]` method can)"
 )]
 pub trait IntoReply: Send + 'static {
     /// The reply's JSON text when `want_reply`, or the error to send.
@@ -302,6 +381,10 @@ serialize_replies!(
     isize,
     f32,
     f64,
+    i128,
+    u128,
+    char,
+    std::borrow::Cow<'static, str>,
 );
 
 impl<T: Serialize + Send + 'static> IntoReply for Vec<T> {
@@ -313,6 +396,33 @@ impl<T: Serialize + Send + 'static> IntoReply for Vec<T> {
 impl<T: Serialize + Send + 'static> IntoReply for Option<T> {
     fn into_reply(self, want_reply: bool) -> Outcome {
         encode_reply(&self, want_reply)
+    }
+}
+
+macro_rules! generic_replies {
+    ($(<$($param:ident),*> $ty:ty),* $(,)?) => {$(
+        impl<$($param: Serialize + Send + 'static),*> IntoReply for $ty {
+            fn into_reply(self, want_reply: bool) -> Outcome {
+                encode_reply(&self, want_reply)
+            }
+        }
+    )*};
+}
+
+generic_replies!(
+    <T> Box<T>,
+    <T> std::collections::VecDeque<T>,
+    <T> std::collections::BTreeSet<T>,
+    <K, V> std::collections::BTreeMap<K, V>,
+    <K, V> std::collections::HashMap<K, V>,
+    <A, B> (A, B),
+    <A, B, C> (A, B, C),
+    <A, B, C, D> (A, B, C, D),
+);
+
+impl<T: Serialize + Send + 'static, const N: usize> IntoReply for [T; N] {
+    fn into_reply(self, want_reply: bool) -> Outcome {
+        encode_reply(&self[..], want_reply)
     }
 }
 
@@ -396,5 +506,17 @@ mod tests {
             (err.code, err.message.as_str()),
             (ErrorCode::HandlerError, "boom")
         );
+    }
+
+    #[test]
+    fn standard_value_types_reply_themselves() {
+        let reply = |r: Outcome| r.unwrap().unwrap();
+        assert_eq!(reply(("a", 1).into_reply(true)), r#"["a",1]"#);
+        assert_eq!(reply([1u8, 2].into_reply(true)), "[1,2]");
+        let map = std::collections::BTreeMap::from([("k", vec![1])]);
+        assert_eq!(reply(map.into_reply(true)), r#"{"k":[1]}"#);
+        assert_eq!(reply(Box::new('x').into_reply(true)), r#""x""#);
+        assert_eq!(reply(u128::MAX.into_reply(true)), u128::MAX.to_string());
+        assert_eq!(("a", 1).into_reply(false).unwrap(), None);
     }
 }

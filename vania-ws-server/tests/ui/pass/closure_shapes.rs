@@ -1,6 +1,12 @@
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use vania_ws_server::serde_json::Value;
-use vania_ws_server::{Client, Extension, Router, State};
+use vania_ws_server::{Client, Extension, Json, Router, State};
+
+#[derive(Serialize)]
+struct Profile {
+    name: String,
+}
 
 #[derive(Deserialize)]
 struct Msg {
@@ -31,5 +37,21 @@ fn main() {
                 "whoami",
                 |Extension(user): Extension<User>, _raw: Value| async move { user.0 },
             );
+            // Replies: a struct of one's own wrapped, and the standard value types as they are.
+            ev.on("profile", || async {
+                Json(Profile {
+                    name: "ada".into(),
+                })
+            });
+            ev.on("lookup", |name: String| async move {
+                if name.is_empty() {
+                    Err("no name")
+                } else {
+                    Ok(Profile { name })
+                }
+            });
+            ev.on("pair", || async { ("a", 1) });
+            ev.on("counts", || async { HashMap::from([("a", 1)]) });
+            ev.on("bytes", || async { [1u8, 2, 3] });
         });
 }
