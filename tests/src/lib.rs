@@ -5,3 +5,4 @@
 //! so that changing an example never changes what the framework is tested against.
 
 pub mod app;
+pub mod cluster;

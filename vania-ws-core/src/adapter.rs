@@ -1,12 +1,52 @@
 //! The seam that carries `to`, `to_room` and `broadcast` beyond this process.
 //!
-//! Every send that may reach other clients goes through the hub's [`Adapter`]. The default,
-//! [`LocalAdapter`], delivers to this process's clients only. A scale-out adapter (Redis, say)
-//! delivers locally through [`Hub::deliver_local`] and publishes the same encoded frame to the
-//! other nodes, which deliver it through their own hubs.
+//! The hub delivers every send to this process's clients itself, then hands the same encoded
+//! frame, once per send (never once per recipient), to its [`Adapter`]. The default,
+//! [`LocalAdapter`], stops there. A scale-out adapter (Redis, say) publishes the frame's bytes
+//! to the other nodes, whose adapters hand them to their own hub through the [`LocalNode`]
+//! they were given at [`init`](Adapter::init).
+//!
+//! # The lifecycle
+//!
+//! An adapter is built before the hub, so it is handed the hub's local half, a [`LocalNode`]
+//! (a weak reference: no cycle, no leak), when the server starts: [`Adapter::init`], awaited
+//! before the first connection, may fail start-up. [`Adapter::close`] is awaited at the end of
+//! the shutdown, once every connection has drained.
+//!
+//! # What the hub tells the adapter
+//!
+//! So that a node only receives what it serves, the hub reports, synchronously and in order:
+//! - a client of this node connecting and disconnecting ([`client_connected`] and
+//!   [`client_disconnected`]), so that a direct message can reach the one node that holds
+//!   its recipient;
+//! - a room of this node getting its first member and losing its last ([`room_opened`] and
+//!   [`room_closed`]), so that a node follows a room only while it has a member there.
+//!
+//! A client's `join-room` is acknowledged only once [`room_ready`] resolves: a message sent to
+//! the room from another node after the acknowledgement reaches the client.
+//!
+//! # Order
+//!
+//! PROTOCOL.md section 6: messages from one sender to one recipient arrive in the order they
+//! were sent, across nodes too. The hub calls [`publish`] in the order a sender's sends are
+//! made, from the sender's own task; an adapter keeps the order if it carries every frame of
+//! one node to every other node over one ordered path (one queue and one connection toward
+//! the broker, and one connection from it), whatever the target. An adapter that splits its
+//! traffic (one connection per room, say) must restore that order itself.
+//!
+//! [`client_connected`]: Adapter::client_connected
+//! [`client_disconnected`]: Adapter::client_disconnected
+//! [`room_opened`]: Adapter::room_opened
+//! [`room_closed`]: Adapter::room_closed
+//! [`room_ready`]: Adapter::room_ready
+//! [`publish`]: Adapter::publish
 
-use crate::envelope::Frame;
+use std::sync::{Arc, Weak};
+
 use crate::hub::Hub;
+
+/// What an adapter carries (an encoded frame, cheap to clone) and returns.
+pub use crate::{envelope::Frame, handler::BoxFuture};
 
 /// Who a frame is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,13 +78,99 @@ pub enum Target<'a> {
     },
 }
 
-/// Carries frames to their recipients, in this process and, for a scale-out adapter, in others.
+/// Why an adapter could not start, or answer.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct AdapterError {
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl AdapterError {
+    /// An error that says `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An error that says `message`, caused by `source`.
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+/// Why a frame did not leave this node. It was delivered here regardless; the hub counts it
+/// in [`MetricsSnapshot::publish_errors`](crate::metrics::MetricsSnapshot::publish_errors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The bounded queue toward the other nodes is full (the broker is slower than the sends).
+    #[error("the queue toward the other nodes is full")]
+    Full,
+    /// The adapter has no connection to the other nodes at the moment.
+    #[error("the adapter is not connected to the other nodes")]
+    Disconnected,
+}
+
+/// Carries frames to the other nodes of a cluster, and tells this node what they send.
 ///
-/// Implementations must not block: they are called from handlers, synchronously, once per
-/// send call (never once per recipient).
+/// Every method but [`init`](Self::init), [`room_ready`](Self::room_ready) and
+/// [`close`](Self::close) is called synchronously from the task that sends, joins or
+/// disconnects: it must not block (queue the work for a task of the adapter's own).
 pub trait Adapter: Send + Sync + 'static {
-    /// Delivers `frame` to `target`; returns how many clients of this process received it.
-    fn send(&self, hub: &Hub, target: Target<'_>, frame: &Frame) -> usize;
+    /// Starts the adapter with this node's local half, before the first connection is served.
+    /// An error fails start-up; an adapter that can run degraded (local delivery only) logs
+    /// and answers `Ok` instead.
+    fn init(&self, node: LocalNode) -> BoxFuture<Result<(), AdapterError>> {
+        drop(node);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Carries `frame` for `target` to the other nodes. The hub has delivered it to this
+    /// node's clients already, and does not call this for a client it holds.
+    fn publish(&self, target: Target<'_>, frame: &Frame) -> Result<(), PublishError>;
+
+    /// A client connected to this node.
+    fn client_connected(&self, client_id: &str) {
+        let _ = client_id;
+    }
+
+    /// A client of this node disconnected.
+    fn client_disconnected(&self, client_id: &str) {
+        let _ = client_id;
+    }
+
+    /// `room` on `route` got its first member on this node. Called in order with
+    /// [`room_closed`](Self::room_closed) for the same room.
+    fn room_opened(&self, route: &str, room: &str) {
+        let _ = (route, room);
+    }
+
+    /// `room` on `route` lost its last member on this node.
+    fn room_closed(&self, route: &str, room: &str) {
+        let _ = (route, room);
+    }
+
+    /// Resolves once this node receives what other nodes send to `room` on `route`; `None`
+    /// when it already does. A `join-room` is acknowledged only then.
+    fn room_ready(&self, route: &str, room: &str) -> Option<BoxFuture<()>> {
+        let _ = (route, room);
+        None
+    }
+
+    /// Stops the adapter, at the end of the server's shutdown.
+    fn close(&self) -> BoxFuture<()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// The in-memory adapter: delivers to this process's clients only.
@@ -52,7 +178,49 @@ pub trait Adapter: Send + Sync + 'static {
 pub struct LocalAdapter;
 
 impl Adapter for LocalAdapter {
-    fn send(&self, hub: &Hub, target: Target<'_>, frame: &Frame) -> usize {
-        hub.deliver_local(target, frame)
+    fn publish(&self, _target: Target<'_>, _frame: &Frame) -> Result<(), PublishError> {
+        Ok(())
+    }
+}
+
+/// This node's half of the hub, handed to its adapter at [`Adapter::init`]: what the adapter
+/// needs to deliver what other nodes send, and to restore its subscriptions after a
+/// reconnection. It holds the hub weakly, so the hub (which holds the adapter) can be
+/// dropped; once it is, every method does nothing.
+#[derive(Debug, Clone)]
+pub struct LocalNode {
+    hub: Weak<Hub>,
+}
+
+impl LocalNode {
+    pub(crate) fn new(hub: &Arc<Hub>) -> Self {
+        Self {
+            hub: Arc::downgrade(hub),
+        }
+    }
+
+    /// Delivers a frame another node sent to this node's clients (only: it is not published
+    /// again); returns how many queued it.
+    pub fn deliver(&self, target: Target<'_>, frame: &Frame) -> usize {
+        self.hub
+            .upgrade()
+            .map_or(0, |hub| hub.deliver_local(target, frame))
+    }
+
+    /// Every `(route, room)` with a member on this node, sorted.
+    pub fn rooms(&self) -> Vec<(String, String)> {
+        self.hub.upgrade().map_or_else(Vec::new, |hub| hub.rooms())
+    }
+
+    /// The ids of this node's clients, sorted.
+    pub fn client_ids(&self) -> Vec<String> {
+        self.hub
+            .upgrade()
+            .map_or_else(Vec::new, |hub| hub.client_ids())
+    }
+
+    /// Whether the hub still exists.
+    pub fn is_alive(&self) -> bool {
+        self.hub.strong_count() > 0
     }
 }

@@ -213,7 +213,11 @@ impl Client {
         if rooms.names.len() >= max {
             return Err(JoinError::RoomLimit(max));
         }
-        let name = registry.join(room, self.inner.key, &self.inner.outbox);
+        let adapter = self.inner.hub.adapter();
+        let route = &*self.inner.route;
+        let name = registry.join(room, self.inner.key, &self.inner.outbox, || {
+            adapter.room_opened(route, room)
+        });
         rooms.names.insert(at, name);
         Ok(true)
     }
@@ -230,7 +234,9 @@ impl Client {
         };
         rooms.names.remove(at);
         if let Some(registry) = self.inner.hub.rooms_of(&self.inner.route) {
-            registry.leave(room, self.inner.key);
+            let adapter = self.inner.hub.adapter();
+            let route = &*self.inner.route;
+            registry.leave(room, self.inner.key, || adapter.room_closed(route, room));
         }
         Ok(true)
     }
@@ -247,7 +253,9 @@ impl Client {
         rooms.data.clear();
         if let Some(registry) = self.inner.hub.rooms_of(&self.inner.route) {
             for room in std::mem::take(&mut rooms.names) {
-                registry.leave(&room, self.inner.key);
+                let adapter = self.inner.hub.adapter();
+                let route = &*self.inner.route;
+                registry.leave(&room, self.inner.key, || adapter.room_closed(route, &room));
             }
         }
     }

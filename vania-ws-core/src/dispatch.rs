@@ -304,13 +304,24 @@ impl Session {
             return None;
         }
         if self.route.join_guards().is_empty() || self.client.in_room(&name) {
-            let outcome = self
-                .client
-                .join(&name)
-                .map(|_| Some(room_reply(&name)))
-                .map_err(Into::into);
-            reply(&self.client, &self.route, id, outcome);
-            return None;
+            let joined = self.client.join(&name);
+            // Across nodes, the join is acknowledged once this node receives the room's
+            // messages from the others (the adapter says when).
+            let ready = match joined {
+                Ok(_) => self.hub().room_ready(self.route.path(), &name),
+                Err(_) => None,
+            };
+            let outcome = joined.map(|_| Some(room_reply(&name))).map_err(Into::into);
+            let Some(ready) = ready else {
+                reply(&self.client, &self.route, id, outcome);
+                return None;
+            };
+            let client = self.client.clone();
+            let route = self.route.clone();
+            return Some(Box::pin(async move {
+                ready.await;
+                reply(&client, &route, id, outcome);
+            }));
         }
         let client = self.client.clone();
         let route = self.route.clone();
@@ -323,6 +334,11 @@ impl Session {
                     .map_err(Into::into),
                 Err(error) => Err(error),
             };
+            if outcome.is_ok()
+                && let Some(ready) = client.hub().room_ready(route.path(), &name)
+            {
+                ready.await;
+            }
             reply(&client, &route, id, outcome);
         }))
     }

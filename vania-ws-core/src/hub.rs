@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::adapter::{Adapter, LocalAdapter, Target};
+use crate::adapter::{Adapter, AdapterError, LocalAdapter, LocalNode, Target};
 use crate::client::Client;
 use crate::envelope::Frame;
 use crate::errors::UnknownRoute;
 use crate::extract::StateMap;
+use crate::handler::BoxFuture;
 use crate::metrics::{ConnectionSlot, Metrics, MetricsSnapshot};
 use crate::outbox::{Outbox, OutboxReceiver, Pushed};
 use crate::room::RoomRegistry;
@@ -181,6 +182,7 @@ impl Hub {
             extensions,
             enveloped,
         );
+        self.adapter.client_connected(&id);
         self.clients.insert(
             id,
             Member {
@@ -207,13 +209,79 @@ impl Hub {
     /// Removes a client: it leaves every room and no longer receives anything.
     pub fn unregister(&self, client: &Client) {
         client.leave_all();
-        self.clients.remove(client.id());
+        if self.clients.remove(client.id()).is_some() {
+            self.adapter.client_disconnected(client.id());
+        }
     }
 
-    /// Sends through the adapter (this process and, with a scale-out adapter, the others);
-    /// returns how many clients of this process received the frame.
+    /// Sends to this process's clients, then through the adapter to the other nodes (a
+    /// client held here is not looked for elsewhere); returns how many clients of this
+    /// process received the frame. A frame the adapter could not carry is counted in the
+    /// metrics (`publish_errors`), and still delivered here.
     pub fn send(&self, target: Target<'_>, frame: &Frame) -> usize {
-        self.adapter.send(self, target, frame)
+        let delivered = match target {
+            Target::Client(id) => match self.clients.get(id) {
+                Some(member) => {
+                    return usize::from(member.outbox.push(frame.clone()) == Pushed::Queued);
+                }
+                None => 0,
+            },
+            _ => self.deliver_local(target, frame),
+        };
+        if let Err(error) = self.adapter.publish(target, frame) {
+            self.metrics.record_publish_error();
+            tracing::debug!(%error, "a frame did not reach the other nodes");
+        }
+        delivered
+    }
+
+    /// The adapter, for the room and client events it follows.
+    pub(crate) fn adapter(&self) -> &dyn Adapter {
+        &*self.adapter
+    }
+
+    /// Starts the adapter with this hub's local half: what a server awaits before it serves
+    /// the first connection.
+    pub fn start_adapter(self: &Arc<Self>) -> BoxFuture<Result<(), AdapterError>> {
+        self.adapter.init(LocalNode::new(self))
+    }
+
+    /// Stops the adapter: what a server awaits at the end of its shutdown.
+    pub fn close_adapter(&self) -> BoxFuture<()> {
+        self.adapter.close()
+    }
+
+    /// Resolves once this node receives what other nodes send to `room` on `route`; `None`
+    /// when it already does.
+    pub fn room_ready(&self, route: &str, room: &str) -> Option<BoxFuture<()>> {
+        self.adapter.room_ready(route, room)
+    }
+
+    /// Every `(route, room)` with a member in this process, sorted.
+    pub(crate) fn rooms(&self) -> Vec<(String, String)> {
+        let mut rooms: Vec<(String, String)> = self
+            .routes
+            .iter()
+            .flat_map(|(route, registry)| {
+                registry
+                    .names()
+                    .into_iter()
+                    .map(move |room| (route.to_string(), room))
+            })
+            .collect();
+        rooms.sort_unstable();
+        rooms
+    }
+
+    /// The ids of this process's clients, sorted.
+    pub(crate) fn client_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .clients
+            .iter()
+            .map(|member| member.key().to_string())
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// Encodes `{"event", "payload"}` once and [`send`](Self::send)s it to `target`; returns

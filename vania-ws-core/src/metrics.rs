@@ -39,6 +39,7 @@ pub struct Metrics {
     pings_timed_out: AtomicU64,
     handshakes_refused: AtomicU64,
     handshakes_shed: AtomicU64,
+    publish_errors: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -93,6 +94,11 @@ impl Metrics {
         bump(&self.handshakes_shed);
     }
 
+    /// Counts one frame the adapter could not carry to the other nodes.
+    pub fn record_publish_error(&self) {
+        bump(&self.publish_errors);
+    }
+
     pub(crate) fn snapshot(&self, clients: usize, rooms: usize) -> MetricsSnapshot {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         MetricsSnapshot {
@@ -112,6 +118,7 @@ impl Metrics {
             pings_timed_out: load(&self.pings_timed_out),
             handshakes_refused: load(&self.handshakes_refused),
             handshakes_shed: load(&self.handshakes_shed),
+            publish_errors: load(&self.publish_errors),
         }
     }
 }
@@ -173,4 +180,6 @@ pub struct MetricsSnapshot {
     pub handshakes_refused: u64,
     /// Pending handshakes shed.
     pub handshakes_shed: u64,
+    /// Frames the adapter could not carry to the other nodes (delivered here regardless).
+    pub publish_errors: u64,
 }

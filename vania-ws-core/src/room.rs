@@ -1,6 +1,7 @@
 //! The room registry of one route: rooms are sets of clients, freed when they empty.
 
 use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -25,26 +26,57 @@ pub(crate) struct RoomRegistry {
 }
 
 impl RoomRegistry {
-    /// Adds a member; returns the shared room name to keep in the client's own set.
-    pub(crate) fn join(&self, room: &str, key: u64, outbox: &Outbox) -> Arc<str> {
+    /// Adds a member; returns the shared room name to keep in the client's own set. `opened`
+    /// runs when the room is created, under the room's lock, so that it is ordered with the
+    /// `closed` of [`leave`](Self::leave) for the same room.
+    pub(crate) fn join(
+        &self,
+        room: &str,
+        key: u64,
+        outbox: &Outbox,
+        opened: impl FnOnce(),
+    ) -> Arc<str> {
+        // A room in the map always has a member (leave removes it with its last one).
         if let Some(mut members) = self.rooms.get_mut(room) {
             members.insert(key, outbox.clone());
             return members.key().clone();
         }
-        let name: Arc<str> = Arc::from(room);
-        self.rooms
-            .entry(name.clone())
-            .or_default()
-            .insert(key, outbox.clone());
-        name
+        match self.rooms.entry(Arc::from(room)) {
+            Entry::Occupied(mut entry) => {
+                entry.get_mut().insert(key, outbox.clone());
+                entry.key().clone()
+            }
+            Entry::Vacant(entry) => {
+                opened();
+                let name = entry.key().clone();
+                entry.insert(HashMap::from([(key, outbox.clone())]));
+                name
+            }
+        }
     }
 
-    /// Removes a member, and the room when it empties.
-    pub(crate) fn leave(&self, room: &str, key: u64) {
-        if let Some(mut members) = self.rooms.get_mut(room) {
+    /// Removes a member, and the room when it empties: then `closed` runs, under the room's
+    /// lock (see [`join`](Self::join)).
+    pub(crate) fn leave(&self, room: &str, key: u64, closed: impl FnOnce()) {
+        self.rooms.remove_if_mut(room, |_, members| {
             members.remove(&key);
-        }
-        self.rooms.remove_if(room, |_, members| members.is_empty());
+            let empty = members.is_empty();
+            if empty {
+                closed();
+            }
+            empty
+        });
+    }
+
+    /// Every room name, sorted.
+    pub(crate) fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .rooms
+            .iter()
+            .map(|room| room.key().to_string())
+            .collect();
+        names.sort_unstable();
+        names
     }
 
     /// Queues `frame` for every member; returns how many queued it (a closing member drops it).
@@ -102,14 +134,24 @@ mod tests {
     fn rooms_are_sets_and_are_freed_when_empty() {
         let reg = RoomRegistry::default();
         let (a, _ra) = Outbox::new(1024);
-        let first = reg.join("r", 1, &a);
-        let again = reg.join("r", 1, &a);
+        let (b, _rb) = Outbox::new(1024);
+        let events = std::cell::RefCell::new(Vec::new());
+        let opened = || events.borrow_mut().push("opened");
+        let closed = || events.borrow_mut().push("closed");
+        let first = reg.join("r", 1, &a, opened);
+        let again = reg.join("r", 1, &a, opened);
         assert!(Arc::ptr_eq(&first, &again));
+        reg.join("r", 2, &b, opened);
+        assert_eq!(reg.members("r"), 2);
+        reg.leave("r", 3, closed);
+        reg.leave("r", 2, closed);
         assert_eq!(reg.members("r"), 1);
-        reg.leave("r", 2);
-        assert_eq!(reg.members("r"), 1);
-        reg.leave("r", 1);
+        assert_eq!(*events.borrow(), ["opened"], "one room, opened once");
+        reg.leave("r", 1, closed);
         assert_eq!(reg.len(), 0);
+        assert_eq!(*events.borrow(), ["opened", "closed"]);
+        reg.join("r", 1, &a, opened);
+        assert_eq!(*events.borrow(), ["opened", "closed", "opened"]);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
-use vania_ws_core::adapter::{Adapter, Target};
+use vania_ws_core::adapter::{Adapter, PublishError, Target};
 use vania_ws_core::outbox::{OutboxReceiver, Outgoing};
 use vania_ws_core::router::RouteTable;
 use vania_ws_core::{Client, Frame, Hub, HubConfig, Router, SendError, Session};
@@ -134,10 +134,32 @@ async fn a_full_queue_closes_the_slow_client_only() {
 
 struct Recording(Mutex<Vec<String>>);
 
+impl Recording {
+    fn record(&self, what: String) {
+        self.0.lock().unwrap().push(what);
+    }
+}
+
 impl Adapter for Recording {
-    fn send(&self, hub: &Hub, target: Target<'_>, frame: &Frame) -> usize {
-        self.0.lock().unwrap().push(format!("{target:?}"));
-        hub.deliver_local(target, frame)
+    fn publish(&self, target: Target<'_>, _frame: &Frame) -> Result<(), PublishError> {
+        self.record(format!("{target:?}"));
+        Ok(())
+    }
+
+    fn client_connected(&self, _client_id: &str) {
+        self.record("connected".into());
+    }
+
+    fn client_disconnected(&self, _client_id: &str) {
+        self.record("disconnected".into());
+    }
+
+    fn room_opened(&self, route: &str, room: &str) {
+        self.record(format!("opened {route} {room}"));
+    }
+
+    fn room_closed(&self, route: &str, room: &str) {
+        self.record(format!("closed {route} {room}"));
     }
 }
 
@@ -147,20 +169,35 @@ async fn sends_that_may_leave_the_process_go_through_the_adapter_once_per_call()
     let adapter = Arc::new(Recording(Mutex::new(Vec::new())));
     let hub = Hub::with_adapter(table.paths(), HubConfig::default(), adapter.clone());
     let (a, mut ra) = open(&hub, &table, "/ws").await;
-    let (_b, _rb) = open(&hub, &table, "/ws").await;
+    let (b, _rb) = open(&hub, &table, "/ws").await;
     a.handle_text(r#"{"event":"join-room","room":"r"}"#).await;
+    b.handle_text(r#"{"event":"join-room","room":"r"}"#).await;
     a.handle_text(r#"{"event":"to-room","payload":"r"}"#).await;
     a.handle_text(r#"{"event":"all"}"#).await;
     a.handle_text(r#"{"event":"echo","payload":1}"#).await;
     assert_eq!(drain(&mut ra).len(), 2, "to-room and echo");
+    // A client held here is not looked for elsewhere; one that is not, is.
+    hub.send_event(Target::Client(b.client().id()), "e", &1)
+        .unwrap();
+    hub.send_event(Target::Client("ws:elsewhere"), "e", &1)
+        .unwrap();
+    a.handle_text(r#"{"event":"left-room","room":"r"}"#).await;
+    drop(b);
     let id = a.client().id().to_owned();
     assert_eq!(
         *adapter.0.lock().unwrap(),
         vec![
+            "connected".to_owned(),
+            "connected".to_owned(),
+            "opened /ws r".to_owned(),
             r#"Room { route: "/ws", room: "r" }"#.to_owned(),
             format!("All {{ except: Some({id:?}) }}"),
+            r#"Client("ws:elsewhere")"#.to_owned(),
+            "closed /ws r".to_owned(),
+            "disconnected".to_owned(),
         ],
-        "emit stays local; to_room and broadcast go through the adapter once each"
+        "emit and a local client stay local; to_room and broadcast go through the adapter \
+         once each; a room opens with its first member and closes with its last"
     );
 }
 

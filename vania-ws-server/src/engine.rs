@@ -259,6 +259,7 @@ impl Engine {
             shared.advance(Phase::Forced);
             let _ = tokio::time::timeout(Duration::from_secs(1), shared.connections.wait()).await;
         }
+        shared.hub.close_adapter().await;
         tracing::info!("vania-ws stopped");
     }
 

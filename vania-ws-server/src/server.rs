@@ -24,6 +24,15 @@ pub enum ServeError {
     /// The settings are invalid.
     #[error("invalid settings: {0}")]
     Config(#[from] ConfigError),
+    /// The adapter could not start (a broker it requires is unreachable, say).
+    #[error("the adapter could not start: {0}")]
+    Adapter(#[from] vania_ws_core::adapter::AdapterError),
+    /// [`ServerBuilder::build`] was used with an adapter that starts asynchronously (it
+    /// connects to a broker): use [`ServerBuilder::start`], which awaits it.
+    #[error(
+        "this adapter starts asynchronously (it connects to the other nodes): build the engine with `ServerBuilder::start().await` instead of `build()`"
+    )]
+    AdapterStartsAsync,
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -79,9 +88,9 @@ impl ServerBuilder {
 
     /// Runs `hook` with the server's [`Handle`] as soon as the engine is built, before any
     /// connection is served: the place to start a background task that sends (a clock, a
-    /// feed), with no handle to thread through by hand. Hooks run in the order added, on the
-    /// thread that calls [`build`](Self::build) or [`bind`](Self::bind); to do async work,
-    /// spawn it.
+    /// feed), with no handle to thread through by hand. Hooks run in the order added, once the
+    /// adapter has started, in [`build`](Self::build), [`start`](Self::start) or
+    /// [`bind`](Self::bind); to do async work, spawn it.
     ///
     /// ```no_run
     /// # use vania_ws_server::{Router, Server};
@@ -109,19 +118,46 @@ impl ServerBuilder {
     /// Checks the settings and the routes and builds the engine, without listening: for a
     /// front end of your own, such as an axum app ([`Engine::axum_routes`], feature `axum`).
     /// Runs the [`on_start`](Self::on_start) hooks.
+    ///
+    /// The adapter must start at once, as the default one does; one that connects to other
+    /// nodes fails this with [`ServeError::AdapterStartsAsync`]: use [`start`](Self::start).
     pub fn build(self) -> Result<Engine, ServeError> {
+        use futures_util::FutureExt;
+        let (engine, hooks) = self.engine()?;
+        match engine.shared.hub.start_adapter().now_or_never() {
+            Some(started) => started?,
+            None => return Err(ServeError::AdapterStartsAsync),
+        }
+        Ok(Self::run_hooks(engine, hooks))
+    }
+
+    /// Like [`build`](Self::build), and awaits the adapter's start: a scale-out adapter
+    /// connects to the other nodes here, and a broker it requires that is unreachable fails
+    /// start-up.
+    pub async fn start(self) -> Result<Engine, ServeError> {
+        let (engine, hooks) = self.engine()?;
+        engine.shared.hub.start_adapter().await?;
+        Ok(Self::run_hooks(engine, hooks))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn engine(self) -> Result<(Engine, Vec<Box<dyn FnOnce(Handle) + Send>>), ServeError> {
         let engine = Engine::build(self.router, self.config, self.adapter)?;
-        for hook in self.on_start {
+        Ok((engine, self.on_start))
+    }
+
+    fn run_hooks(engine: Engine, hooks: Vec<Box<dyn FnOnce(Handle) + Send>>) -> Engine {
+        for hook in hooks {
             hook(engine.handle());
         }
-        Ok(engine)
+        engine
     }
 
     /// Checks the settings and the routes and binds the listening socket, with the
     /// configured backlog; logs where it listens (connections queue from here on, and are
     /// served once [`Server::run`] starts).
     pub async fn bind(self) -> Result<Server, ServeError> {
-        let engine = self.build()?;
+        let engine = self.start().await?;
         let listener = listen(engine.config()).await?;
         let addr = listener
             .local_addr()

@@ -28,7 +28,7 @@
 //! `id` and reads until its answer, and [`TestClient::barrier`] proves that nothing queued for a
 //! client before it is still in flight. The only timeouts are failure guards.
 
-use crate::{Handle, Router, Server, ServerConfig};
+use crate::{Handle, Router, Server, ServerBuilder, ServerConfig};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
@@ -124,8 +124,15 @@ impl TestServer {
     }
 
     async fn start_standalone(router: Router, config: ServerConfig) -> Self {
-        let server = Server::builder(router)
-            .config(config.host("127.0.0.1").port(0))
+        Self::start_builder(Server::builder(router).config(config)).await
+    }
+
+    /// Starts what `builder` builds (its adapter and `on_start` hooks included), standalone,
+    /// on `127.0.0.1:0`: for several servers that share an adapter's cluster.
+    pub async fn start_builder(builder: ServerBuilder) -> Self {
+        let server = builder
+            .host("127.0.0.1")
+            .port(0)
             .bind()
             .await
             .expect("the test server binds");
