@@ -6,3 +6,4 @@
 
 pub mod app;
 pub mod cluster;
+pub mod redis_server;

@@ -252,6 +252,12 @@ impl Frame {
         Self(text)
     }
 
+    /// A frame from bytes another node sent (an adapter's), checked to be UTF-8, and kept as
+    /// they are, without a copy.
+    pub fn from_utf8(bytes: bytes::Bytes) -> Result<Self, std::str::Utf8Error> {
+        Utf8Bytes::try_from(bytes).map(Self)
+    }
+
     /// The frame's JSON text.
     pub fn as_str(&self) -> &str {
         self.0.as_str()

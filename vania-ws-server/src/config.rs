@@ -30,6 +30,10 @@ pub enum ConfigError {
     /// The `.env` file exists but cannot be read.
     #[error("cannot read `.env`: {0}")]
     DotEnv(#[from] dotenvy::Error),
+    /// The Redis settings (`REDIS_URL`, `REDIS_PREFIX`, `REDIS_REQUIRED`) are invalid.
+    #[cfg(feature = "redis")]
+    #[error("invalid Redis settings: {0}")]
+    Redis(#[from] vania_ws_redis::ConfigError),
 }
 
 /// Every variable of `.env` in the working directory (if there is one) and of the process
@@ -111,6 +115,10 @@ pub struct ServerConfig {
     /// the oldest pending one is dropped, so that silent sockets cannot keep real clients
     /// out. Default 1,024.
     pub max_pending_handshakes: usize,
+    /// `REDIS_URL` (with `REDIS_PREFIX` and `REDIS_REQUIRED`): scale out over this Redis,
+    /// unless the builder was given an adapter. `None` (unset): this process only.
+    #[cfg(feature = "redis")]
+    pub redis: Option<vania_ws_redis::RedisConfig>,
 }
 
 impl Default for ServerConfig {
@@ -134,6 +142,8 @@ impl Default for ServerConfig {
             close_timeout: Duration::from_secs(5),
             listen_backlog: 4096,
             max_pending_handshakes: 1024,
+            #[cfg(feature = "redis")]
+            redis: None,
         }
     }
 }
@@ -229,6 +239,17 @@ impl ServerConfig {
         }
         if let Some(v) = get("WS_MAX_PENDING_HANDSHAKES") {
             config.max_pending_handshakes = parse("WS_MAX_PENDING_HANDSHAKES", v, "a number")?;
+        }
+        #[cfg(feature = "redis")]
+        {
+            config.redis = vania_ws_redis::RedisConfig::from_vars(vars)?;
+        }
+        #[cfg(not(feature = "redis"))]
+        if get("REDIS_URL").is_some() {
+            return Err(ConfigError::Inconsistent {
+                key: "REDIS_URL",
+                reason: "is set, but this build of vania-ws has no Redis support: enable the `redis` feature of `vania-ws` (on by default), or unset it".to_owned(),
+            });
         }
         config.validate()?;
         Ok(config)

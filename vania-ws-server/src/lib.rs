@@ -55,6 +55,11 @@ pub use vania_ws_core as core;
 
 pub use vania_ws_core::{adapter, extract, guard, handler, http, metrics};
 
+/// Scale-out over Redis (feature `redis`): [`RedisAdapter`](redis::RedisAdapter), which
+/// `REDIS_URL` turns on by itself.
+#[cfg(feature = "redis")]
+pub use vania_ws_redis as redis;
+
 /// Every error type: the server's own (settings, serving) and the core's (sends, joins,
 /// routes, handlers), with the protocol's error codes.
 pub mod error {

@@ -47,7 +47,8 @@ pub enum ServeError {
 pub struct ServerBuilder {
     router: Router,
     config: ServerConfig,
-    adapter: Arc<dyn Adapter>,
+    /// `None`: the default, [`LocalAdapter`], or the Redis adapter when `REDIS_URL` is set.
+    adapter: Option<Arc<dyn Adapter>>,
     on_start: Vec<Box<dyn FnOnce(Handle) + Send>>,
 }
 
@@ -79,10 +80,11 @@ impl ServerBuilder {
         self
     }
 
-    /// Sends `to`, `to_room` and `broadcast` through `adapter` (the default delivers in this
-    /// process only).
+    /// Sends `to`, `to_room` and `broadcast` through `adapter`. The default delivers in this
+    /// process only, or, with the `redis` feature and `REDIS_URL` in the settings
+    /// ([`ServerConfig::from_env`]), across every process that shares the Redis.
     pub fn adapter(mut self, adapter: Arc<dyn Adapter>) -> Self {
-        self.adapter = adapter;
+        self.adapter = Some(adapter);
         self
     }
 
@@ -142,7 +144,11 @@ impl ServerBuilder {
 
     #[allow(clippy::type_complexity)]
     fn engine(self) -> Result<(Engine, Vec<Box<dyn FnOnce(Handle) + Send>>), ServeError> {
-        let engine = Engine::build(self.router, self.config, self.adapter)?;
+        let adapter = match self.adapter {
+            Some(adapter) => adapter,
+            None => default_adapter(&self.config)?,
+        };
+        let engine = Engine::build(self.router, self.config, adapter)?;
         Ok((engine, self.on_start))
     }
 
@@ -171,6 +177,18 @@ impl ServerBuilder {
         }
         Ok(Server { listener, engine })
     }
+}
+
+/// The adapter when none was given: Redis when the settings name one, else this process only.
+fn default_adapter(config: &ServerConfig) -> Result<Arc<dyn Adapter>, ServeError> {
+    #[cfg(feature = "redis")]
+    if let Some(redis) = &config.redis {
+        let adapter =
+            vania_ws_redis::RedisAdapter::new(redis.clone()).map_err(ConfigError::from)?;
+        return Ok(adapter);
+    }
+    let _ = config;
+    Ok(Arc::new(LocalAdapter))
 }
 
 /// Binds a TCP listener on `APP_HOST:APP_PORT` with the backlog of `WS_LISTEN_BACKLOG`: for
@@ -240,7 +258,7 @@ impl Server {
         ServerBuilder {
             router,
             config: ServerConfig::default(),
-            adapter: Arc::new(LocalAdapter),
+            adapter: None,
             on_start: Vec::new(),
         }
     }

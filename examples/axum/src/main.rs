@@ -28,7 +28,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let admin_token = vars.get("ADMIN_TOKEN").filter(|t| !t.is_empty()).cloned();
     let engine = Server::builder(example_demo::router_with_admin_token(admin_token))
         .config(config.clone())
-        .build()?;
+        .start() // with `REDIS_URL` set, connects to Redis first
+        .await?;
     let listener = listen(&config).await?;
     let addr = listener.local_addr()?;
     tracing::info!(

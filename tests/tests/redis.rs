@@ -1,0 +1,348 @@
+//! Scale-out over a real Redis (`vania-ws-redis`): three servers, each with its own adapter,
+//! share a `redis-server` the test starts on a free port (and stops and restarts for the fault
+//! tests). Every row of PROTOCOL.md section 6 is checked with the recipient on another node
+//! than the sender.
+//!
+//! Frames cross Redis asynchronously, so "nothing else arrived" is shown by order, not by a
+//! pause: after the frame under test, the same sender sends a marker to the same client, and
+//! the client's next frame must be that marker (messages from one sender to one recipient
+//! arrive in order).
+
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use vania_ws::error::ServeError;
+use vania_ws::redis::{RedisAdapter, RedisConfig};
+use vania_ws::testing::{TestClient, TestServer};
+use vania_ws::{Router, Server};
+use vania_ws_tests::app;
+use vania_ws_tests::redis_server::RedisServer;
+
+struct Node {
+    server: TestServer,
+    adapter: Arc<RedisAdapter>,
+}
+
+async fn node(redis: &RedisServer, prefix: &str) -> Node {
+    let adapter = RedisAdapter::new(RedisConfig::new(redis.url()).prefix(prefix).required(true))
+        .expect("a valid URL");
+    let builder = Server::builder(app::router()).adapter(adapter.clone());
+    Node {
+        server: TestServer::start_builder(builder).await,
+        adapter,
+    }
+}
+
+async fn nodes(redis: &RedisServer, n: usize) -> Vec<Node> {
+    let prefix = format!("test-{}", std::process::id());
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        nodes.push(node(redis, &prefix).await);
+    }
+    nodes
+}
+
+/// `sender` sends a `direct` marker to `client`, whose next frame must be it: whatever the
+/// sender sent `client` before has arrived, and nothing else did.
+async fn next_is_marker(sender: &mut TestClient, client: &mut TestClient, marker: &str) {
+    let to = client.id().to_owned();
+    let direct = json!({ "to": to, "message": marker });
+    assert_eq!(sender.ack("direct", direct).await, Value::Null);
+    let frame = client.recv().await;
+    assert_eq!(frame["event"], "direct", "expected the marker, got {frame}");
+    assert_eq!(frame["payload"]["message"], marker, "{frame}");
+}
+
+#[tokio::test]
+async fn a_direct_message_reaches_a_client_on_another_node_once() {
+    let redis = RedisServer::start();
+    let nodes = nodes(&redis, 3).await;
+    let mut sender = nodes[0].server.connect("/ws").await;
+    let mut recipient = nodes[1].server.connect("/ws").await;
+    let mut bystander = nodes[2].server.connect("/ws").await;
+    let to = recipient.id().to_owned();
+    let direct = json!({ "to": to, "message": "hi" });
+    assert_eq!(sender.ack("direct", direct).await, Value::Null);
+    assert_eq!(
+        recipient.recv_event("direct").await,
+        json!({ "from": sender.id(), "message": "hi" })
+    );
+    next_is_marker(&mut sender, &mut recipient, "end").await;
+    next_is_marker(&mut sender, &mut bystander, "end").await;
+    sender.assert_nothing_received().await;
+    assert_eq!(
+        nodes[2].adapter.metrics().received(),
+        1,
+        "the bystander's node received its own marker only"
+    );
+}
+
+#[tokio::test]
+async fn a_room_message_reaches_its_members_on_every_node_once() {
+    let redis = RedisServer::start();
+    let nodes = nodes(&redis, 3).await;
+    let mut sender = nodes[0].server.connect("/ws").await;
+    let mut b = nodes[1].server.connect("/ws").await;
+    let mut c = nodes[2].server.connect("/ws").await;
+    let mut outside = nodes[2].server.connect("/ws").await;
+    for member in [&mut sender, &mut b, &mut c] {
+        member.join("r").await;
+    }
+    let message = json!({ "room": "r", "message": "to r" });
+    assert_eq!(sender.ack("room-message", message).await, Value::Null);
+    assert_eq!(sender.recv_event("room-message").await, json!("to r"));
+    for member in [&mut b, &mut c] {
+        assert_eq!(member.recv_event("room-message").await, json!("to r"));
+        next_is_marker(&mut sender, member, "end").await;
+    }
+    next_is_marker(&mut sender, &mut outside, "end").await;
+    sender.assert_nothing_received().await;
+
+    // Node 2 has no member of `only-b`: it is not subscribed, so Redis sends it nothing.
+    b.join("only-b").await;
+    let before = nodes[2].adapter.metrics().received();
+    let message = json!({ "room": "only-b", "message": "to b" });
+    assert_eq!(sender.ack("room-message", message).await, Value::Null);
+    assert_eq!(b.recv_event("room-message").await, json!("to b"));
+    next_is_marker(&mut sender, &mut c, "after").await;
+    assert_eq!(
+        nodes[2].adapter.metrics().received(),
+        before + 1,
+        "node 2 received the marker for c, not the room it does not serve"
+    );
+}
+
+#[tokio::test]
+async fn a_broadcast_reaches_every_client_on_every_node_but_the_sender() {
+    let redis = RedisServer::start();
+    let nodes = nodes(&redis, 3).await;
+    let mut sender = nodes[0].server.connect("/ws").await;
+    let mut same_node = nodes[0].server.connect("/ws").await;
+    let mut clients = nodes[1].server.connect("/clients").await;
+    let mut admins = nodes[2].server.connect("/admins").await;
+    assert_eq!(sender.ack("user-typing", json!("…")).await, Value::Null);
+    let expected = json!({ "session_id": sender.id(), "payload": "…" });
+    for other in [&mut same_node, &mut clients, &mut admins] {
+        assert_eq!(other.recv_event("user-typing").await, expected);
+        next_is_marker(&mut sender, other, "end").await;
+    }
+    sender.assert_nothing_received().await;
+
+    // The server's handle, too.
+    nodes[1]
+        .server
+        .handle()
+        .broadcast("news", &json!(1))
+        .unwrap();
+    for other in [&mut sender, &mut same_node, &mut admins] {
+        assert_eq!(other.recv_event("news").await, json!(1));
+    }
+}
+
+#[tokio::test]
+async fn one_senders_messages_arrive_in_order_across_channels() {
+    let redis = RedisServer::start();
+    let nodes = nodes(&redis, 2).await;
+    let mut sender = nodes[0].server.connect("/ws").await;
+    let mut recipient = nodes[1].server.connect("/ws").await;
+    recipient.join("r").await;
+    let to = recipient.id().to_owned();
+    for i in 0..60 {
+        let (event, payload) = match i % 3 {
+            0 => ("room-message", json!({ "room": "r", "message": i })),
+            1 => ("direct", json!({ "to": to, "message": i })),
+            _ => ("user-typing", json!(i)),
+        };
+        assert_eq!(sender.ack(event, payload).await, Value::Null);
+    }
+    for i in 0..60 {
+        let frame = recipient.recv().await;
+        let got = match frame["event"].as_str() {
+            Some("room-message") | Some("user-typing") if i % 3 != 1 => {
+                if frame["event"] == "user-typing" {
+                    frame["payload"]["payload"].clone()
+                } else {
+                    frame["payload"].clone()
+                }
+            }
+            Some("direct") => frame["payload"]["message"].clone(),
+            _ => panic!("message {i}: unexpected {frame}"),
+        };
+        assert_eq!(got, json!(i), "message {i} in order: {frame}");
+    }
+}
+
+#[tokio::test]
+async fn a_join_is_acknowledged_once_its_node_is_subscribed() {
+    let redis = RedisServer::start();
+    let nodes = nodes(&redis, 3).await;
+    let mut member = nodes[0].server.connect("/ws").await;
+    let mut sender = nodes[2].server.connect("/ws").await;
+    for round in 0..30 {
+        let room = format!("fresh-{round}");
+        member.join(&room).await;
+        let message = json!({ "room": room, "message": round });
+        assert_eq!(sender.ack("room-message", message).await, Value::Null);
+        assert_eq!(member.recv_event("room-message").await, json!(round));
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_fails_a_required_start_and_degrades_an_optional_one() {
+    let url = RedisServer::unreachable_url();
+    let required = RedisAdapter::new(RedisConfig::new(url.clone()).required(true)).unwrap();
+    let err = Server::builder(app::router())
+        .adapter(required)
+        .bind()
+        .await
+        .expect_err("a required Redis is unreachable");
+    assert!(matches!(err, ServeError::Adapter(_)), "{err}");
+    assert!(
+        err.to_string().contains(&url),
+        "the error names the URL: {err}"
+    );
+
+    let optional = RedisAdapter::new(RedisConfig::new(url)).unwrap();
+    let server =
+        TestServer::start_builder(Server::builder(app::router()).adapter(optional.clone())).await;
+    assert!(!optional.is_connected());
+    let mut a = server.connect("/ws").await;
+    let mut b = server.connect("/ws").await;
+    b.join("r").await;
+    let message = json!({ "room": "r", "message": "local" });
+    assert_eq!(a.ack("room-message", message).await, Value::Null);
+    assert_eq!(b.recv_event("room-message").await, json!("local"));
+    assert!(
+        optional.metrics().dropped() >= 1,
+        "the frame for other nodes is counted"
+    );
+    assert!(server.handle().metrics().publish_errors >= 1);
+}
+
+#[tokio::test]
+async fn redis_from_the_settings_starts_the_adapter_and_a_bad_url_fails_start_up() {
+    let redis = RedisServer::start();
+    let vars = |url: &str| {
+        [("REDIS_URL", url), ("REDIS_PREFIX", "from-settings")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    };
+    let config = vania_ws::ServerConfig::from_vars(&vars(&redis.url())).unwrap();
+    let first =
+        TestServer::start_builder(Server::builder(app::router()).config(config.clone())).await;
+    let second = TestServer::start_builder(Server::builder(app::router()).config(config)).await;
+    let mut a = first.connect("/ws").await;
+    let mut b = second.connect("/ws").await;
+    let to = b.id().to_owned();
+    assert_eq!(
+        a.ack("direct", json!({ "to": to, "message": 1 })).await,
+        Value::Null
+    );
+    assert_eq!(b.recv_event("direct").await["message"], json!(1));
+
+    let config = vania_ws::ServerConfig::from_vars(&vars("http://not-redis")).unwrap();
+    let err = Server::builder(Router::new().websocket("/ws", |_| {}))
+        .config(config)
+        .bind()
+        .await
+        .expect_err("not a Redis URL");
+    assert!(err.to_string().contains("REDIS_URL"), "{err}");
+
+    let bad: std::collections::HashMap<String, String> =
+        [("REDIS_URL", "redis://x"), ("REDIS_REQUIRED", "maybe")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+    let err = vania_ws::ServerConfig::from_vars(&bad).unwrap_err();
+    assert!(err.to_string().contains("REDIS_REQUIRED"), "{err}");
+}
+
+/// Sends `direct` messages from `sender` to `recipient` until one arrives; how long it took.
+async fn until_delivered(sender: &mut TestClient, recipient: &mut TestClient) -> Duration {
+    let started = Instant::now();
+    let to = recipient.id().to_owned();
+    for attempt in 0.. {
+        let direct = json!({ "to": to, "message": attempt });
+        assert_eq!(sender.ack("direct", direct).await, Value::Null);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        recipient.barrier().await;
+        let got: Vec<Value> = recipient.take_pending();
+        if got.iter().any(|frame| frame["event"] == "direct") {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "cross-node delivery did not resume within 15 s"
+        );
+    }
+    unreachable!()
+}
+
+#[tokio::test]
+async fn redis_restarted_mid_run_local_delivery_never_stops_and_cross_node_delivery_resumes() {
+    let mut redis = RedisServer::start();
+    let nodes = nodes(&redis, 2).await;
+    let mut a = nodes[0].server.connect("/ws").await;
+    let mut local = nodes[0].server.connect("/ws").await;
+    let mut remote = nodes[1].server.connect("/ws").await;
+    local.join("r").await;
+    remote.join("r").await;
+    let mut worst = Duration::ZERO;
+    let tasks = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    for restart in 0..20 {
+        redis.stop();
+        // Local delivery goes on while Redis is down.
+        let message = json!({ "room": "r", "message": restart });
+        assert_eq!(a.ack("room-message", message).await, Value::Null);
+        assert_eq!(local.recv_event("room-message").await, json!(restart));
+        redis.restart();
+        worst = worst.max(until_delivered(&mut a, &mut remote).await);
+        // The room subscription came back too.
+        let message = json!({ "room": "r", "message": format!("after {restart}") });
+        assert_eq!(a.ack("room-message", message).await, Value::Null);
+        assert_eq!(
+            remote.recv_event("room-message").await,
+            json!(format!("after {restart}"))
+        );
+        assert_eq!(
+            local.recv_event("room-message").await,
+            json!(format!("after {restart}"))
+        );
+        // The other way, at the first try: node 1 had nothing to publish during the outage,
+        // and its first frame after it is not lost on a dead connection.
+        let to = a.id().to_owned();
+        let direct = json!({ "to": to, "message": format!("back {restart}") });
+        assert_eq!(remote.ack("direct", direct).await, Value::Null);
+        assert_eq!(
+            a.recv_event("direct").await["message"],
+            json!(format!("back {restart}"))
+        );
+    }
+    assert!(
+        worst < Duration::from_secs(5),
+        "cross-node delivery resumed within {worst:?}, more than 5 s"
+    );
+    for node in &nodes {
+        // Two connections per node, each lost and made again at every restart.
+        assert!(
+            node.adapter.metrics().reconnects() >= 40,
+            "{}",
+            node.adapter.metrics().reconnects()
+        );
+    }
+    assert_eq!(
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks(),
+        tasks,
+        "no task leaked across 20 restarts"
+    );
+    eprintln!(
+        "20 Redis restarts: worst resumption {worst:?}; frames for other nodes dropped while down: {} and {}",
+        nodes[0].adapter.metrics().dropped(),
+        nodes[1].adapter.metrics().dropped()
+    );
+}

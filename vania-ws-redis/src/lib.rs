@@ -1,0 +1,700 @@
+//! Scale-out over Redis for vania-ws: several server processes behind a load balancer behave,
+//! to every client, as one server. A client's `to`, `to_room` and `broadcast` reach the
+//! clients of every process (PROTOCOL.md section 6), through Redis pub/sub.
+//!
+//! ```no_run
+//! # async fn run(router: vania_ws_core::Router) -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use vania_ws_redis::{RedisAdapter, RedisConfig};
+//! # let builder = |_adapter: Arc<RedisAdapter>| ();
+//! let adapter = RedisAdapter::new(RedisConfig::new("redis://127.0.0.1:6379"))?;
+//! // Server::builder(router).adapter(adapter)…, or set `REDIS_URL` for the server to do it.
+//! # builder(adapter);
+//! # Ok(()) }
+//! ```
+//!
+//! # How a frame travels
+//!
+//! A send is encoded once, delivered to this node's clients, then published once (not once
+//! per recipient) with its bytes as they were encoded, behind a one-line header:
+//! - to `PREFIX:client:ID` for `to(id)`: only the node that holds the client subscribes, so
+//!   no other node does any work for it;
+//! - to `PREFIX:room:N:ROUTE:ROOM` for `to_room`: a node subscribes while it has a member in
+//!   the room, so nodes get no traffic for rooms they do not serve;
+//! - to `PREFIX:all` for `broadcast`, which every node subscribes to.
+//!
+//! A `join-room` is acknowledged once the node's subscription to the room is confirmed by
+//! Redis, so a message sent to the room from another node after the acknowledgement arrives.
+//!
+//! # Order
+//!
+//! Each node publishes through one connection, from one task, in the order its sends are
+//! made, and receives through one subscribing connection. Redis runs one connection's
+//! commands in order and pushes one subscriber's messages in the order it ran the publishes,
+//! so messages from one sender to one recipient arrive in the order sent, whatever mix of
+//! channels they took.
+//!
+//! # Faults
+//!
+//! Redis pub/sub delivers at most once. While Redis is unreachable, every node keeps serving
+//! its own clients; frames for other nodes are dropped and counted
+//! ([`RedisMetrics::dropped`]), and the adapter reconnects with capped exponential backoff,
+//! then subscribes again to every channel it needs. A Redis unreachable at start is a
+//! degraded start (logged), or a failed start with [`RedisConfig::required`].
+
+mod wire;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::{Notify, mpsc, oneshot};
+use vania_ws_core::adapter::{
+    Adapter, AdapterError, BoxFuture, Frame, LocalNode, PublishError, Target,
+};
+
+use crate::wire::Channels;
+
+/// How to reach Redis, and how to behave without it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisConfig {
+    /// `REDIS_URL`: `redis://[user:password@]host[:port][/db]`.
+    pub url: String,
+    /// `REDIS_PREFIX`: the first part of every channel name, so that several applications can
+    /// share one Redis. Default `vania-ws`.
+    pub prefix: String,
+    /// `REDIS_REQUIRED`: fail start-up when Redis is unreachable, instead of starting
+    /// degraded (local delivery only, reconnecting in the background). Default `false`.
+    pub required: bool,
+    /// Frames waiting to be published, at most; past it a send's frame for other nodes is
+    /// dropped and counted. Default 65,536.
+    pub publish_queue: usize,
+    /// How long connecting may take. Default 2 s.
+    pub connect_timeout: Duration,
+    /// How long a `join-room` waits for its subscription before it is acknowledged anyway.
+    /// Default 2 s.
+    pub subscribe_timeout: Duration,
+}
+
+impl RedisConfig {
+    /// The settings for the Redis at `url`, with every default.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            prefix: "vania-ws".to_owned(),
+            required: false,
+            publish_queue: 1 << 16,
+            connect_timeout: Duration::from_secs(2),
+            subscribe_timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// Sets the channel prefix.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets whether an unreachable Redis fails start-up.
+    pub fn required(mut self, required: bool) -> Self {
+        self.required = required;
+        self
+    }
+
+    /// The settings from `REDIS_URL`, `REDIS_PREFIX` and `REDIS_REQUIRED` in `vars`; `None`
+    /// when `REDIS_URL` is unset or empty.
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Option<Self>, ConfigError> {
+        let Some(url) = vars.get("REDIS_URL").filter(|url| !url.is_empty()) else {
+            return Ok(None);
+        };
+        let mut config = Self::new(url.clone());
+        if let Some(prefix) = vars.get("REDIS_PREFIX") {
+            if prefix.is_empty() || prefix.contains(char::is_whitespace) {
+                return Err(ConfigError::Prefix(prefix.clone()));
+            }
+            config.prefix = prefix.clone();
+        }
+        if let Some(required) = vars.get("REDIS_REQUIRED") {
+            config.required = match required.as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => return Err(ConfigError::Required(required.clone())),
+            };
+        }
+        Ok(Some(config))
+    }
+}
+
+/// Why the Redis settings are invalid.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `REDIS_URL` is not a Redis URL.
+    #[error("`REDIS_URL` is not a Redis URL ({0})")]
+    Url(#[source] redis::RedisError),
+    /// `REDIS_PREFIX` is empty or holds white space.
+    #[error("`REDIS_PREFIX` must be a non-empty word, got `{0}`")]
+    Prefix(String),
+    /// `REDIS_REQUIRED` is not a boolean.
+    #[error("`REDIS_REQUIRED` must be true or false, got `{0}`")]
+    Required(String),
+}
+
+/// Counters of one node's adapter.
+#[derive(Debug, Default)]
+pub struct RedisMetrics {
+    published: AtomicU64,
+    dropped: AtomicU64,
+    received: AtomicU64,
+    publish_errors: AtomicU64,
+    reconnects: AtomicU64,
+}
+
+impl RedisMetrics {
+    /// Frames published to Redis.
+    pub fn published(&self) -> u64 {
+        self.published.load(Ordering::Relaxed)
+    }
+
+    /// Frames for other nodes that were dropped: Redis unreachable, the publish queue full,
+    /// or a publish that failed.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Frames received from other nodes.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// Publish commands that failed (each may have carried several frames).
+    pub fn publish_errors(&self) -> u64 {
+        self.publish_errors.load(Ordering::Relaxed)
+    }
+
+    /// Connections made again after one was lost (both the publishing and the subscribing one).
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+}
+
+/// The adapter: give it to `ServerBuilder::adapter`, or set `REDIS_URL`.
+pub struct RedisAdapter {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for RedisAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisAdapter")
+            .field("node", &self.shared.node_id)
+            .field("prefix", &self.shared.config.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One subscription this node wants, and whether Redis confirmed it.
+#[derive(Debug, Default)]
+struct Wanted {
+    confirmed: bool,
+    waiters: Vec<oneshot::Sender<()>>,
+}
+
+/// A change of what this node wants to receive, in the order the hub reported it.
+#[derive(Debug)]
+enum Change {
+    Subscribe(String),
+    Unsubscribe(String),
+}
+
+struct Shared {
+    config: RedisConfig,
+    client: redis::Client,
+    node_id: String,
+    channels: Channels,
+    local: OnceLock<LocalNode>,
+    /// Every channel this node wants, confirmed or not: what a new connection subscribes to.
+    wanted: Mutex<HashMap<String, Wanted>>,
+    changes: mpsc::UnboundedSender<Change>,
+    outgoing: mpsc::Sender<(String, Vec<u8>)>,
+    publisher_up: AtomicBool,
+    subscriber_up: AtomicBool,
+    /// How many times the subscriber has connected: the publisher reconnects when it moves.
+    epoch: AtomicU64,
+    closing: AtomicBool,
+    closed: Notify,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    receivers: Mutex<Option<Receivers>>,
+    metrics: RedisMetrics,
+}
+
+struct Receivers {
+    changes: mpsc::UnboundedReceiver<Change>,
+    outgoing: mpsc::Receiver<(String, Vec<u8>)>,
+}
+
+impl RedisAdapter {
+    /// An adapter for `config`; it connects when the server starts it. An error when the URL
+    /// is not a Redis URL.
+    pub fn new(config: RedisConfig) -> Result<Arc<Self>, ConfigError> {
+        let client = redis::Client::open(config.url.as_str()).map_err(ConfigError::Url)?;
+        let (changes, changes_rx) = mpsc::unbounded_channel();
+        let (outgoing, outgoing_rx) = mpsc::channel(config.publish_queue.max(1));
+        let channels = Channels::new(&config.prefix);
+        let mut wanted = HashMap::new();
+        wanted.insert(channels.all(), Wanted::default());
+        Ok(Arc::new(Self {
+            shared: Arc::new(Shared {
+                node_id: format!("node:{}", uuid::Uuid::new_v4()),
+                channels,
+                config,
+                client,
+                local: OnceLock::new(),
+                wanted: Mutex::new(wanted),
+                changes,
+                outgoing,
+                publisher_up: AtomicBool::new(false),
+                subscriber_up: AtomicBool::new(false),
+                epoch: AtomicU64::new(0),
+                closing: AtomicBool::new(false),
+                closed: Notify::new(),
+                tasks: Mutex::new(Vec::new()),
+                receivers: Mutex::new(Some(Receivers {
+                    changes: changes_rx,
+                    outgoing: outgoing_rx,
+                })),
+                metrics: RedisMetrics::default(),
+            }),
+        }))
+    }
+
+    /// This node's id in the cluster (it recognises its own messages by it).
+    pub fn node_id(&self) -> &str {
+        &self.shared.node_id
+    }
+
+    /// The adapter's counters.
+    pub fn metrics(&self) -> &RedisMetrics {
+        &self.shared.metrics
+    }
+
+    /// Whether both connections to Redis are up: frames reach the other nodes.
+    pub fn is_connected(&self) -> bool {
+        self.shared.publisher_up.load(Ordering::Acquire)
+            && self.shared.subscriber_up.load(Ordering::Acquire)
+    }
+}
+
+impl Shared {
+    fn wanted(&self) -> MutexGuard<'_, HashMap<String, Wanted>> {
+        self.wanted.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn want(&self, channel: String) {
+        self.wanted().entry(channel.clone()).or_default();
+        let _ = self.changes.send(Change::Subscribe(channel));
+    }
+
+    fn unwant(&self, channel: String) {
+        if let Some(wanted) = self.wanted().remove(&channel) {
+            drop(wanted.waiters);
+        }
+        let _ = self.changes.send(Change::Unsubscribe(channel));
+    }
+
+    /// Marks `channels` confirmed, if still wanted, and wakes whoever waits for them.
+    fn confirmed<'a>(&self, channels: impl IntoIterator<Item = &'a String>) {
+        let mut wanted = self.wanted();
+        for channel in channels {
+            if let Some(state) = wanted.get_mut(channel) {
+                state.confirmed = true;
+                for waiter in state.waiters.drain(..) {
+                    let _ = waiter.send(());
+                }
+            }
+        }
+    }
+
+    fn unconfirm_all(&self) {
+        for state in self.wanted().values_mut() {
+            state.confirmed = false;
+        }
+    }
+
+    fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+            || self.local.get().is_some_and(|local| !local.is_alive())
+    }
+
+    async fn connect_timeout<T>(
+        &self,
+        connect: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, AdapterError> {
+        match tokio::time::timeout(self.config.connect_timeout, connect).await {
+            Ok(Ok(connection)) => Ok(connection),
+            Ok(Err(err)) => Err(AdapterError::with_source(
+                format!("cannot connect to Redis at {}", self.config.url),
+                err,
+            )),
+            Err(_) => Err(AdapterError::new(format!(
+                "cannot connect to Redis at {}: no answer within {:?}",
+                self.config.url, self.config.connect_timeout
+            ))),
+        }
+    }
+
+    /// Waits `delay`, or less if the adapter closes; `false` once it closes.
+    async fn backoff(&self, delay: &mut Duration) -> bool {
+        let jitter = Duration::from_millis(u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 50);
+        tokio::select! {
+            () = tokio::time::sleep(*delay + jitter) => {}
+            () = self.closed.notified() => {}
+        }
+        *delay = (*delay * 2).min(MAX_BACKOFF);
+        !self.is_closing()
+    }
+}
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Frames published in one pipeline at most.
+const BATCH: usize = 512;
+
+impl Adapter for RedisAdapter {
+    fn init(&self, node: LocalNode) -> BoxFuture<Result<(), AdapterError>> {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let receivers = shared
+                .receivers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .ok_or_else(|| AdapterError::new("this Redis adapter was started already"))?;
+            let _ = shared.local.set(node);
+            // One try now: a required Redis fails start-up; otherwise the tasks keep trying.
+            let (up_tx, up_rx) = oneshot::channel();
+            let publisher = match shared
+                .connect_timeout(shared.client.get_multiplexed_async_connection())
+                .await
+            {
+                Ok(connection) => Some(connection),
+                Err(err) if shared.config.required => return Err(err),
+                Err(err) => {
+                    tracing::warn!(
+                        error = %err,
+                        "Redis is unreachable: running degraded (this node's clients only), reconnecting in the background"
+                    );
+                    None
+                }
+            };
+            let reachable = publisher.is_some();
+            let tasks = vec![
+                tokio::spawn(publish_task(shared.clone(), receivers.outgoing, publisher)),
+                tokio::spawn(subscribe_task(shared.clone(), receivers.changes, up_tx)),
+            ];
+            *shared.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
+            if reachable {
+                // Broadcasts from other nodes reach this one from its first connection on.
+                let _ = tokio::time::timeout(shared.config.connect_timeout, up_rx).await;
+                tracing::info!(node = %shared.node_id, prefix = %shared.config.prefix, "Redis adapter connected");
+            }
+            Ok(())
+        })
+    }
+
+    fn publish(&self, target: Target<'_>, frame: &Frame) -> Result<(), PublishError> {
+        let shared = &self.shared;
+        let drop_one = |error| {
+            shared.metrics.dropped.fetch_add(1, Ordering::Relaxed);
+            Err(error)
+        };
+        // Both connections: with the subscriber down, Redis is most likely gone as well.
+        if !(shared.publisher_up.load(Ordering::Acquire)
+            && shared.subscriber_up.load(Ordering::Acquire))
+        {
+            return drop_one(PublishError::Disconnected);
+        }
+        let (Some(channel), Some(message)) = (
+            shared.channels.of(target),
+            wire::encode(&shared.node_id, target, frame),
+        ) else {
+            return Ok(());
+        };
+        match shared.outgoing.try_send((channel, message)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => drop_one(PublishError::Full),
+            Err(mpsc::error::TrySendError::Closed(_)) => drop_one(PublishError::Disconnected),
+        }
+    }
+
+    fn client_connected(&self, client_id: &str) {
+        self.shared.want(self.shared.channels.client(client_id));
+    }
+
+    fn client_disconnected(&self, client_id: &str) {
+        self.shared.unwant(self.shared.channels.client(client_id));
+    }
+
+    fn room_opened(&self, route: &str, room: &str) {
+        self.shared.want(self.shared.channels.room(route, room));
+    }
+
+    fn room_closed(&self, route: &str, room: &str) {
+        self.shared.unwant(self.shared.channels.room(route, room));
+    }
+
+    fn room_ready(&self, route: &str, room: &str) -> Option<BoxFuture<()>> {
+        let shared = &self.shared;
+        if !shared.subscriber_up.load(Ordering::Acquire) {
+            // Degraded: nothing will come from the other nodes, so there is nothing to wait for.
+            return None;
+        }
+        let channel = shared.channels.room(route, room);
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut wanted = shared.wanted();
+            let state = wanted.get_mut(&channel)?;
+            if state.confirmed {
+                return None;
+            }
+            state.waiters.push(tx);
+        }
+        let timeout = shared.config.subscribe_timeout;
+        Some(Box::pin(async move {
+            if tokio::time::timeout(timeout, rx).await.is_err() {
+                tracing::warn!(%channel, "Redis did not confirm a room subscription in time: acknowledging the join anyway");
+            }
+        }))
+    }
+
+    fn close(&self) -> BoxFuture<()> {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            shared.closing.store(true, Ordering::Release);
+            shared.closed.notify_waiters();
+            let tasks =
+                std::mem::take(&mut *shared.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+            for task in tasks {
+                task.abort();
+                let _ = task.await;
+            }
+            shared.publisher_up.store(false, Ordering::Release);
+            shared.subscriber_up.store(false, Ordering::Release);
+        })
+    }
+}
+
+/// Publishes what the node sends, in order, in pipelines of up to [`BATCH`] frames.
+///
+/// A multiplexed connection only learns that Redis went away when a command fails, which
+/// would lose the first batch after every outage. So the publisher also reconnects, before
+/// its next batch, whenever the subscriber has reconnected (the same Redis came back).
+async fn publish_task(
+    shared: Arc<Shared>,
+    mut outgoing: mpsc::Receiver<(String, Vec<u8>)>,
+    mut connection: Option<redis::aio::MultiplexedConnection>,
+) {
+    let mut delay = FIRST_BACKOFF;
+    let mut first = true;
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let epoch = shared.epoch.load(Ordering::Acquire);
+        let mut con = match connection.take() {
+            Some(con) => con,
+            None => {
+                match shared
+                    .connect_timeout(shared.client.get_multiplexed_async_connection())
+                    .await
+                {
+                    Ok(con) => con,
+                    Err(err) => {
+                        tracing::debug!(error = %err, "Redis publisher: reconnecting");
+                        if !shared.backoff(&mut delay).await {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
+        if !first {
+            shared.metrics.reconnects.fetch_add(1, Ordering::Relaxed);
+            tracing::info!("Redis publisher reconnected");
+        }
+        first = false;
+        delay = FIRST_BACKOFF;
+        shared.publisher_up.store(true, Ordering::Release);
+        loop {
+            if batch.is_empty() {
+                let received = tokio::select! {
+                    n = outgoing.recv_many(&mut batch, BATCH) => n,
+                    () = shared.closed.notified() => 0,
+                };
+                if received == 0 || shared.is_closing() {
+                    shared.publisher_up.store(false, Ordering::Release);
+                    return;
+                }
+            }
+            if shared.epoch.load(Ordering::Acquire) != epoch {
+                // Redis came back since this connection was made: send on a new one.
+                break;
+            }
+            let mut pipe = redis::pipe();
+            for (channel, message) in &batch {
+                pipe.publish(channel, message).ignore();
+            }
+            let sent = batch.len() as u64;
+            batch.clear();
+            match pipe.exec_async(&mut con).await {
+                Ok(()) => {
+                    shared.metrics.published.fetch_add(sent, Ordering::Relaxed);
+                }
+                Err(err) => {
+                    shared
+                        .metrics
+                        .publish_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    shared.metrics.dropped.fetch_add(sent, Ordering::Relaxed);
+                    tracing::warn!(error = %err, frames = sent, "Redis publish failed: reconnecting");
+                    shared.publisher_up.store(false, Ordering::Release);
+                    // What was queued meanwhile would arrive late, out of its moment: drop it.
+                    while let Ok(_stale) = outgoing.try_recv() {
+                        shared.metrics.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Keeps one subscribing connection with every wanted channel, and delivers what arrives.
+async fn subscribe_task(
+    shared: Arc<Shared>,
+    mut changes: mpsc::UnboundedReceiver<Change>,
+    up: oneshot::Sender<()>,
+) {
+    let mut up = Some(up);
+    let mut delay = FIRST_BACKOFF;
+    let mut first = true;
+    while !shared.is_closing() {
+        let pubsub = match shared
+            .connect_timeout(shared.client.get_async_pubsub())
+            .await
+        {
+            Ok(pubsub) => pubsub,
+            Err(err) => {
+                tracing::debug!(error = %err, "Redis subscriber: reconnecting");
+                if !shared.backoff(&mut delay).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        let (mut sink, mut stream) = pubsub.split();
+        // Everything wanted now; changes queued meanwhile are applied after, in order.
+        let all: Vec<String> = shared.wanted().keys().cloned().collect();
+        let mut subscribed = true;
+        for chunk in all.chunks(1024) {
+            if let Err(err) = sink.subscribe(chunk).await {
+                tracing::warn!(error = %err, "Redis subscribe failed: reconnecting");
+                subscribed = false;
+                break;
+            }
+        }
+        if !subscribed {
+            if !shared.backoff(&mut delay).await {
+                return;
+            }
+            continue;
+        }
+        shared.confirmed(&all);
+        shared.subscriber_up.store(true, Ordering::Release);
+        if !first {
+            shared.epoch.fetch_add(1, Ordering::AcqRel);
+            shared.metrics.reconnects.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                channels = all.len(),
+                "Redis subscriber reconnected and resubscribed"
+            );
+        }
+        first = false;
+        delay = FIRST_BACKOFF;
+        if let Some(up) = up.take() {
+            let _ = up.send(());
+        }
+        let mut alive = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                message = stream.next() => match message {
+                    Some(message) => deliver(&shared, message.get_payload_bytes()),
+                    None => break,
+                },
+                change = changes.recv() => {
+                    let Some(change) = change else { return };
+                    if let Err(err) = apply(&shared, &mut sink, change).await {
+                        tracing::warn!(error = %err, "Redis subscription change failed: reconnecting");
+                        break;
+                    }
+                }
+                _ = alive.tick() => {
+                    if shared.is_closing() {
+                        return;
+                    }
+                }
+                () = shared.closed.notified() => return,
+            }
+        }
+        shared.subscriber_up.store(false, Ordering::Release);
+        shared.unconfirm_all();
+        tracing::warn!(
+            "lost the Redis subscription: this node serves its own clients only until it reconnects"
+        );
+        if !shared.backoff(&mut delay).await {
+            return;
+        }
+    }
+}
+
+/// Applies one change, if it still holds: a change that a later one undid is skipped, so the
+/// subscriptions always end where the hub's rooms and clients are.
+async fn apply(
+    shared: &Shared,
+    sink: &mut redis::aio::PubSubSink,
+    change: Change,
+) -> redis::RedisResult<()> {
+    match change {
+        Change::Subscribe(channel) => {
+            if shared.wanted().contains_key(&channel) {
+                sink.subscribe(&channel).await?;
+                shared.confirmed([&channel]);
+            }
+        }
+        Change::Unsubscribe(channel) => {
+            if !shared.wanted().contains_key(&channel) {
+                sink.unsubscribe(&channel).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn deliver(shared: &Shared, message: &[u8]) {
+    let received = match wire::decode(message) {
+        Ok(received) => received,
+        Err(err) => {
+            tracing::warn!(error = %err, "ignored a message on a vania-ws channel that is not one");
+            return;
+        }
+    };
+    if received.node == shared.node_id {
+        // Delivered here when it was sent.
+        return;
+    }
+    shared.metrics.received.fetch_add(1, Ordering::Relaxed);
+    if let Some(local) = shared.local.get() {
+        received.with_target(|target| local.deliver(target, &received.frame));
+    }
+}

@@ -1,0 +1,251 @@
+//! What travels through Redis: channel names, and messages that carry a frame's bytes as they
+//! were encoded, behind a one-line header.
+//!
+//! A message is a JSON header (the sending node, and the target with its exceptions), a
+//! newline, then the frame itself. serde_json never writes a raw newline, so the first one
+//! ends the header; the frame after it is forwarded without being parsed.
+
+use serde::{Deserialize, Serialize};
+use vania_ws_core::adapter::{Frame, Target};
+
+/// The channels of one application (one prefix).
+#[derive(Debug, Clone)]
+pub(crate) struct Channels {
+    prefix: String,
+}
+
+impl Channels {
+    pub(crate) fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// Where a target's frames are published: each client has a channel (only the node that
+    /// holds it subscribes), each room of each route has one (only nodes with a member in it
+    /// subscribe), and broadcasts have one (every node subscribes).
+    pub(crate) fn of(&self, target: Target<'_>) -> Option<String> {
+        match target {
+            Target::Client(id) => Some(self.client(id)),
+            Target::Room { route, room } | Target::RoomExcept { route, room, .. } => {
+                Some(self.room(route, room))
+            }
+            Target::All { .. } => Some(self.all()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn client(&self, id: &str) -> String {
+        format!("{}:client:{id}", self.prefix)
+    }
+
+    /// The route's length keeps the name unambiguous: a route or a room may hold a `:`.
+    pub(crate) fn room(&self, route: &str, room: &str) -> String {
+        format!("{}:room:{}:{route}:{room}", self.prefix, route.len())
+    }
+
+    pub(crate) fn all(&self) -> String {
+        format!("{}:all", self.prefix)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Header<'a> {
+    /// The node that sent it.
+    #[serde(borrow)]
+    node: &'a str,
+    #[serde(borrow, flatten)]
+    target: WireTarget<'a>,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "to", rename_all = "snake_case")]
+enum WireTarget<'a> {
+    Client {
+        #[serde(borrow)]
+        id: &'a str,
+    },
+    Room {
+        #[serde(borrow)]
+        route: &'a str,
+        #[serde(borrow)]
+        room: &'a str,
+        #[serde(borrow, default, skip_serializing_if = "Vec::is_empty")]
+        except: Vec<&'a str>,
+    },
+    All {
+        #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+        except: Option<&'a str>,
+    },
+}
+
+/// The message that carries `frame` to `target` from `node`.
+pub(crate) fn encode(node: &str, target: Target<'_>, frame: &Frame) -> Option<Vec<u8>> {
+    let target = match target {
+        Target::Client(id) => WireTarget::Client { id },
+        Target::Room { route, room } => WireTarget::Room {
+            route,
+            room,
+            except: Vec::new(),
+        },
+        Target::RoomExcept {
+            route,
+            room,
+            except,
+        } => WireTarget::Room {
+            route,
+            room,
+            except: except.to_vec(),
+        },
+        Target::All { except } => WireTarget::All { except },
+        _ => return None,
+    };
+    let header = Header { node, target };
+    let mut message = serde_json::to_vec(&header).expect("a header of strings encodes");
+    message.push(b'\n');
+    message.extend_from_slice(frame.as_str().as_bytes());
+    Some(message)
+}
+
+/// A message another node published: who sent it, to whom, and the frame.
+#[derive(Debug)]
+pub(crate) struct Received {
+    pub(crate) node: String,
+    target: OwnedTarget,
+    pub(crate) frame: Frame,
+}
+
+#[derive(Debug)]
+enum OwnedTarget {
+    Client(String),
+    Room {
+        route: String,
+        room: String,
+        except: Vec<String>,
+    },
+    All(Option<String>),
+}
+
+/// Why a message could not be read (another program on the channel, or another version).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DecodeError {
+    #[error("no header line")]
+    NoHeader,
+    #[error("the header is not one this version reads: {0}")]
+    Header(#[from] serde_json::Error),
+    #[error("the frame is not UTF-8: {0}")]
+    Frame(#[from] std::str::Utf8Error),
+}
+
+pub(crate) fn decode(message: &[u8]) -> Result<Received, DecodeError> {
+    let split = message
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or(DecodeError::NoHeader)?;
+    let header: Header<'_> = serde_json::from_slice(&message[..split])?;
+    let frame = Frame::from_utf8(bytes::Bytes::copy_from_slice(&message[split + 1..]))?;
+    let target = match header.target {
+        WireTarget::Client { id } => OwnedTarget::Client(id.to_owned()),
+        WireTarget::Room {
+            route,
+            room,
+            except,
+        } => OwnedTarget::Room {
+            route: route.to_owned(),
+            room: room.to_owned(),
+            except: except.into_iter().map(str::to_owned).collect(),
+        },
+        WireTarget::All { except } => OwnedTarget::All(except.map(str::to_owned)),
+    };
+    Ok(Received {
+        node: header.node.to_owned(),
+        target,
+        frame,
+    })
+}
+
+impl Received {
+    /// Hands the target to `deliver`, borrowed as the hub takes it.
+    pub(crate) fn with_target<R>(&self, deliver: impl FnOnce(Target<'_>) -> R) -> R {
+        match &self.target {
+            OwnedTarget::Client(id) => deliver(Target::Client(id)),
+            OwnedTarget::Room {
+                route,
+                room,
+                except,
+            } if except.is_empty() => deliver(Target::Room { route, room }),
+            OwnedTarget::Room {
+                route,
+                room,
+                except,
+            } => {
+                let except: Vec<&str> = except.iter().map(String::as_str).collect();
+                deliver(Target::RoomExcept {
+                    route,
+                    room,
+                    except: &except,
+                })
+            }
+            OwnedTarget::All(except) => deliver(Target::All {
+                except: except.as_deref(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(target: Target<'_>) -> (String, String) {
+        let frame = Frame::event("e", &serde_json::json!({"text": "a\nb"})).unwrap();
+        let message = encode("node-1", target, &frame).unwrap();
+        let received = decode(&message).unwrap();
+        assert_eq!(received.frame.as_str(), frame.as_str());
+        let target = received.with_target(|target| format!("{target:?}"));
+        (received.node, target)
+    }
+
+    #[test]
+    fn every_target_round_trips_with_its_frame_as_it_was() {
+        let except = ["ws:a", "ws:b"];
+        for target in [
+            Target::Client("ws:x"),
+            Target::Room {
+                route: "/ws",
+                room: "r:1",
+            },
+            Target::RoomExcept {
+                route: "/ws",
+                room: "r",
+                except: &except,
+            },
+            Target::All { except: None },
+            Target::All {
+                except: Some("ws:a"),
+            },
+        ] {
+            assert_eq!(
+                round_trip(target),
+                ("node-1".to_owned(), format!("{target:?}"))
+            );
+        }
+    }
+
+    #[test]
+    fn room_channels_are_unambiguous() {
+        let channels = Channels::new("app");
+        assert_ne!(channels.room("/a:b", "c"), channels.room("/a", "b:c"));
+        assert_eq!(channels.room("/ws", "r"), "app:room:3:/ws:r");
+        assert_eq!(channels.client("ws:1"), "app:client:ws:1");
+        assert_eq!(channels.all(), "app:all");
+    }
+
+    #[test]
+    fn foreign_messages_are_errors_not_panics() {
+        assert!(matches!(decode(b"hello"), Err(DecodeError::NoHeader)));
+        assert!(matches!(decode(b"{}\n{}"), Err(DecodeError::Header(_))));
+        let bad = b"{\"node\":\"n\",\"to\":\"all\"}\n\xff";
+        assert!(matches!(decode(bad), Err(DecodeError::Frame(_))));
+    }
+}
