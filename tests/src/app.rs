@@ -8,6 +8,7 @@
 //! | `/ws` | `room-message` | `{"room","message"}` → `to_room("room-message", room, message)` | `null` |
 //! | `/ws` | `direct` | `{"to","message"}` → `to(to, "direct", {"from","message"})` | `null` |
 //! | `/ws` | `whoami` | | `{"session_id","rooms"}` |
+//! | `/ws` | `members` | a room name → `presence(room)` | the room's member ids on every node |
 //! | `/ws` | `fail` / `panic` | fails / panics | `handler_error` / `internal` |
 //! | `/ws` | `disconnect` | `broadcast("user-left", {"session_id"})` | |
 //! | `/clients` | `client-joined` | `broadcast("client-joined", payload)` | `null` |
@@ -88,6 +89,9 @@ pub fn router() -> Router {
             ev.on("direct", |client: Client, payload: Direct| async move {
                 let message = json!({ "from": client.id(), "message": payload.message });
                 client.to(&payload.to, "direct", &message)
+            });
+            ev.on("members", |client: Client, room: String| async move {
+                client.presence(&room).await
             });
             ev.on("whoami", |client: Client| async move {
                 json!({ "session_id": client.id(), "rooms": client.rooms() })

@@ -289,10 +289,17 @@ async fn redis_restarted_mid_run_local_delivery_never_stops_and_cross_node_deliv
     local.join("r").await;
     remote.join("r").await;
     let mut worst = Duration::ZERO;
-    let tasks = tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks();
+    let alive = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    // Counted after the first restart, once the connections' start-up tasks have ended.
+    let mut tasks = 0;
     for restart in 0..20 {
+        if restart == 1 {
+            tasks = alive();
+        }
         redis.stop();
         // Local delivery goes on while Redis is down.
         let message = json!({ "room": "r", "message": restart });
@@ -333,16 +340,81 @@ async fn redis_restarted_mid_run_local_delivery_never_stops_and_cross_node_deliv
             node.adapter.metrics().reconnects()
         );
     }
-    assert_eq!(
-        tokio::runtime::Handle::current()
-            .metrics()
-            .num_alive_tasks(),
-        tasks,
-        "no task leaked across 20 restarts"
-    );
+    assert_eq!(alive(), tasks, "no task leaked across 19 restarts");
+    // Redis keeps nothing across a restart here: each node wrote its members back.
+    let mut members = [local.id().to_owned(), remote.id().to_owned()];
+    members.sort();
+    let members: Vec<&str> = members.iter().map(String::as_str).collect();
+    presence_becomes(&mut a, "r", &members).await;
     eprintln!(
         "20 Redis restarts: worst resumption {worst:?}; frames for other nodes dropped while down: {} and {}",
         nodes[0].adapter.metrics().dropped(),
         nodes[1].adapter.metrics().dropped()
     );
+}
+
+/// Asks `client` for the presence of `room` until it is `expected`, for at most 5 s.
+async fn presence_becomes(client: &mut TestClient, room: &str, expected: &[&str]) {
+    let mut expected: Vec<String> = expected.iter().map(|id| (*id).to_owned()).collect();
+    expected.sort();
+    let started = Instant::now();
+    loop {
+        // An error frame (Redis just came back) is retried too.
+        let reply = client.request("members", json!(room)).await;
+        let got = reply["payload"].clone();
+        if reply["event"] == "ack" && got == json!(expected) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the presence of {room} stayed {reply}, expected {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn presence_lists_a_rooms_members_on_every_node() {
+    let redis = RedisServer::start();
+    let nodes = nodes(&redis, 3).await;
+    let mut a = nodes[0].server.connect("/ws").await;
+    let mut b = nodes[1].server.connect("/ws").await;
+    let mut c = nodes[2].server.connect("/ws").await;
+    let _d = nodes[2].server.connect("/ws").await;
+    for member in [&mut a, &mut b, &mut c] {
+        member.join("p").await;
+    }
+    let mut ids = [a.id().to_owned(), b.id().to_owned(), c.id().to_owned()];
+    ids.sort();
+    let all: Vec<&str> = ids.iter().map(String::as_str).collect();
+    // A node sees its own joins at once.
+    let now = a.ack("members", json!("p")).await;
+    assert!(now.as_array().unwrap().contains(&json!(a.id())), "{now}");
+    presence_becomes(&mut a, "p", &all).await;
+    presence_becomes(&mut c, "p", &all).await;
+
+    // From the server's handle too, on another node.
+    let handle = nodes[1].server.handle().route("/ws").unwrap();
+    assert_eq!(handle.presence("p").await.unwrap(), ids.to_vec());
+
+    // A leave and a disconnect leave the presence.
+    let b_id = b.id().to_owned();
+    b.leave("p").await;
+    let without = |gone: &[&str]| -> Vec<String> {
+        ids.iter()
+            .filter(|id| !gone.contains(&id.as_str()))
+            .cloned()
+            .collect()
+    };
+    let rest = without(&[&b_id]);
+    presence_becomes(
+        &mut a,
+        "p",
+        &rest.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .await;
+    c.close().await;
+    let a_id = a.id().to_owned();
+    presence_becomes(&mut a, "p", &[&a_id]).await;
+    assert_eq!(a.ack("members", json!("empty")).await, json!([]));
 }

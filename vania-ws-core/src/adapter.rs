@@ -20,7 +20,9 @@
 //!   [`client_disconnected`]), so that a direct message can reach the one node that holds
 //!   its recipient;
 //! - a room of this node getting its first member and losing its last ([`room_opened`] and
-//!   [`room_closed`]), so that a node follows a room only while it has a member there.
+//!   [`room_closed`]), so that a node follows a room only while it has a member there;
+//! - every join and leave of a client of this node ([`member_joined`] and [`member_left`]),
+//!   for cluster-wide presence ([`presence`]).
 //!
 //! A client's `join-room` is acknowledged only once [`room_ready`] resolves: a message sent to
 //! the room from another node after the acknowledgement reaches the client.
@@ -39,6 +41,9 @@
 //! [`room_opened`]: Adapter::room_opened
 //! [`room_closed`]: Adapter::room_closed
 //! [`room_ready`]: Adapter::room_ready
+//! [`member_joined`]: Adapter::member_joined
+//! [`member_left`]: Adapter::member_left
+//! [`presence`]: Adapter::presence
 //! [`publish`]: Adapter::publish
 
 use std::sync::{Arc, Weak};
@@ -160,6 +165,29 @@ pub trait Adapter: Send + Sync + 'static {
         let _ = (route, room);
     }
 
+    /// A client of this node joined `room` on `route` (every join, the first or not), for
+    /// cluster-wide presence. Called in order with [`member_left`](Self::member_left) for
+    /// the same client.
+    fn member_joined(&self, route: &str, room: &str, client_id: &str) {
+        let _ = (route, room, client_id);
+    }
+
+    /// A client of this node left `room` on `route` (or disconnected).
+    fn member_left(&self, route: &str, room: &str, client_id: &str) {
+        let _ = (route, room, client_id);
+    }
+
+    /// The ids of `room`'s members on every node, sorted: cluster-wide presence. `None` when
+    /// the adapter knows no more than this node, whose hub then answers.
+    fn presence(
+        &self,
+        route: &str,
+        room: &str,
+    ) -> Option<BoxFuture<Result<Vec<String>, AdapterError>>> {
+        let _ = (route, room);
+        None
+    }
+
     /// Resolves once this node receives what other nodes send to `room` on `route`; `None`
     /// when it already does. A `join-room` is acknowledged only then.
     fn room_ready(&self, route: &str, room: &str) -> Option<BoxFuture<()>> {
@@ -217,6 +245,13 @@ impl LocalNode {
         self.hub
             .upgrade()
             .map_or_else(Vec::new, |hub| hub.client_ids())
+    }
+
+    /// The ids of this node's members of `room` on `route`, sorted.
+    pub fn room_member_ids(&self, route: &str, room: &str) -> Vec<String> {
+        self.hub
+            .upgrade()
+            .map_or_else(Vec::new, |hub| hub.room_member_ids(route, room))
     }
 
     /// Whether the hub still exists.

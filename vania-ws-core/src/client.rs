@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-use crate::adapter::Target;
+use crate::adapter::{AdapterError, Target};
 use crate::close::{CloseCode, DisconnectReason};
 use crate::envelope::Frame;
 use crate::errors::{AckError, CloseError, JoinError, SendError};
@@ -219,6 +219,8 @@ impl Client {
             adapter.room_opened(route, room)
         });
         rooms.names.insert(at, name);
+        // Under the client's lock: its joins and leaves reach the adapter in order.
+        adapter.member_joined(route, room, &self.inner.id);
         Ok(true)
     }
 
@@ -236,6 +238,7 @@ impl Client {
         if let Some(registry) = self.inner.hub.rooms_of(&self.inner.route) {
             let adapter = self.inner.hub.adapter();
             let route = &*self.inner.route;
+            adapter.member_left(route, room, &self.inner.id);
             registry.leave(room, self.inner.key, || adapter.room_closed(route, room));
         }
         Ok(true)
@@ -255,9 +258,17 @@ impl Client {
             for room in std::mem::take(&mut rooms.names) {
                 let adapter = self.inner.hub.adapter();
                 let route = &*self.inner.route;
+                adapter.member_left(route, &room, &self.inner.id);
                 registry.leave(&room, self.inner.key, || adapter.room_closed(route, &room));
             }
         }
+    }
+
+    /// The ids of `room`'s members on this client's route, on every node of the cluster,
+    /// sorted (with the default adapter, this process's). An error when the adapter cannot
+    /// answer.
+    pub async fn presence(&self, room: &str) -> Result<Vec<String>, AdapterError> {
+        self.inner.hub.presence(&self.inner.route, room).await
     }
 
     /// The rooms this client is in, sorted.

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use std::sync::Arc;
 
-use crate::adapter::Target;
+use crate::adapter::{AdapterError, Target};
 use crate::client::Client;
 use crate::close::CloseCode;
 use crate::errors::{CloseError, JoinError, SendError, UnknownRoute};
@@ -170,5 +170,12 @@ impl RouteHandle {
     /// The ids of this process's clients in `room`, sorted.
     pub fn room_member_ids(&self, room: &str) -> Vec<String> {
         self.hub.room_member_ids(&self.path, room)
+    }
+
+    /// The ids of `room`'s members on every node of the cluster, sorted (with the default
+    /// adapter, this process's). An error when the adapter cannot answer (Redis unreachable,
+    /// or no answer in time).
+    pub async fn presence(&self, room: &str) -> Result<Vec<String>, AdapterError> {
+        self.hub.presence(&self.path, room).await
     }
 }

@@ -257,6 +257,19 @@ impl Hub {
         self.adapter.room_ready(route, room)
     }
 
+    /// The ids of `room`'s members on `route` on every node, sorted: what the adapter
+    /// answers when it knows the cluster, or this process's members.
+    pub fn presence(
+        &self,
+        route: &str,
+        room: &str,
+    ) -> BoxFuture<Result<Vec<String>, AdapterError>> {
+        match self.adapter.presence(route, room) {
+            Some(cluster) => cluster,
+            None => Box::pin(std::future::ready(Ok(self.room_member_ids(route, room)))),
+        }
+    }
+
     /// Every `(route, room)` with a member in this process, sorted.
     pub(crate) fn rooms(&self) -> Vec<(String, String)> {
         let mut rooms: Vec<(String, String)> = self

@@ -69,6 +69,7 @@ pub use router::{Router, WebSocketEvent};
 
 /// Every error type, and the protocol's error codes.
 pub mod error {
+    pub use crate::adapter::{AdapterError, PublishError};
     pub use crate::envelope::EnvelopeError;
     pub use crate::errors::{
         AckError, CloseError, DispatchError, ErrorCode, JoinError, RouterError, SendError,

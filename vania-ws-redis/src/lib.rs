@@ -77,6 +77,10 @@ pub struct RedisConfig {
     /// How long a `join-room` waits for its subscription before it is acknowledged anyway.
     /// Default 2 s.
     pub subscribe_timeout: Duration,
+    /// `REDIS_PRESENCE_TTL_MS`: how long a node's room members stay in the cluster-wide
+    /// presence without the node refreshing them (it does every third of this): how soon the
+    /// members of a node that crashed disappear. Default 15 s.
+    pub presence_ttl: Duration,
 }
 
 impl RedisConfig {
@@ -89,6 +93,7 @@ impl RedisConfig {
             publish_queue: 1 << 16,
             connect_timeout: Duration::from_secs(2),
             subscribe_timeout: Duration::from_secs(2),
+            presence_ttl: Duration::from_secs(15),
         }
     }
 
@@ -117,6 +122,12 @@ impl RedisConfig {
             }
             config.prefix = prefix.clone();
         }
+        if let Some(ttl) = vars.get("REDIS_PRESENCE_TTL_MS") {
+            config.presence_ttl = match ttl.parse::<u64>() {
+                Ok(ms) if ms >= 100 => Duration::from_millis(ms),
+                _ => return Err(ConfigError::PresenceTtl(ttl.clone())),
+            };
+        }
         if let Some(required) = vars.get("REDIS_REQUIRED") {
             config.required = match required.as_str() {
                 "true" | "1" => true,
@@ -138,6 +149,9 @@ pub enum ConfigError {
     /// `REDIS_PREFIX` is empty or holds white space.
     #[error("`REDIS_PREFIX` must be a non-empty word, got `{0}`")]
     Prefix(String),
+    /// `REDIS_PRESENCE_TTL_MS` is not a number of milliseconds of at least 100.
+    #[error("`REDIS_PRESENCE_TTL_MS` must be a number of milliseconds, at least 100, got `{0}`")]
+    PresenceTtl(String),
     /// `REDIS_REQUIRED` is not a boolean.
     #[error("`REDIS_REQUIRED` must be true or false, got `{0}`")]
     Required(String),
@@ -202,6 +216,21 @@ struct Wanted {
     waiters: Vec<oneshot::Sender<()>>,
 }
 
+/// A change of this node's room members, for the cluster-wide presence.
+#[derive(Debug)]
+enum Member {
+    Joined {
+        route: String,
+        room: String,
+        id: String,
+    },
+    Left {
+        route: String,
+        room: String,
+        id: String,
+    },
+}
+
 /// A change of what this node wants to receive, in the order the hub reported it.
 #[derive(Debug)]
 enum Change {
@@ -227,12 +256,19 @@ struct Shared {
     closed: Notify,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     receivers: Mutex<Option<Receivers>>,
+    members: mpsc::UnboundedSender<Member>,
+    /// The presence task's connection, for queries; `None` while Redis is unreachable.
+    presence_connection: Mutex<Option<redis::aio::MultiplexedConnection>>,
+    /// Tells the presence task to connect again and write every member back: Redis came
+    /// back (it may have lost them), or a query found the connection dead.
+    presence_stale: Notify,
     metrics: RedisMetrics,
 }
 
 struct Receivers {
     changes: mpsc::UnboundedReceiver<Change>,
     outgoing: mpsc::Receiver<(String, Vec<u8>)>,
+    members: mpsc::UnboundedReceiver<Member>,
 }
 
 impl RedisAdapter {
@@ -242,6 +278,7 @@ impl RedisAdapter {
         let client = redis::Client::open(config.url.as_str()).map_err(ConfigError::Url)?;
         let (changes, changes_rx) = mpsc::unbounded_channel();
         let (outgoing, outgoing_rx) = mpsc::channel(config.publish_queue.max(1));
+        let (members, members_rx) = mpsc::unbounded_channel();
         let channels = Channels::new(&config.prefix);
         let mut wanted = HashMap::new();
         wanted.insert(channels.all(), Wanted::default());
@@ -264,7 +301,11 @@ impl RedisAdapter {
                 receivers: Mutex::new(Some(Receivers {
                     changes: changes_rx,
                     outgoing: outgoing_rx,
+                    members: members_rx,
                 })),
+                members,
+                presence_connection: Mutex::new(None),
+                presence_stale: Notify::new(),
                 metrics: RedisMetrics::default(),
             }),
         }))
@@ -321,6 +362,12 @@ impl Shared {
         for state in self.wanted().values_mut() {
             state.confirmed = false;
         }
+    }
+
+    fn presence_connection(&self) -> MutexGuard<'_, Option<redis::aio::MultiplexedConnection>> {
+        self.presence_connection
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     fn is_closing(&self) -> bool {
@@ -393,6 +440,7 @@ impl Adapter for RedisAdapter {
             let tasks = vec![
                 tokio::spawn(publish_task(shared.clone(), receivers.outgoing, publisher)),
                 tokio::spawn(subscribe_task(shared.clone(), receivers.changes, up_tx)),
+                tokio::spawn(presence_task(shared.clone(), receivers.members)),
             ];
             *shared.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
             if reachable {
@@ -445,6 +493,40 @@ impl Adapter for RedisAdapter {
         self.shared.unwant(self.shared.channels.room(route, room));
     }
 
+    fn member_joined(&self, route: &str, room: &str, client_id: &str) {
+        let _ = self.shared.members.send(Member::Joined {
+            route: route.to_owned(),
+            room: room.to_owned(),
+            id: client_id.to_owned(),
+        });
+    }
+
+    fn member_left(&self, route: &str, room: &str, client_id: &str) {
+        let _ = self.shared.members.send(Member::Left {
+            route: route.to_owned(),
+            room: room.to_owned(),
+            id: client_id.to_owned(),
+        });
+    }
+
+    fn presence(
+        &self,
+        route: &str,
+        room: &str,
+    ) -> Option<BoxFuture<Result<Vec<String>, AdapterError>>> {
+        let shared = self.shared.clone();
+        let (route, room) = (route.to_owned(), room.to_owned());
+        Some(Box::pin(async move {
+            let timeout = shared.config.connect_timeout;
+            match tokio::time::timeout(timeout, query_presence(&shared, &route, &room)).await {
+                Ok(answer) => answer,
+                Err(_) => Err(AdapterError::new(format!(
+                    "Redis did not answer the presence of `{room}` within {timeout:?}"
+                ))),
+            }
+        }))
+    }
+
     fn room_ready(&self, route: &str, room: &str) -> Option<BoxFuture<()>> {
         let shared = &self.shared;
         if !shared.subscriber_up.load(Ordering::Acquire) {
@@ -482,7 +564,161 @@ impl Adapter for RedisAdapter {
             }
             shared.publisher_up.store(false, Ordering::Release);
             shared.subscriber_up.store(false, Ordering::Release);
+            // A clean stop takes this node's members out of the presence at once (a crash
+            // leaves them until they expire).
+            let connection = shared.presence_connection().take();
+            if let (Some(mut con), Some(local)) = (connection, shared.local.get()) {
+                let mut pipe = redis::pipe();
+                for (route, room) in local.rooms() {
+                    pipe.del(shared.channels.members(&shared.node_id, &route, &room))
+                        .ignore()
+                        .zrem(shared.channels.member_nodes(&route, &room), &shared.node_id)
+                        .ignore();
+                }
+                let _ =
+                    tokio::time::timeout(shared.config.connect_timeout, pipe.exec_async(&mut con))
+                        .await;
+            }
         })
+    }
+}
+
+/// The members of a room on every node: this node's from its hub (so a join is seen at once),
+/// the others' from their sets in Redis, for the nodes whose sets have not expired.
+async fn query_presence(
+    shared: &Shared,
+    route: &str,
+    room: &str,
+) -> Result<Vec<String>, AdapterError> {
+    let local = shared
+        .local
+        .get()
+        .ok_or_else(|| AdapterError::new("the Redis adapter has not started"))?;
+    let mut con = shared.presence_connection().clone().ok_or_else(|| {
+        AdapterError::new(format!(
+            "Redis at {} is unreachable: the cluster-wide presence is not available",
+            shared.config.url
+        ))
+    })?;
+    let failed =
+        |err: redis::RedisError| AdapterError::with_source("a presence query to Redis failed", err);
+    let nodes: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+        .arg(shared.channels.member_nodes(route, room))
+        .arg(now_ms())
+        .arg("+inf")
+        .query_async(&mut con)
+        .await
+        .map_err(failed)?;
+    let mut ids = local.room_member_ids(route, room);
+    let others: Vec<&String> = nodes
+        .iter()
+        .filter(|node| **node != shared.node_id)
+        .collect();
+    if !others.is_empty() {
+        let mut pipe = redis::pipe();
+        for node in &others {
+            pipe.smembers(shared.channels.members(node, route, room));
+        }
+        let sets: Vec<Vec<String>> = pipe.query_async(&mut con).await.map_err(failed)?;
+        ids.extend(sets.into_iter().flatten());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+/// Keeps this node's room members in Redis: each change as it comes, and every room in full
+/// every third of the time to live (which also restores them after Redis lost its data).
+async fn presence_task(shared: Arc<Shared>, mut members: mpsc::UnboundedReceiver<Member>) {
+    let ttl = shared.config.presence_ttl;
+    let ttl_ms = ttl.as_millis() as u64;
+    let mut delay = FIRST_BACKOFF;
+    let mut batch = Vec::new();
+    while !shared.is_closing() {
+        let mut con = match shared
+            .connect_timeout(shared.client.get_multiplexed_async_connection())
+            .await
+        {
+            Ok(con) => con,
+            Err(_) => {
+                if !shared.backoff(&mut delay).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        delay = FIRST_BACKOFF;
+        *shared.presence_connection() = Some(con.clone());
+        let mut refresh = tokio::time::interval(ttl / 3);
+        loop {
+            let result = tokio::select! {
+                _ = refresh.tick() => {
+                    let Some(local) = shared.local.get() else { return };
+                    if !local.is_alive() {
+                        return;
+                    }
+                    // Atomic: a query never sees a set between its `DEL` and its `SADD`.
+                    let mut pipe = redis::pipe();
+                    pipe.atomic();
+                    let expires = now_ms() + ttl_ms;
+                    for (route, room) in local.rooms() {
+                        let set = shared.channels.members(&shared.node_id, &route, &room);
+                        let index = shared.channels.member_nodes(&route, &room);
+                        pipe.del(&set).ignore();
+                        let ids = local.room_member_ids(&route, &room);
+                        if !ids.is_empty() {
+                            pipe.sadd(&set, ids).ignore().pexpire(&set, ttl_ms as i64).ignore();
+                        }
+                        pipe.zadd(&index, &shared.node_id, expires).ignore()
+                            .pexpire(&index, 2 * ttl_ms as i64).ignore();
+                    }
+                    pipe.exec_async(&mut con).await
+                }
+                n = members.recv_many(&mut batch, BATCH) => {
+                    if n == 0 {
+                        return;
+                    }
+                    let mut pipe = redis::pipe();
+                    let expires = now_ms() + ttl_ms;
+                    for change in batch.drain(..) {
+                        match change {
+                            Member::Joined { route, room, id } => {
+                                let set = shared.channels.members(&shared.node_id, &route, &room);
+                                let index = shared.channels.member_nodes(&route, &room);
+                                pipe.sadd(&set, id).ignore()
+                                    .pexpire(&set, ttl_ms as i64).ignore()
+                                    .zadd(&index, &shared.node_id, expires).ignore()
+                                    .pexpire(&index, 2 * ttl_ms as i64).ignore();
+                            }
+                            Member::Left { route, room, id } => {
+                                let set = shared.channels.members(&shared.node_id, &route, &room);
+                                pipe.srem(&set, id).ignore();
+                            }
+                        }
+                    }
+                    pipe.exec_async(&mut con).await
+                }
+                () = shared.closed.notified() => return,
+                () = shared.presence_stale.notified() => Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "reconnecting to write every member back",
+                ))),
+            };
+            if let Err(err) = result {
+                tracing::debug!(error = %err, "Redis presence: reconnecting");
+                // The next connection refreshes every room in full, first thing.
+                batch.clear();
+                break;
+            }
+        }
+        // At once: a failed connection attempt is what backs off.
+        *shared.presence_connection() = None;
     }
 }
 
@@ -614,6 +850,7 @@ async fn subscribe_task(
         shared.subscriber_up.store(true, Ordering::Release);
         if !first {
             shared.epoch.fetch_add(1, Ordering::AcqRel);
+            shared.presence_stale.notify_one();
             shared.metrics.reconnects.fetch_add(1, Ordering::Relaxed);
             tracing::info!(
                 channels = all.len(),

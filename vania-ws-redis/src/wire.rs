@@ -41,12 +41,27 @@ impl Channels {
 
     /// The route's length keeps the name unambiguous: a route or a room may hold a `:`.
     pub(crate) fn room(&self, route: &str, room: &str) -> String {
-        format!("{}:room:{}:{route}:{room}", self.prefix, route.len())
+        format!("{}:room:{}", self.prefix, room_key(route, room))
+    }
+
+    /// The set of one node's members of a room (it expires unless the node refreshes it).
+    pub(crate) fn members(&self, node: &str, route: &str, room: &str) -> String {
+        format!("{}:members:{node}:{}", self.prefix, room_key(route, room))
+    }
+
+    /// The nodes that have members in a room, scored by when their set expires (ms).
+    pub(crate) fn member_nodes(&self, route: &str, room: &str) -> String {
+        format!("{}:member-nodes:{}", self.prefix, room_key(route, room))
     }
 
     pub(crate) fn all(&self) -> String {
         format!("{}:all", self.prefix)
     }
+}
+
+/// A room's part of a key or channel name: the route's length keeps it unambiguous.
+fn room_key(route: &str, room: &str) -> String {
+    format!("{}:{route}:{room}", route.len())
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]

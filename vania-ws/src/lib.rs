@@ -44,6 +44,11 @@ pub use vania_ws_macros::ws_controller;
 #[doc = include_str!("../../docs/auth.md")]
 pub struct AuthGuideDoctests;
 
+/// The scaling guide's examples (`docs/scaling.md`), compiled as doctests.
+#[cfg(all(doctest, feature = "redis"))]
+#[doc = include_str!("../../docs/scaling.md")]
+pub struct ScalingGuideDoctests;
+
 /// The README's Rust examples, compiled as doctests through this crate so they cannot rot
 /// (`cargo test --workspace` turns on both features they use).
 #[cfg(all(doctest, feature = "testing", feature = "axum"))]

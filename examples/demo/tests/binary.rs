@@ -58,6 +58,9 @@ fn start(dir: &Path, env: &[(&str, &str)]) -> Demo {
         .env_remove("APP_PORT")
         .env_remove("APP_WEBSOCKET")
         .env_remove("ADMIN_TOKEN")
+        .env_remove("REDIS_URL")
+        .env_remove("REDIS_PREFIX")
+        .env_remove("REDIS_REQUIRED")
         // Colour is off because stdout is a pipe, not because of `NO_COLOR`.
         .env_remove("NO_COLOR")
         .env("RUST_LOG", "info")
@@ -426,4 +429,137 @@ async fn the_start_up_log_says_how_to_try_it_without_colour_codes_in_a_pipe() {
             "a colour code in a piped log: {line:?}"
         );
     }
+}
+
+/// Two demo processes that share one Redis, with clients spread over both, behave as one
+/// server for every row of PROTOCOL.md section 6.
+#[tokio::test]
+async fn two_demo_processes_sharing_redis_url_behave_as_one_server() {
+    use serde_json::{Value, json};
+    use vania_ws::testing::TestClient;
+    let redis = vania_ws_tests::redis_server::RedisServer::start();
+    let env = [
+        ("APP_PORT", "0".to_owned()),
+        ("REDIS_URL", redis.url()),
+        ("REDIS_REQUIRED", "true".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (one_dir, two_dir) = (workdir("redis-one"), workdir("redis-two"));
+    let one = start(&one_dir, &env);
+    let two = start(&two_dir, &env);
+    for demo in [&one, &two] {
+        assert!(
+            demo.log
+                .iter()
+                .any(|line| line.contains("Redis adapter connected")),
+            "the demo logs its Redis connection: {:#?}",
+            demo.log
+        );
+    }
+    let url = |demo: &Demo, path: &str| format!("ws://{}{path}", demo.addr);
+
+    let mut a = TestClient::connect(&url(&one, "/ws")).await;
+    let mut b = TestClient::connect(&url(&two, "/ws")).await;
+    let mut c = TestClient::connect(&url(&two, "/clients")).await;
+
+    // emit: the sender only.
+    assert_eq!(a.ack("message", json!("echo")).await, json!("echo"));
+    assert_eq!(a.recv_event("message").await, json!("echo"));
+
+    // to: a client of the other process.
+    let to = b.id().to_owned();
+    assert_eq!(
+        a.ack("direct", json!({ "to": to, "message": 1 })).await,
+        Value::Null
+    );
+    assert_eq!(
+        b.recv_event("direct").await,
+        json!({ "from": a.id(), "message": 1 })
+    );
+
+    // to_room: members on both processes, the sender included.
+    a.join("r").await;
+    b.join("r").await;
+    let message = json!({ "room": "r", "message": "to r" });
+    assert_eq!(b.ack("room-message", message).await, Value::Null);
+    assert_eq!(a.recv_event("room-message").await, json!("to r"));
+    assert_eq!(b.recv_event("room-message").await, json!("to r"));
+
+    // broadcast: every client of both processes and every route, not the sender.
+    assert_eq!(a.ack("user-typing", json!("…")).await, Value::Null);
+    let typing = json!({ "session_id": a.id(), "payload": "…" });
+    assert_eq!(b.recv_event("user-typing").await, typing);
+    assert_eq!(c.recv_event("user-typing").await, typing);
+
+    // Nothing else reached anyone: each client's next frame is a marker sent after it all.
+    for client in [&mut b, &mut c] {
+        let to = client.id().to_owned();
+        assert_eq!(
+            a.ack("direct", json!({ "to": to, "message": "end" })).await,
+            Value::Null
+        );
+        let next = client.recv().await;
+        assert_eq!(next["payload"]["message"], "end", "{next}");
+    }
+    a.assert_nothing_received().await;
+    drop(two);
+}
+
+/// A demo process killed outright (no clean stop) leaves the cluster-wide presence within the
+/// presence expiry, and the other process keeps serving.
+#[tokio::test]
+async fn a_killed_processs_members_leave_the_presence_within_the_expiry() {
+    use serde_json::json;
+    use vania_ws::testing::TestClient;
+    let redis = vania_ws_tests::redis_server::RedisServer::start();
+    let ttl_ms = 1500;
+    let env = [
+        ("APP_PORT", "0".to_owned()),
+        ("REDIS_URL", redis.url()),
+        ("REDIS_REQUIRED", "true".to_owned()),
+        ("REDIS_PRESENCE_TTL_MS", ttl_ms.to_string()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (one_dir, two_dir) = (workdir("presence-one"), workdir("presence-two"));
+    let one = start(&one_dir, &env);
+    let mut two = start(&two_dir, &env);
+    let url = |demo: &Demo| format!("ws://{}/ws", demo.addr);
+    let mut a = TestClient::connect(&url(&one)).await;
+    let mut b = TestClient::connect(&url(&two)).await;
+    a.join("r").await;
+    b.join("r").await;
+    let both = {
+        let mut ids = vec![a.id().to_owned(), b.id().to_owned()];
+        ids.sort();
+        json!(ids)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while a.ack("members", json!("r")).await != both {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b never showed up in the presence"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let killed = std::time::Instant::now();
+    two.child.kill().unwrap();
+    two.child.wait().unwrap();
+    while a.ack("members", json!("r")).await != json!([a.id()]) {
+        assert!(
+            killed.elapsed() < Duration::from_millis(ttl_ms + 1000),
+            "the killed process's member is still present after {:?}",
+            killed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "a killed node's member left the presence {:?} after the kill (expiry {ttl_ms} ms)",
+        killed.elapsed()
+    );
+    // The surviving process still serves.
+    assert_eq!(
+        a.ack("message", json!("still here")).await,
+        json!("still here")
+    );
 }

@@ -70,6 +70,9 @@ fn routes() -> Router {
                 let message = json!({ "from": client.id(), "message": payload.message });
                 client.to(&payload.to, "direct", &message)
             });
+            ev.on("members", |client: Client, room: String| async move {
+                client.presence(&room).await
+            });
             ev.on("whoami", |client: Client| async move {
                 json!({ "session_id": client.id(), "rooms": client.rooms() })
             });
