@@ -9,6 +9,7 @@
 //! arrive in order).
 
 use serde_json::{Value, json};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vania_ws::error::ServeError;
@@ -417,4 +418,167 @@ async fn presence_lists_a_rooms_members_on_every_node() {
     let a_id = a.id().to_owned();
     presence_becomes(&mut a, "p", &[&a_id]).await;
     assert_eq!(a.ack("members", json!("empty")).await, json!([]));
+}
+
+/// A small deterministic generator (xorshift64*), so that a failing run can be replayed from
+/// its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % n
+    }
+}
+
+/// What a frame says about who sent it: `(sender, n)`, or `(sender, None)` for an end marker.
+fn origin(frame: &Value) -> Option<(u64, Option<u64>)> {
+    let tag = match frame["event"].as_str()? {
+        "room-message" => &frame["payload"],
+        "direct" => &frame["payload"]["message"],
+        "user-typing" => &frame["payload"]["payload"],
+        _ => return None,
+    };
+    Some((tag["s"].as_u64()?, tag["n"].as_u64()))
+}
+
+#[tokio::test]
+async fn a_randomized_run_over_three_nodes_delivers_exactly_what_the_rules_say_in_order() {
+    const CLIENTS: usize = 200;
+    const ROOMS: usize = 50;
+    const OPS: usize = 1500;
+    let seed = std::env::var("VANIA_WS_SEED")
+        .ok()
+        .and_then(|seed| seed.parse().ok())
+        .unwrap_or(0x5eed_1234_u64);
+    eprintln!("seed {seed} (VANIA_WS_SEED replays it)");
+    let mut rng = Rng(seed | 1);
+    let redis = RedisServer::start();
+    let nodes = nodes(&redis, 3).await;
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for i in 0..CLIENTS {
+        clients.push(nodes[i % 3].server.connect("/ws").await);
+    }
+    let ids: Vec<String> = clients.iter().map(|c| c.id().to_owned()).collect();
+    let mut rooms: Vec<std::collections::BTreeSet<usize>> = vec![Default::default(); ROOMS];
+    // What each client must receive, per sender, in order.
+    let mut expected: Vec<std::collections::HashMap<u64, Vec<u64>>> =
+        vec![Default::default(); CLIENTS];
+    // A room message from another node may also reach a client that joins the room right
+    // after it was sent, while it was in flight through Redis (pub/sub has no notion of when
+    // a client joined): allowed, within the next `IN_FLIGHT_OPS` operations, and nothing else.
+    const IN_FLIGHT_OPS: u64 = 100;
+    let mut allowed: Vec<std::collections::HashSet<(u64, u64)>> = vec![Default::default(); CLIENTS];
+    let mut recent: VecDeque<(u64, usize, usize)> = VecDeque::new();
+    let mut senders = std::collections::BTreeSet::new();
+    for n in 0..OPS as u64 {
+        while recent
+            .front()
+            .is_some_and(|&(sent, _, _)| sent + IN_FLIGHT_OPS < n)
+        {
+            recent.pop_front();
+        }
+        let who = rng.below(CLIENTS);
+        let tag = json!({ "s": who, "n": n });
+        let kind = rng.below(10);
+        match kind {
+            0..=2 => {
+                let room = rng.below(ROOMS);
+                clients[who].join(&format!("room-{room}")).await;
+                rooms[room].insert(who);
+                for &(sent, to, sender) in &recent {
+                    if to == room && sender % 3 != who % 3 {
+                        allowed[who].insert((sender as u64, sent));
+                    }
+                }
+            }
+            3 => {
+                let room = rng.below(ROOMS);
+                clients[who].leave(&format!("room-{room}")).await;
+                rooms[room].remove(&who);
+            }
+            4..=6 => {
+                let room = rng.below(ROOMS);
+                let message = json!({ "room": format!("room-{room}"), "message": tag });
+                assert_eq!(clients[who].ack("room-message", message).await, Value::Null);
+                for &member in &rooms[room] {
+                    expected[member].entry(who as u64).or_default().push(n);
+                }
+                recent.push_back((n, room, who));
+                senders.insert(who);
+            }
+            7..=8 => {
+                let to = rng.below(CLIENTS);
+                let direct = json!({ "to": ids[to], "message": tag });
+                assert_eq!(clients[who].ack("direct", direct).await, Value::Null);
+                expected[to].entry(who as u64).or_default().push(n);
+                senders.insert(who);
+            }
+            _ => {
+                assert_eq!(clients[who].ack("user-typing", tag).await, Value::Null);
+                for (other, wanted) in expected.iter_mut().enumerate() {
+                    if other != who {
+                        wanted.entry(who as u64).or_default().push(n);
+                    }
+                }
+                senders.insert(who);
+            }
+        }
+    }
+    // Each sender ends with a broadcast marker: once a client has every other sender's marker,
+    // it has everything those senders sent it (one sender's messages arrive in order).
+    for &sender in &senders {
+        let marker = json!({ "s": sender, "done": true });
+        assert_eq!(
+            clients[sender].ack("user-typing", marker).await,
+            Value::Null
+        );
+    }
+    let mut in_flight_at_join = 0;
+    for (i, client) in clients.iter_mut().enumerate() {
+        let mut waiting: std::collections::BTreeSet<u64> = senders
+            .iter()
+            .map(|&s| s as u64)
+            .filter(|&s| s != i as u64)
+            .collect();
+        let mut got: std::collections::HashMap<u64, Vec<u64>> = Default::default();
+        while !waiting.is_empty() {
+            let frame = client.recv().await;
+            let Some((sender, n)) = origin(&frame) else {
+                panic!("client {i}: an unexpected frame {frame}");
+            };
+            match n {
+                Some(n) if !expected[i].get(&sender).is_some_and(|ns| ns.contains(&n)) => {
+                    assert!(
+                        allowed[i].contains(&(sender, n)),
+                        "client {i}: {frame} is not for it (seed {seed})"
+                    );
+                    in_flight_at_join += 1;
+                }
+                Some(n) => {
+                    // Its own frames came before the acks of its sends, so before any marker.
+                    assert!(
+                        waiting.contains(&sender) || sender == i as u64,
+                        "client {i}: {frame} from sender {sender} after its end marker"
+                    );
+                    got.entry(sender).or_default().push(n);
+                }
+                None => {
+                    waiting.remove(&sender);
+                }
+            }
+        }
+        assert_eq!(
+            got, expected[i],
+            "client {i} ({}): received, per sender, against the rules (seed {seed})",
+            ids[i]
+        );
+    }
+    let deliveries: usize = expected.iter().flat_map(|e| e.values()).map(Vec::len).sum();
+    eprintln!(
+        "{OPS} operations, {deliveries} deliveries checked over 3 nodes; \
+         {in_flight_at_join} room message(s) in flight when their recipient joined"
+    );
 }
