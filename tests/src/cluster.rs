@@ -14,11 +14,15 @@
 //! Frames are handed over synchronously, from the sender's `publish`, in the order of the
 //! sends: one ordered path per pair of nodes, the rule the adapter docs ask for.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use vania_ws::adapter::{Adapter, AdapterError, BoxFuture, Frame, LocalNode, PublishError, Target};
+
+/// How long a client's subscription takes to take effect.
+const CLIENT_SUBSCRIBE_DELAY: Duration = Duration::from_millis(30);
 
 /// The cluster's "broker": what each node serves and has received.
 #[derive(Debug, Default)]
@@ -29,7 +33,8 @@ pub struct MemoryCluster {
 #[derive(Debug, Default)]
 struct NodeState {
     local: Option<LocalNode>,
-    clients: HashSet<String>,
+    /// The node's clients, each with whether its subscription took effect.
+    clients: HashMap<String, watch::Sender<bool>>,
     /// The rooms the node follows, each with whether its subscription took effect.
     rooms: HashMap<(String, String), watch::Sender<bool>>,
     /// Frames handed to this node by the others.
@@ -111,7 +116,10 @@ impl Adapter for NodeAdapter {
                     continue;
                 }
                 let wanted = match target {
-                    Target::Client(id) => state.clients.contains(id),
+                    Target::Client(id) => state
+                        .clients
+                        .get(id)
+                        .is_some_and(|subscribed| *subscribed.borrow()),
                     Target::Room { route, room } | Target::RoomExcept { route, room, .. } => state
                         .rooms
                         .get(&(route.to_owned(), room.to_owned()))
@@ -133,7 +141,30 @@ impl Adapter for NodeAdapter {
     }
 
     fn client_connected(&self, client_id: &str) {
-        self.with_node(|state| state.clients.insert(client_id.to_owned()));
+        let (subscribed, _) = watch::channel(false);
+        let id = client_id.to_owned();
+        self.with_node(|state| state.clients.insert(id.clone(), subscribed));
+        // A client's subscription takes a broker's round trip, here a long one: were its id
+        // sent before, a direct message from another node right after it would be lost.
+        let cluster = self.cluster.clone();
+        let index = self.index;
+        tokio::spawn(async move {
+            tokio::time::sleep(CLIENT_SUBSCRIBE_DELAY).await;
+            if let Some(subscribed) = cluster.lock()[index].clients.get(&id) {
+                subscribed.send_replace(true);
+            }
+        });
+    }
+
+    fn client_ready(&self, client_id: &str) -> Option<BoxFuture<()>> {
+        let mut subscribed =
+            self.with_node(|state| state.clients.get(client_id).map(|s| s.subscribe()))?;
+        if *subscribed.borrow() {
+            return None;
+        }
+        Some(Box::pin(async move {
+            let _ = subscribed.wait_for(|subscribed| *subscribed).await;
+        }))
     }
 
     fn client_disconnected(&self, client_id: &str) {

@@ -55,6 +55,20 @@ async fn a_direct_message_reaches_its_recipient_on_another_node_and_no_other_nod
 }
 
 #[tokio::test]
+async fn a_client_can_be_reached_from_another_node_as_soon_as_it_knows_its_id() {
+    // The in-process cluster takes 30 ms to subscribe a new client: its `connected` frame
+    // (its id) must wait for that, or the direct message right after it would be lost.
+    let (_cluster, nodes) = nodes(2).await;
+    let mut sender = nodes[0].connect("/ws").await;
+    for round in 0..5 {
+        let mut fresh = nodes[1].connect("/ws").await;
+        let direct = json!({ "to": fresh.id(), "message": round });
+        assert_eq!(sender.ack("direct", direct).await, Value::Null);
+        assert_eq!(fresh.recv_until("direct").await["message"], json!(round));
+    }
+}
+
+#[tokio::test]
 async fn a_room_message_reaches_its_members_on_every_node_the_sender_included() {
     let (cluster, nodes) = nodes(3).await;
     let mut sender = nodes[0].connect("/ws").await;

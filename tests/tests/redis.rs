@@ -114,6 +114,19 @@ async fn a_room_message_reaches_its_members_on_every_node_once() {
 }
 
 #[tokio::test]
+async fn a_room_whose_name_json_escapes_works_across_nodes() {
+    let redis = RedisServer::start();
+    let nodes = nodes(&redis, 2).await;
+    let mut sender = nodes[0].server.connect("/ws").await;
+    let mut member = nodes[1].server.connect("/ws").await;
+    let room = "a \"quoted\" \\ room\n";
+    member.join(room).await;
+    let message = json!({ "room": room, "message": "escaped" });
+    assert_eq!(sender.ack("room-message", message).await, Value::Null);
+    assert_eq!(member.recv_event("room-message").await, json!("escaped"));
+}
+
+#[tokio::test]
 async fn a_broadcast_reaches_every_client_on_every_node_but_the_sender() {
     let redis = RedisServer::start();
     let nodes = nodes(&redis, 3).await;
@@ -295,13 +308,14 @@ async fn redis_restarted_mid_run_local_delivery_never_stops_and_cross_node_deliv
             .metrics()
             .num_alive_tasks()
     };
-    // Counted after the first restart, once the connections' start-up tasks have ended.
+    let mut members = [local.id().to_owned(), remote.id().to_owned()];
+    members.sort();
+    let members: Vec<&str> = members.iter().map(String::as_str).collect();
+    // Counted at the same point after the first restart and after the last: every
+    // connection to Redis up (each has a task of its own), and the presence written back
+    // (Redis keeps nothing across a restart here: each node wrote its members back).
     let mut tasks = 0;
     for restart in 0..20 {
-        if restart == 1 {
-            tasks = alive();
-        }
-        redis.stop();
         // Local delivery goes on while Redis is down.
         let message = json!({ "room": "r", "message": restart });
         assert_eq!(a.ack("room-message", message).await, Value::Null);
@@ -319,6 +333,15 @@ async fn redis_restarted_mid_run_local_delivery_never_stops_and_cross_node_deliv
             local.recv_event("room-message").await,
             json!(format!("after {restart}"))
         );
+        if restart == 0 || restart == 19 {
+            presence_becomes(&mut a, "r", &members).await;
+            presence_becomes(&mut remote, "r", &members).await;
+            if restart == 0 {
+                tasks = alive();
+            } else {
+                assert_eq!(alive(), tasks, "no task leaked across 19 restarts");
+            }
+        }
         // The other way, at the first try: node 1 had nothing to publish during the outage,
         // and its first frame after it is not lost on a dead connection.
         let to = a.id().to_owned();
@@ -341,12 +364,7 @@ async fn redis_restarted_mid_run_local_delivery_never_stops_and_cross_node_deliv
             node.adapter.metrics().reconnects()
         );
     }
-    assert_eq!(alive(), tasks, "no task leaked across 19 restarts");
-    // Redis keeps nothing across a restart here: each node wrote its members back.
-    let mut members = [local.id().to_owned(), remote.id().to_owned()];
-    members.sort();
-    let members: Vec<&str> = members.iter().map(String::as_str).collect();
-    presence_becomes(&mut a, "r", &members).await;
+
     eprintln!(
         "20 Redis restarts: worst resumption {worst:?}; frames for other nodes dropped while down: {} and {}",
         nodes[0].adapter.metrics().dropped(),
@@ -581,4 +599,20 @@ async fn a_randomized_run_over_three_nodes_delivers_exactly_what_the_rules_say_i
         "{OPS} operations, {deliveries} deliveries checked over 3 nodes; \
          {in_flight_at_join} room message(s) in flight when their recipient joined"
     );
+}
+
+#[tokio::test]
+async fn a_client_can_be_reached_from_another_node_as_soon_as_it_knows_its_id() {
+    // `connected` (the client's id) is sent once the client's channel is subscribed: a
+    // direct message from another node right after it is never lost.
+    let redis = RedisServer::start();
+    let nodes = nodes(&redis, 2).await;
+    let mut sender = nodes[0].server.connect("/ws").await;
+    for round in 0..30 {
+        let mut fresh = nodes[1].server.connect("/ws").await;
+        let direct = json!({ "to": fresh.id(), "message": round });
+        assert_eq!(sender.ack("direct", direct).await, Value::Null);
+        // (Earlier rounds' clients leave meanwhile: their `user-left` is skipped.)
+        assert_eq!(fresh.recv_until("direct").await["message"], json!(round));
+    }
 }

@@ -155,12 +155,15 @@ pub trait Adapter: Send + Sync + 'static {
     }
 
     /// `room` on `route` got its first member on this node. Called in order with
-    /// [`room_closed`](Self::room_closed) for the same room.
+    /// [`room_closed`](Self::room_closed) for the same room, because both are called under
+    /// the room's lock: they must not call back into the hub (no [`LocalNode`] method), or
+    /// they deadlock; queue the work instead.
     fn room_opened(&self, route: &str, room: &str) {
         let _ = (route, room);
     }
 
-    /// `room` on `route` lost its last member on this node.
+    /// `room` on `route` lost its last member on this node (under the room's lock, as
+    /// [`room_opened`](Self::room_opened)).
     fn room_closed(&self, route: &str, room: &str) {
         let _ = (route, room);
     }
@@ -185,6 +188,15 @@ pub trait Adapter: Send + Sync + 'static {
         room: &str,
     ) -> Option<BoxFuture<Result<Vec<String>, AdapterError>>> {
         let _ = (route, room);
+        None
+    }
+
+    /// Resolves once this node receives what other nodes send to the client `client_id`, a
+    /// client of this node that just connected; `None` when it already does. A server sends
+    /// the client its `connected` frame (its id) only then, so a `to(id)` from another node
+    /// can never precede it.
+    fn client_ready(&self, client_id: &str) -> Option<BoxFuture<()>> {
+        let _ = client_id;
         None
     }
 

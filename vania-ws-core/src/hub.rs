@@ -251,6 +251,12 @@ impl Hub {
         self.adapter.close()
     }
 
+    /// Resolves once this node receives what other nodes send to the client `client_id`;
+    /// `None` when it already does. A server awaits it before the client's first frame.
+    pub fn client_ready(&self, client_id: &str) -> Option<BoxFuture<()>> {
+        self.adapter.client_ready(client_id)
+    }
+
     /// Resolves once this node receives what other nodes send to `room` on `route`; `None`
     /// when it already does.
     pub fn room_ready(&self, route: &str, room: &str) -> Option<BoxFuture<()>> {

@@ -51,6 +51,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 use vania_ws_core::adapter::{
     Adapter, AdapterError, BoxFuture, Frame, LocalNode, PublishError, Target,
 };
@@ -117,7 +118,9 @@ impl RedisConfig {
         };
         let mut config = Self::new(url.clone());
         if let Some(prefix) = vars.get("REDIS_PREFIX") {
-            if prefix.is_empty() || prefix.contains(char::is_whitespace) {
+            // No `:`: the prefix ends where the first `:` of a channel name is, so that one
+            // app's prefix is never another's channel.
+            if prefix.is_empty() || prefix.contains(char::is_whitespace) || prefix.contains(':') {
                 return Err(ConfigError::Prefix(prefix.clone()));
             }
             config.prefix = prefix.clone();
@@ -146,8 +149,8 @@ pub enum ConfigError {
     /// `REDIS_URL` is not a Redis URL.
     #[error("`REDIS_URL` is not a Redis URL ({0})")]
     Url(#[source] redis::RedisError),
-    /// `REDIS_PREFIX` is empty or holds white space.
-    #[error("`REDIS_PREFIX` must be a non-empty word, got `{0}`")]
+    /// `REDIS_PREFIX` is empty, or holds white space or a `:`.
+    #[error("`REDIS_PREFIX` must be a non-empty word without `:`, got `{0}`")]
     Prefix(String),
     /// `REDIS_PRESENCE_TTL_MS` is not a number of milliseconds of at least 100.
     #[error("`REDIS_PRESENCE_TTL_MS` must be a number of milliseconds, at least 100, got `{0}`")]
@@ -252,8 +255,8 @@ struct Shared {
     subscriber_up: AtomicBool,
     /// How many times the subscriber has connected: the publisher reconnects when it moves.
     epoch: AtomicU64,
-    closing: AtomicBool,
-    closed: Notify,
+    /// Cancelled by `close`: level-triggered, so no task can miss it between two waits.
+    closed: CancellationToken,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     receivers: Mutex<Option<Receivers>>,
     members: mpsc::UnboundedSender<Member>,
@@ -262,6 +265,8 @@ struct Shared {
     /// Tells the presence task to connect again and write every member back: Redis came
     /// back (it may have lost them), or a query found the connection dead.
     presence_stale: Notify,
+    /// Every room whose presence this node has written, for the clean-up at close.
+    written: Mutex<std::collections::BTreeSet<(String, String)>>,
     metrics: RedisMetrics,
 }
 
@@ -295,8 +300,7 @@ impl RedisAdapter {
                 publisher_up: AtomicBool::new(false),
                 subscriber_up: AtomicBool::new(false),
                 epoch: AtomicU64::new(0),
-                closing: AtomicBool::new(false),
-                closed: Notify::new(),
+                closed: CancellationToken::new(),
                 tasks: Mutex::new(Vec::new()),
                 receivers: Mutex::new(Some(Receivers {
                     changes: changes_rx,
@@ -306,6 +310,7 @@ impl RedisAdapter {
                 members,
                 presence_connection: Mutex::new(None),
                 presence_stale: Notify::new(),
+                written: Mutex::new(Default::default()),
                 metrics: RedisMetrics::default(),
             }),
         }))
@@ -364,6 +369,39 @@ impl Shared {
         }
     }
 
+    /// Resolves once Redis confirmed the subscription to `channel` (at most the subscribe
+    /// timeout); `None` when it is confirmed, not wanted, or the subscriber is down (then
+    /// nothing comes from the other nodes anyway).
+    fn ready(&self, channel: String) -> Option<BoxFuture<()>> {
+        if !self.subscriber_up.load(Ordering::Acquire) {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut wanted = self.wanted();
+            let state = wanted.get_mut(&channel)?;
+            if state.confirmed {
+                return None;
+            }
+            state.waiters.push(tx);
+        }
+        let timeout = self.config.subscribe_timeout;
+        Some(Box::pin(async move {
+            if tokio::time::timeout(timeout, rx).await.is_err() {
+                tracing::warn!(%channel, "Redis did not confirm a subscription in time: going on without it");
+            }
+        }))
+    }
+
+    fn written(&self) -> MutexGuard<'_, std::collections::BTreeSet<(String, String)>> {
+        self.written.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The URL without its password, for logs and errors.
+    fn url(&self) -> String {
+        redact(&self.config.url)
+    }
+
     fn presence_connection(&self) -> MutexGuard<'_, Option<redis::aio::MultiplexedConnection>> {
         self.presence_connection
             .lock()
@@ -371,8 +409,7 @@ impl Shared {
     }
 
     fn is_closing(&self) -> bool {
-        self.closing.load(Ordering::Acquire)
-            || self.local.get().is_some_and(|local| !local.is_alive())
+        self.closed.is_cancelled() || self.local.get().is_some_and(|local| !local.is_alive())
     }
 
     async fn connect_timeout<T>(
@@ -382,12 +419,13 @@ impl Shared {
         match tokio::time::timeout(self.config.connect_timeout, connect).await {
             Ok(Ok(connection)) => Ok(connection),
             Ok(Err(err)) => Err(AdapterError::with_source(
-                format!("cannot connect to Redis at {}", self.config.url),
+                format!("cannot connect to Redis at {}", self.url()),
                 err,
             )),
             Err(_) => Err(AdapterError::new(format!(
                 "cannot connect to Redis at {}: no answer within {:?}",
-                self.config.url, self.config.connect_timeout
+                self.url(),
+                self.config.connect_timeout
             ))),
         }
     }
@@ -397,7 +435,7 @@ impl Shared {
         let jitter = Duration::from_millis(u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 50);
         tokio::select! {
             () = tokio::time::sleep(*delay + jitter) => {}
-            () = self.closed.notified() => {}
+            () = self.closed.cancelled() => {}
         }
         *delay = (*delay * 2).min(MAX_BACKOFF);
         !self.is_closing()
@@ -413,15 +451,13 @@ impl Adapter for RedisAdapter {
     fn init(&self, node: LocalNode) -> BoxFuture<Result<(), AdapterError>> {
         let shared = self.shared.clone();
         Box::pin(async move {
-            let receivers = shared
-                .receivers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take()
-                .ok_or_else(|| AdapterError::new("this Redis adapter was started already"))?;
-            let _ = shared.local.set(node);
+            if tokio::runtime::Handle::try_current().is_err() {
+                return Err(AdapterError::new(
+                    "the Redis adapter starts inside a tokio runtime (`ServerBuilder::start().await`)",
+                ));
+            }
             // One try now: a required Redis fails start-up; otherwise the tasks keep trying.
-            let (up_tx, up_rx) = oneshot::channel();
+            // Nothing is taken before it, so a failed start can be tried again.
             let publisher = match shared
                 .connect_timeout(shared.client.get_multiplexed_async_connection())
                 .await
@@ -436,6 +472,14 @@ impl Adapter for RedisAdapter {
                     None
                 }
             };
+            let receivers = shared
+                .receivers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .ok_or_else(|| AdapterError::new("this Redis adapter was started already"))?;
+            let _ = shared.local.set(node);
+            let (up_tx, up_rx) = oneshot::channel();
             let reachable = publisher.is_some();
             let tasks = vec![
                 tokio::spawn(publish_task(shared.clone(), receivers.outgoing, publisher)),
@@ -445,8 +489,16 @@ impl Adapter for RedisAdapter {
             *shared.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
             if reachable {
                 // Broadcasts from other nodes reach this one from its first connection on.
-                let _ = tokio::time::timeout(shared.config.connect_timeout, up_rx).await;
-                tracing::info!(node = %shared.node_id, prefix = %shared.config.prefix, "Redis adapter connected");
+                match tokio::time::timeout(shared.config.connect_timeout, up_rx).await {
+                    Ok(Ok(())) => tracing::info!(
+                        node = %shared.node_id,
+                        prefix = %shared.config.prefix,
+                        "Redis adapter connected"
+                    ),
+                    _ => tracing::warn!(
+                        "Redis accepted a connection but no subscription in time: retrying in the background"
+                    ),
+                }
             }
             Ok(())
         })
@@ -527,52 +579,44 @@ impl Adapter for RedisAdapter {
         }))
     }
 
+    fn client_ready(&self, client_id: &str) -> Option<BoxFuture<()>> {
+        self.shared.ready(self.shared.channels.client(client_id))
+    }
+
     fn room_ready(&self, route: &str, room: &str) -> Option<BoxFuture<()>> {
-        let shared = &self.shared;
-        if !shared.subscriber_up.load(Ordering::Acquire) {
-            // Degraded: nothing will come from the other nodes, so there is nothing to wait for.
-            return None;
-        }
-        let channel = shared.channels.room(route, room);
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut wanted = shared.wanted();
-            let state = wanted.get_mut(&channel)?;
-            if state.confirmed {
-                return None;
-            }
-            state.waiters.push(tx);
-        }
-        let timeout = shared.config.subscribe_timeout;
-        Some(Box::pin(async move {
-            if tokio::time::timeout(timeout, rx).await.is_err() {
-                tracing::warn!(%channel, "Redis did not confirm a room subscription in time: acknowledging the join anyway");
-            }
-        }))
+        self.shared.ready(self.shared.channels.room(route, room))
     }
 
     fn close(&self) -> BoxFuture<()> {
         let shared = self.shared.clone();
         Box::pin(async move {
-            shared.closing.store(true, Ordering::Release);
-            shared.closed.notify_waiters();
+            shared.closed.cancel();
+            // The publisher sends what the drain queued (the `disconnect` handlers' frames),
+            // then ends; what does not end within the deadline is stopped.
             let tasks =
                 std::mem::take(&mut *shared.tasks.lock().unwrap_or_else(|p| p.into_inner()));
-            for task in tasks {
-                task.abort();
-                let _ = task.await;
+            for mut task in tasks {
+                if tokio::time::timeout(shared.config.connect_timeout, &mut task)
+                    .await
+                    .is_err()
+                {
+                    task.abort();
+                    let _ = task.await;
+                }
             }
             shared.publisher_up.store(false, Ordering::Release);
             shared.subscriber_up.store(false, Ordering::Release);
             // A clean stop takes this node's members out of the presence at once (a crash
-            // leaves them until they expire).
+            // leaves them until they expire): every room it ever wrote, since the drain has
+            // emptied its rooms by now.
             let connection = shared.presence_connection().take();
-            if let (Some(mut con), Some(local)) = (connection, shared.local.get()) {
+            let written = std::mem::take(&mut *shared.written());
+            if let Some(mut con) = connection {
                 let mut pipe = redis::pipe();
-                for (route, room) in local.rooms() {
-                    pipe.del(shared.channels.members(&shared.node_id, &route, &room))
+                for (route, room) in &written {
+                    pipe.del(shared.channels.members(&shared.node_id, route, room))
                         .ignore()
-                        .zrem(shared.channels.member_nodes(&route, &room), &shared.node_id)
+                        .zrem(shared.channels.member_nodes(route, room), &shared.node_id)
                         .ignore();
                 }
                 let _ =
@@ -597,7 +641,7 @@ async fn query_presence(
     let mut con = shared.presence_connection().clone().ok_or_else(|| {
         AdapterError::new(format!(
             "Redis at {} is unreachable: the cluster-wide presence is not available",
-            shared.config.url
+            shared.url()
         ))
     })?;
     let failed =
@@ -627,6 +671,20 @@ async fn query_presence(
     Ok(ids)
 }
 
+/// `url` with the password of its user part, if any, replaced by `***`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((user, host)) => {
+            let user = user.split_once(':').map_or(user, |(name, _)| name);
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -634,9 +692,11 @@ fn now_ms() -> u64 {
 }
 
 /// Keeps this node's room members in Redis: each change as it comes, and every room in full
-/// every third of the time to live (which also restores them after Redis lost its data).
+/// every third of the time to live (which also restores them after Redis lost its data, and
+/// clears the rooms this node no longer has).
 async fn presence_task(shared: Arc<Shared>, mut members: mpsc::UnboundedReceiver<Member>) {
-    let ttl = shared.config.presence_ttl;
+    // At least 100 ms (`from_vars` checks it; a value set in code is held to it here).
+    let ttl = shared.config.presence_ttl.max(Duration::from_millis(100));
     let ttl_ms = ttl.as_millis() as u64;
     let mut delay = FIRST_BACKOFF;
     let mut batch = Vec::new();
@@ -653,32 +713,16 @@ async fn presence_task(shared: Arc<Shared>, mut members: mpsc::UnboundedReceiver
                 continue;
             }
         };
-        delay = FIRST_BACKOFF;
         *shared.presence_connection() = Some(con.clone());
         let mut refresh = tokio::time::interval(ttl / 3);
-        loop {
+        let failed = loop {
             let result = tokio::select! {
                 _ = refresh.tick() => {
                     let Some(local) = shared.local.get() else { return };
-                    if !local.is_alive() {
+                    if !local.is_alive() || shared.is_closing() {
                         return;
                     }
-                    // Atomic: a query never sees a set between its `DEL` and its `SADD`.
-                    let mut pipe = redis::pipe();
-                    pipe.atomic();
-                    let expires = now_ms() + ttl_ms;
-                    for (route, room) in local.rooms() {
-                        let set = shared.channels.members(&shared.node_id, &route, &room);
-                        let index = shared.channels.member_nodes(&route, &room);
-                        pipe.del(&set).ignore();
-                        let ids = local.room_member_ids(&route, &room);
-                        if !ids.is_empty() {
-                            pipe.sadd(&set, ids).ignore().pexpire(&set, ttl_ms as i64).ignore();
-                        }
-                        pipe.zadd(&index, &shared.node_id, expires).ignore()
-                            .pexpire(&index, 2 * ttl_ms as i64).ignore();
-                    }
-                    pipe.exec_async(&mut con).await
+                    refresh_all(&shared, local, &mut con, ttl_ms).await
                 }
                 n = members.recv_many(&mut batch, BATCH) => {
                     if n == 0 {
@@ -686,6 +730,8 @@ async fn presence_task(shared: Arc<Shared>, mut members: mpsc::UnboundedReceiver
                     }
                     let mut pipe = redis::pipe();
                     let expires = now_ms() + ttl_ms;
+                    {
+                    let mut written = shared.written();
                     for change in batch.drain(..) {
                         match change {
                             Member::Joined { route, room, id } => {
@@ -695,6 +741,7 @@ async fn presence_task(shared: Arc<Shared>, mut members: mpsc::UnboundedReceiver
                                     .pexpire(&set, ttl_ms as i64).ignore()
                                     .zadd(&index, &shared.node_id, expires).ignore()
                                     .pexpire(&index, 2 * ttl_ms as i64).ignore();
+                                written.insert((route, room));
                             }
                             Member::Left { route, room, id } => {
                                 let set = shared.channels.members(&shared.node_id, &route, &room);
@@ -702,24 +749,78 @@ async fn presence_task(shared: Arc<Shared>, mut members: mpsc::UnboundedReceiver
                             }
                         }
                     }
+                    }
                     pipe.exec_async(&mut con).await
                 }
-                () = shared.closed.notified() => return,
+                () = shared.closed.cancelled() => return,
                 () = shared.presence_stale.notified() => Err(redis::RedisError::from((
                     redis::ErrorKind::Io,
                     "reconnecting to write every member back",
                 ))),
             };
-            if let Err(err) = result {
-                tracing::debug!(error = %err, "Redis presence: reconnecting");
-                // The next connection refreshes every room in full, first thing.
-                batch.clear();
-                break;
+            match result {
+                Ok(()) => delay = FIRST_BACKOFF,
+                Err(err) => break err,
             }
-        }
-        // At once: a failed connection attempt is what backs off.
+        };
+        // The next connection writes every room back in full, first thing; changes not yet
+        // written are part of it.
+        batch.clear();
         *shared.presence_connection() = None;
+        tracing::warn!(error = %failed, "Redis presence: reconnecting");
+        if !shared.backoff(&mut delay).await {
+            return;
+        }
     }
+}
+
+/// Writes every room of this node back in full (atomically per run, so a query never sees a
+/// set between its `DEL` and its `SADD`), clears the ones it no longer has, and prunes the
+/// nodes whose sets expired from each room's index.
+async fn refresh_all(
+    shared: &Shared,
+    local: &LocalNode,
+    con: &mut redis::aio::MultiplexedConnection,
+    ttl_ms: u64,
+) -> redis::RedisResult<()> {
+    let now = now_ms();
+    let rooms: std::collections::BTreeSet<(String, String)> = local.rooms().into_iter().collect();
+    let gone: Vec<(String, String)> = {
+        let mut written = shared.written();
+        let gone = written.difference(&rooms).cloned().collect();
+        *written = rooms.clone();
+        gone
+    };
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for (route, room) in &gone {
+        pipe.del(shared.channels.members(&shared.node_id, route, room))
+            .ignore()
+            .zrem(shared.channels.member_nodes(route, room), &shared.node_id)
+            .ignore();
+    }
+    for (route, room) in &rooms {
+        let set = shared.channels.members(&shared.node_id, route, room);
+        let index = shared.channels.member_nodes(route, room);
+        pipe.del(&set).ignore();
+        let ids = local.room_member_ids(route, room);
+        if !ids.is_empty() {
+            pipe.sadd(&set, ids)
+                .ignore()
+                .pexpire(&set, ttl_ms as i64)
+                .ignore();
+        }
+        pipe.zadd(&index, &shared.node_id, now + ttl_ms)
+            .ignore()
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(&index)
+            .arg("-inf")
+            .arg(now)
+            .ignore()
+            .pexpire(&index, 2 * ttl_ms as i64)
+            .ignore();
+    }
+    pipe.exec_async(con).await
 }
 
 /// Publishes what the node sends, in order, in pipelines of up to [`BATCH`] frames.
@@ -762,19 +863,38 @@ async fn publish_task(
         first = false;
         delay = FIRST_BACKOFF;
         shared.publisher_up.store(true, Ordering::Release);
+        let mut alive = tokio::time::interval(Duration::from_secs(1));
         loop {
             if batch.is_empty() {
                 let received = tokio::select! {
                     n = outgoing.recv_many(&mut batch, BATCH) => n,
-                    () = shared.closed.notified() => 0,
+                    () = shared.closed.cancelled() => 0,
+                    // The hub may be dropped without `close`: then this task ends too.
+                    _ = alive.tick() => if shared.is_closing() { 0 } else { continue },
                 };
                 if received == 0 || shared.is_closing() {
+                    // Closing: what is queued still goes out, in one last pipeline.
+                    while batch.len() < BATCH * 8 {
+                        match outgoing.try_recv() {
+                            Ok(item) => batch.push(item),
+                            Err(_) => break,
+                        }
+                    }
+                    if !batch.is_empty() {
+                        let mut pipe = redis::pipe();
+                        for (channel, message) in &batch {
+                            pipe.publish(channel, message).ignore();
+                        }
+                        let _ = pipe.exec_async(&mut con).await;
+                    }
                     shared.publisher_up.store(false, Ordering::Release);
                     return;
                 }
             }
             if shared.epoch.load(Ordering::Acquire) != epoch {
-                // Redis came back since this connection was made: send on a new one.
+                // Redis came back since this connection was made: send on a new one (and
+                // refuse new frames until then, as while it was down).
+                shared.publisher_up.store(false, Ordering::Release);
                 break;
             }
             let mut pipe = redis::pipe();
@@ -830,7 +950,9 @@ async fn subscribe_task(
             }
         };
         let (mut sink, mut stream) = pubsub.split();
-        // Everything wanted now; changes queued meanwhile are applied after, in order.
+        // Everything wanted now, which covers every change queued so far (those are
+        // dropped); later ones are applied after it, in order.
+        while changes.try_recv().is_ok() {}
         let all: Vec<String> = shared.wanted().keys().cloned().collect();
         let mut subscribed = true;
         for chunk in all.chunks(1024) {
@@ -863,15 +985,18 @@ async fn subscribe_task(
             let _ = up.send(());
         }
         let mut alive = tokio::time::interval(Duration::from_secs(1));
+        let mut pending = Vec::new();
         loop {
             tokio::select! {
                 message = stream.next() => match message {
                     Some(message) => deliver(&shared, message.get_payload_bytes()),
                     None => break,
                 },
-                change = changes.recv() => {
-                    let Some(change) = change else { return };
-                    if let Err(err) = apply(&shared, &mut sink, change).await {
+                n = changes.recv_many(&mut pending, BATCH) => {
+                    if n == 0 {
+                        return;
+                    }
+                    if let Err(err) = apply(&shared, &mut sink, &mut pending).await {
                         tracing::warn!(error = %err, "Redis subscription change failed: reconnecting");
                         break;
                     }
@@ -881,7 +1006,7 @@ async fn subscribe_task(
                         return;
                     }
                 }
-                () = shared.closed.notified() => return,
+                () = shared.closed.cancelled() => return,
             }
         }
         shared.subscriber_up.store(false, Ordering::Release);
@@ -895,25 +1020,34 @@ async fn subscribe_task(
     }
 }
 
-/// Applies one change, if it still holds: a change that a later one undid is skipped, so the
-/// subscriptions always end where the hub's rooms and clients are.
+/// Applies a batch of changes in two commands, each channel as it stands now: a change that
+/// a later one undid is skipped, so the subscriptions always end where the hub's rooms and
+/// clients are, and a burst of connections costs one round trip, not one each.
 async fn apply(
     shared: &Shared,
     sink: &mut redis::aio::PubSubSink,
-    change: Change,
+    changes: &mut Vec<Change>,
 ) -> redis::RedisResult<()> {
-    match change {
-        Change::Subscribe(channel) => {
-            if shared.wanted().contains_key(&channel) {
-                sink.subscribe(&channel).await?;
-                shared.confirmed([&channel]);
-            }
-        }
-        Change::Unsubscribe(channel) => {
-            if !shared.wanted().contains_key(&channel) {
-                sink.unsubscribe(&channel).await?;
-            }
-        }
+    let mut channels: Vec<String> = changes
+        .drain(..)
+        .map(|change| match change {
+            Change::Subscribe(channel) | Change::Unsubscribe(channel) => channel,
+        })
+        .collect();
+    channels.sort_unstable();
+    channels.dedup();
+    let (subscribe, unsubscribe): (Vec<String>, Vec<String>) = {
+        let wanted = shared.wanted();
+        channels
+            .into_iter()
+            .partition(|channel| wanted.contains_key(channel))
+    };
+    if !subscribe.is_empty() {
+        sink.subscribe(&subscribe).await?;
+        shared.confirmed(&subscribe);
+    }
+    if !unsubscribe.is_empty() {
+        sink.unsubscribe(&unsubscribe).await?;
     }
     Ok(())
 }
@@ -933,5 +1067,54 @@ fn deliver(shared: &Shared, message: &[u8]) {
     shared.metrics.received.fetch_add(1, Ordering::Relaxed);
     if let Some(local) = shared.local.get() {
         received.with_target(|target| local.deliver(target, &received.frame));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn settings_come_from_the_environment_and_bad_ones_name_their_key() {
+        assert_eq!(RedisConfig::from_vars(&vars(&[])).unwrap(), None);
+        assert_eq!(
+            RedisConfig::from_vars(&vars(&[("REDIS_URL", "")])).unwrap(),
+            None
+        );
+        let config = RedisConfig::from_vars(&vars(&[
+            ("REDIS_URL", "redis://h:1"),
+            ("REDIS_PREFIX", "chat"),
+            ("REDIS_REQUIRED", "true"),
+            ("REDIS_PRESENCE_TTL_MS", "1500"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(config.prefix, "chat");
+        assert!(config.required);
+        assert_eq!(config.presence_ttl, Duration::from_millis(1500));
+        for (key, value) in [
+            ("REDIS_PREFIX", "a:b"),
+            ("REDIS_PREFIX", "a b"),
+            ("REDIS_REQUIRED", "maybe"),
+            ("REDIS_PRESENCE_TTL_MS", "10"),
+        ] {
+            let err = RedisConfig::from_vars(&vars(&[("REDIS_URL", "redis://h"), (key, value)]))
+                .unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn passwords_never_reach_a_log_line() {
+        assert_eq!(redact("redis://:secret@h:6379/0"), "redis://:***@h:6379/0");
+        assert_eq!(redact("redis://user:secret@h"), "redis://user:***@h");
+        assert_eq!(redact("redis://h:6379"), "redis://h:6379");
     }
 }

@@ -6,6 +6,7 @@
 //! ends the header; the frame after it is forwarded without being parsed.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use vania_ws_core::adapter::{Frame, Target};
 
 /// The channels of one application (one prefix).
@@ -64,11 +65,13 @@ fn room_key(route: &str, room: &str) -> String {
     format!("{}:{route}:{room}", route.len())
 }
 
+// Strings are `Cow`: borrowed from the message when they hold nothing JSON escapes, owned
+// when they do (a room named `a"b`, say), which a borrowed `&str` could not decode.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 struct Header<'a> {
     /// The node that sent it.
     #[serde(borrow)]
-    node: &'a str,
+    node: Cow<'a, str>,
     #[serde(borrow, flatten)]
     target: WireTarget<'a>,
 }
@@ -78,29 +81,29 @@ struct Header<'a> {
 enum WireTarget<'a> {
     Client {
         #[serde(borrow)]
-        id: &'a str,
+        id: Cow<'a, str>,
     },
     Room {
         #[serde(borrow)]
-        route: &'a str,
+        route: Cow<'a, str>,
         #[serde(borrow)]
-        room: &'a str,
+        room: Cow<'a, str>,
         #[serde(borrow, default, skip_serializing_if = "Vec::is_empty")]
-        except: Vec<&'a str>,
+        except: Vec<Cow<'a, str>>,
     },
     All {
         #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-        except: Option<&'a str>,
+        except: Option<Cow<'a, str>>,
     },
 }
 
 /// The message that carries `frame` to `target` from `node`.
 pub(crate) fn encode(node: &str, target: Target<'_>, frame: &Frame) -> Option<Vec<u8>> {
     let target = match target {
-        Target::Client(id) => WireTarget::Client { id },
+        Target::Client(id) => WireTarget::Client { id: id.into() },
         Target::Room { route, room } => WireTarget::Room {
-            route,
-            room,
+            route: route.into(),
+            room: room.into(),
             except: Vec::new(),
         },
         Target::RoomExcept {
@@ -108,14 +111,19 @@ pub(crate) fn encode(node: &str, target: Target<'_>, frame: &Frame) -> Option<Ve
             room,
             except,
         } => WireTarget::Room {
-            route,
-            room,
-            except: except.to_vec(),
+            route: route.into(),
+            room: room.into(),
+            except: except.iter().map(|&id| id.into()).collect(),
         },
-        Target::All { except } => WireTarget::All { except },
+        Target::All { except } => WireTarget::All {
+            except: except.map(Cow::Borrowed),
+        },
         _ => return None,
     };
-    let header = Header { node, target };
+    let header = Header {
+        node: node.into(),
+        target,
+    };
     let mut message = serde_json::to_vec(&header).expect("a header of strings encodes");
     message.push(b'\n');
     message.extend_from_slice(frame.as_str().as_bytes());
@@ -160,20 +168,20 @@ pub(crate) fn decode(message: &[u8]) -> Result<Received, DecodeError> {
     let header: Header<'_> = serde_json::from_slice(&message[..split])?;
     let frame = Frame::from_utf8(bytes::Bytes::copy_from_slice(&message[split + 1..]))?;
     let target = match header.target {
-        WireTarget::Client { id } => OwnedTarget::Client(id.to_owned()),
+        WireTarget::Client { id } => OwnedTarget::Client(id.into_owned()),
         WireTarget::Room {
             route,
             room,
             except,
         } => OwnedTarget::Room {
-            route: route.to_owned(),
-            room: room.to_owned(),
-            except: except.into_iter().map(str::to_owned).collect(),
+            route: route.into_owned(),
+            room: room.into_owned(),
+            except: except.into_iter().map(Cow::into_owned).collect(),
         },
-        WireTarget::All { except } => OwnedTarget::All(except.map(str::to_owned)),
+        WireTarget::All { except } => OwnedTarget::All(except.map(Cow::into_owned)),
     };
     Ok(Received {
-        node: header.node.to_owned(),
+        node: header.node.into_owned(),
         target,
         frame,
     })
@@ -230,6 +238,12 @@ mod tests {
                 route: "/ws",
                 room: "r:1",
             },
+            // What JSON escapes, in every field.
+            Target::Room {
+                route: "/w\\s",
+                room: "a\"b\\c\n\u{1}é",
+            },
+            Target::Client("ws:\"x\""),
             Target::RoomExcept {
                 route: "/ws",
                 room: "r",

@@ -169,6 +169,12 @@ async fn run<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // With a scale-out adapter, the client's id reaches it (`connected`) only once other
+    // nodes can reach the client by it. (First, while the task holds the least: a wait
+    // later would widen the task of every connection.)
+    if let Some(ready) = shared.hub.client_ready(session.client().id()) {
+        ready.await;
+    }
     let ws = WebSocketStream::from_partially_read(
         Transport::new(stream),
         leftover,

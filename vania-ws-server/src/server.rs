@@ -163,8 +163,10 @@ impl ServerBuilder {
     /// configured backlog; logs where it listens (connections queue from here on, and are
     /// served once [`Server::run`] starts).
     pub async fn bind(self) -> Result<Server, ServeError> {
+        // The socket first: a port in use fails start-up before the adapter connects.
+        self.config.validate()?;
+        let listener = listen(&self.config).await?;
         let engine = self.start().await?;
-        let listener = listen(engine.config()).await?;
         let addr = listener
             .local_addr()
             .map_or_else(|_| "?".to_owned(), |addr| addr.to_string());
