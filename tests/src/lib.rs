@@ -6,4 +6,3 @@
 
 pub mod app;
 pub mod cluster;
-pub mod redis_server;

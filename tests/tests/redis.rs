@@ -16,8 +16,8 @@ use vania_ws::error::ServeError;
 use vania_ws::redis::{RedisAdapter, RedisConfig};
 use vania_ws::testing::{TestClient, TestServer};
 use vania_ws::{Router, Server};
+use vania_ws_test_redis::RedisServer;
 use vania_ws_tests::app;
-use vania_ws_tests::redis_server::RedisServer;
 
 struct Node {
     server: TestServer,

@@ -19,10 +19,16 @@ struct App {
 }
 
 async fn start() -> App {
-    let config = ServerConfig::default().port(0);
+    start_with(ServerConfig::default()).await
+}
+
+/// The app with `config` (its `REDIS_URL`, say), on a free port.
+async fn start_with(config: ServerConfig) -> App {
+    let config = config.port(0);
     let engine = Server::builder(example_demo::router())
         .config(config.clone())
-        .build()
+        .start()
+        .await
         .unwrap();
     let listener = listen(&config).await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -140,4 +146,39 @@ async fn a_graceful_shutdown_drains_websockets_then_http() {
         .unwrap();
     // The port is closed: no more HTTP either.
     assert!(TcpStream::connect(app.addr).await.is_err());
+}
+
+/// Two `example-axum` apps sharing a Redis: a `POST` to one reaches the room's members on the
+/// other.
+#[tokio::test]
+async fn a_post_to_one_app_reaches_the_rooms_members_on_another_sharing_redis() {
+    let redis = vania_ws_test_redis::RedisServer::start();
+    let vars = [
+        ("REDIS_URL", redis.url()),
+        ("REDIS_REQUIRED", "true".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let config = ServerConfig::from_vars(&vars).unwrap();
+    let (one, two) = (start_with(config.clone()).await, start_with(config).await);
+    let mut member = TestClient::connect(&format!("ws://{}/ws", two.addr)).await;
+    member.join("r").await;
+    let (status, body) = http(
+        one.addr,
+        "POST",
+        "/api/rooms/r/messages",
+        Some(r#"{"text":"from the other app"}"#),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        member.recv_event("room-message").await,
+        json!({ "text": "from the other app" })
+    );
+    drop(member);
+    for app in [one, two] {
+        let _ = app.stop.send(());
+        app.served.await.unwrap().unwrap();
+    }
 }

@@ -437,7 +437,7 @@ async fn the_start_up_log_says_how_to_try_it_without_colour_codes_in_a_pipe() {
 async fn two_demo_processes_sharing_redis_url_behave_as_one_server() {
     use serde_json::{Value, json};
     use vania_ws::testing::TestClient;
-    let redis = vania_ws_tests::redis_server::RedisServer::start();
+    let redis = vania_ws_test_redis::RedisServer::start();
     let env = [
         ("APP_PORT", "0".to_owned()),
         ("REDIS_URL", redis.url()),
@@ -511,7 +511,7 @@ async fn two_demo_processes_sharing_redis_url_behave_as_one_server() {
 async fn a_killed_processs_members_leave_the_presence_within_the_expiry() {
     use serde_json::json;
     use vania_ws::testing::TestClient;
-    let redis = vania_ws_tests::redis_server::RedisServer::start();
+    let redis = vania_ws_test_redis::RedisServer::start();
     let ttl_ms = 1500;
     let env = [
         ("APP_PORT", "0".to_owned()),
