@@ -12,6 +12,7 @@ use crate::adapter::{AdapterError, Target};
 use crate::close::{CloseCode, DisconnectReason};
 use crate::envelope::Frame;
 use crate::errors::{AckError, CloseError, JoinError, SendError};
+use crate::extract::StateMap;
 use crate::handle::Handle;
 use crate::hub::Hub;
 use crate::outbox::{Outbox, Pushed};
@@ -36,6 +37,8 @@ struct Inner {
     hub: Arc<Hub>,
     own: Mutex<Own>,
     extensions: http::Extensions,
+    /// The application's state (`Router::state`), shared with every client of the table.
+    state: Arc<StateMap>,
 }
 
 /// What the client's handlers change, under one lock: its rooms, its data, and why it left.
@@ -100,6 +103,9 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
+    // One caller (`Hub::register_in`), which has every part at hand: a parts struct would
+    // only rename them.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: Arc<str>,
         key: u64,
@@ -108,6 +114,7 @@ impl Client {
         hub: Arc<Hub>,
         extensions: http::Extensions,
         enveloped: bool,
+        state: Arc<StateMap>,
     ) -> Self {
         let own = Own {
             raw: !enveloped,
@@ -122,6 +129,7 @@ impl Client {
                 hub,
                 own: Mutex::new(own),
                 extensions,
+                state,
             }),
         }
     }
@@ -292,7 +300,7 @@ impl Client {
 
     /// The application state of type `T` registered with `Router::state`, if any.
     pub fn state<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
-        self.inner.hub.state::<T>()
+        self.inner.state.get::<T>()
     }
 
     /// A handle for sending from outside any handler (a background task, say).

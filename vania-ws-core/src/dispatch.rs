@@ -39,8 +39,12 @@ impl Session {
         route: Arc<Route>,
         extensions: http::Extensions,
     ) -> Result<(Session, OutboxReceiver), UnknownRoute> {
-        let (client, receiver) =
-            hub.register_with(route.path(), extensions, route.is_enveloped())?;
+        let (client, receiver) = hub.register_in(
+            route.path(),
+            extensions,
+            route.is_enveloped(),
+            route.state().clone(),
+        )?;
         tracing::debug!(
             client = client.id(),
             route = route.path(),

@@ -81,7 +81,6 @@ pub struct Hub {
     adapter: Arc<dyn Adapter>,
     config: HubConfig,
     next_key: AtomicU64,
-    state: StateMap,
     metrics: Metrics,
 }
 
@@ -116,27 +115,18 @@ impl Hub {
             adapter,
             config,
             next_key: AtomicU64::new(1),
-            state: StateMap::default(),
             metrics: Metrics::default(),
         })
     }
 
-    /// A hub for the routes of `table`, holding its application state, sending through
-    /// `adapter`.
+    /// A hub for the routes of `table`, sending through `adapter`. (The application state
+    /// stays with the table's routes: it is not the hub's.)
     pub fn for_table(
         table: &RouteTable,
         config: HubConfig,
         adapter: Arc<dyn Adapter>,
     ) -> Arc<Self> {
-        let mut hub = Self::with_adapter(table.paths(), config, adapter);
-        Arc::get_mut(&mut hub)
-            .expect("a new hub has one owner")
-            .state = table.state().clone();
-        hub
-    }
-
-    pub(crate) fn state<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
-        self.state.get::<T>()
+        Self::with_adapter(table.paths(), config, adapter)
     }
 
     /// The limits in force.
@@ -165,6 +155,20 @@ impl Hub {
         extensions: http::Extensions,
         enveloped: bool,
     ) -> Result<(Client, OutboxReceiver), UnknownRoute> {
+        // No table, so no application state: one shared empty map, not one per client.
+        static NO_STATE: std::sync::LazyLock<Arc<StateMap>> =
+            std::sync::LazyLock::new(Arc::default);
+        self.register_in(route, extensions, enveloped, NO_STATE.clone())
+    }
+
+    /// Registers a client of a route of the table, with the application's state.
+    pub(crate) fn register_in(
+        self: &Arc<Self>,
+        route: &str,
+        extensions: http::Extensions,
+        enveloped: bool,
+        state: Arc<StateMap>,
+    ) -> Result<(Client, OutboxReceiver), UnknownRoute> {
         let route = self.route_key(route)?;
         let id: Arc<str> = Arc::from(format!("ws:{}", uuid::Uuid::new_v4()));
         let (outbox, receiver) = Outbox::for_client(self.config.send_queue_bytes, id.clone());
@@ -181,6 +185,7 @@ impl Hub {
             self.clone(),
             extensions,
             enveloped,
+            state,
         );
         self.adapter.client_connected(&id);
         self.clients.insert(

@@ -172,6 +172,7 @@ impl Outbox {
     }
 
     /// Queues a frame without waiting.
+    #[inline]
     pub fn push(&self, frame: Frame) -> Pushed {
         self.push_item(Outgoing::Frame(frame))
     }

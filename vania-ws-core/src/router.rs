@@ -491,10 +491,12 @@ impl Router {
             .filter(|(path, _)| path.is_none())
             .map(|(_, guard)| guard.clone())
             .collect();
+        let state = Arc::new(self.state);
         let routes = routes
             .into_iter()
             .map(|(path, mut parts)| {
                 let path: Arc<str> = Arc::from(path);
+                let state = state.clone();
                 let connect = parts.handlers.remove(CONNECT).map(|(h, _)| h);
                 let disconnect = parts.handlers.remove(DISCONNECT).map(|(h, _)| h);
                 let handlers = parts
@@ -511,13 +513,14 @@ impl Router {
                     join_guards: parts.join_guards,
                     text: parts.text,
                     binary: parts.binary,
+                    state,
                 };
                 (path, Arc::new(route))
             })
             .collect();
         Ok(RouteTable {
             routes,
-            state: self.state,
+            state,
             global_guards,
             unserved,
         })
@@ -546,6 +549,9 @@ pub struct Route {
     join_guards: Vec<JoinGuard>,
     text: Option<TextHandler>,
     binary: Option<BinaryHandler>,
+    /// The application's state (`Router::state`), shared by every route and every client of
+    /// the table: it belongs to the application, not to delivery (the hub).
+    state: Arc<StateMap>,
 }
 
 impl std::fmt::Debug for Route {
@@ -565,6 +571,11 @@ impl Route {
     /// The route's path.
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// The application state its clients' handlers read.
+    pub(crate) fn state(&self) -> &Arc<StateMap> {
+        &self.state
     }
 
     /// The handler of `event`, if any (lifecycle events are not looked up here).
@@ -613,7 +624,7 @@ impl Route {
 #[derive(Clone)]
 pub struct RouteTable {
     routes: HashMap<Arc<str>, Arc<Route>>,
-    state: StateMap,
+    state: Arc<StateMap>,
     global_guards: Vec<ConnectionGuard>,
     unserved: Vec<String>,
 }
@@ -637,10 +648,6 @@ impl RouteTable {
     /// The guards of every route, run before a route's own.
     pub fn global_guards(&self) -> &[ConnectionGuard] {
         &self.global_guards
-    }
-
-    pub(crate) fn state(&self) -> &StateMap {
-        &self.state
     }
 
     /// The `#[ws_controller]`s linked into the program that this table does not serve (the
