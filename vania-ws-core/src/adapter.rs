@@ -252,13 +252,6 @@ impl LocalNode {
         self.hub.upgrade().map_or_else(Vec::new, |hub| hub.rooms())
     }
 
-    /// The ids of this node's clients, sorted.
-    pub fn client_ids(&self) -> Vec<String> {
-        self.hub
-            .upgrade()
-            .map_or_else(Vec::new, |hub| hub.client_ids())
-    }
-
     /// The ids of this node's members of `room` on `route`, sorted.
     pub fn room_member_ids(&self, route: &str, room: &str) -> Vec<String> {
         self.hub

@@ -297,17 +297,6 @@ impl Hub {
         rooms
     }
 
-    /// The ids of this process's clients, sorted.
-    pub(crate) fn client_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .clients
-            .iter()
-            .map(|member| member.key().to_string())
-            .collect();
-        ids.sort_unstable();
-        ids
-    }
-
     /// Encodes `{"event", "payload"}` once and [`send`](Self::send)s it to `target`; returns
     /// how many clients of this process received it.
     pub fn send_event<T: serde::Serialize + ?Sized>(

@@ -234,13 +234,6 @@ enum Member {
     },
 }
 
-/// A change of what this node wants to receive, in the order the hub reported it.
-#[derive(Debug)]
-enum Change {
-    Subscribe(String),
-    Unsubscribe(String),
-}
-
 struct Shared {
     config: RedisConfig,
     client: redis::Client,
@@ -249,7 +242,9 @@ struct Shared {
     local: OnceLock<LocalNode>,
     /// Every channel this node wants, confirmed or not: what a new connection subscribes to.
     wanted: Mutex<HashMap<String, Wanted>>,
-    changes: mpsc::UnboundedSender<Change>,
+    /// The channels whose wish changed, in the order the hub reported it; what each one is
+    /// now is read from `wanted` when the change is applied.
+    changes: mpsc::UnboundedSender<String>,
     outgoing: mpsc::Sender<(String, Vec<u8>)>,
     publisher_up: AtomicBool,
     subscriber_up: AtomicBool,
@@ -271,7 +266,7 @@ struct Shared {
 }
 
 struct Receivers {
-    changes: mpsc::UnboundedReceiver<Change>,
+    changes: mpsc::UnboundedReceiver<String>,
     outgoing: mpsc::Receiver<(String, Vec<u8>)>,
     members: mpsc::UnboundedReceiver<Member>,
 }
@@ -340,14 +335,14 @@ impl Shared {
 
     fn want(&self, channel: String) {
         self.wanted().entry(channel.clone()).or_default();
-        let _ = self.changes.send(Change::Subscribe(channel));
+        let _ = self.changes.send(channel);
     }
 
     fn unwant(&self, channel: String) {
         if let Some(wanted) = self.wanted().remove(&channel) {
             drop(wanted.waiters);
         }
-        let _ = self.changes.send(Change::Unsubscribe(channel));
+        let _ = self.changes.send(channel);
     }
 
     /// Marks `channels` confirmed, if still wanted, and wakes whoever waits for them.
@@ -428,6 +423,31 @@ impl Shared {
                 self.config.connect_timeout
             ))),
         }
+    }
+
+    /// Connects with `connect`, retrying with backoff (`delay`) until it succeeds; `None` once
+    /// the adapter closes. `what` names the connection in the debug log.
+    async fn connect_retrying<T, F>(
+        &self,
+        what: &str,
+        delay: &mut Duration,
+        connect: impl Fn() -> F,
+    ) -> Option<T>
+    where
+        F: Future<Output = redis::RedisResult<T>>,
+    {
+        while !self.is_closing() {
+            match self.connect_timeout(connect()).await {
+                Ok(connection) => return Some(connection),
+                Err(err) => {
+                    tracing::debug!(error = %err, "Redis {what}: reconnecting");
+                    if !self.backoff(delay).await {
+                        return None;
+                    }
+                }
+            }
+        }
+        None
     }
 
     /// Waits `delay`, or less if the adapter closes; `false` once it closes.
@@ -614,10 +634,7 @@ impl Adapter for RedisAdapter {
             if let Some(mut con) = connection {
                 let mut pipe = redis::pipe();
                 for (route, room) in &written {
-                    pipe.del(shared.channels.members(&shared.node_id, route, room))
-                        .ignore()
-                        .zrem(shared.channels.member_nodes(route, room), &shared.node_id)
-                        .ignore();
+                    forget_room(&mut pipe, &shared, route, room);
                 }
                 let _ =
                     tokio::time::timeout(shared.config.connect_timeout, pipe.exec_async(&mut con))
@@ -701,17 +718,12 @@ async fn presence_task(shared: Arc<Shared>, mut members: mpsc::UnboundedReceiver
     let mut delay = FIRST_BACKOFF;
     let mut batch = Vec::new();
     while !shared.is_closing() {
-        let mut con = match shared
-            .connect_timeout(shared.client.get_multiplexed_async_connection())
+        let connect = || shared.client.get_multiplexed_async_connection();
+        let Some(mut con) = shared
+            .connect_retrying("presence", &mut delay, connect)
             .await
-        {
-            Ok(con) => con,
-            Err(_) => {
-                if !shared.backoff(&mut delay).await {
-                    return;
-                }
-                continue;
-            }
+        else {
+            return;
         };
         *shared.presence_connection() = Some(con.clone());
         let mut refresh = tokio::time::interval(ttl / 3);
@@ -774,6 +786,15 @@ async fn presence_task(shared: Arc<Shared>, mut members: mpsc::UnboundedReceiver
     }
 }
 
+/// Takes this node's members of a room out of the presence: its set, and its entry in the
+/// room's index.
+fn forget_room(pipe: &mut redis::Pipeline, shared: &Shared, route: &str, room: &str) {
+    pipe.del(shared.channels.members(&shared.node_id, route, room))
+        .ignore()
+        .zrem(shared.channels.member_nodes(route, room), &shared.node_id)
+        .ignore();
+}
+
 /// Writes every room of this node back in full (atomically per run, so a query never sees a
 /// set between its `DEL` and its `SADD`), clears the ones it no longer has, and prunes the
 /// nodes whose sets expired from each room's index.
@@ -794,10 +815,7 @@ async fn refresh_all(
     let mut pipe = redis::pipe();
     pipe.atomic();
     for (route, room) in &gone {
-        pipe.del(shared.channels.members(&shared.node_id, route, room))
-            .ignore()
-            .zrem(shared.channels.member_nodes(route, room), &shared.node_id)
-            .ignore();
+        forget_room(&mut pipe, shared, route, room);
     }
     for (route, room) in &rooms {
         let set = shared.channels.members(&shared.node_id, route, room);
@@ -838,23 +856,16 @@ async fn publish_task(
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         let epoch = shared.epoch.load(Ordering::Acquire);
+        let connect = || shared.client.get_multiplexed_async_connection();
         let mut con = match connection.take() {
             Some(con) => con,
-            None => {
-                match shared
-                    .connect_timeout(shared.client.get_multiplexed_async_connection())
-                    .await
-                {
-                    Ok(con) => con,
-                    Err(err) => {
-                        tracing::debug!(error = %err, "Redis publisher: reconnecting");
-                        if !shared.backoff(&mut delay).await {
-                            return;
-                        }
-                        continue;
-                    }
-                }
-            }
+            None => match shared
+                .connect_retrying("publisher", &mut delay, connect)
+                .await
+            {
+                Some(con) => con,
+                None => return,
+            },
         };
         if !first {
             shared.metrics.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -881,11 +892,7 @@ async fn publish_task(
                         }
                     }
                     if !batch.is_empty() {
-                        let mut pipe = redis::pipe();
-                        for (channel, message) in &batch {
-                            pipe.publish(channel, message).ignore();
-                        }
-                        let _ = pipe.exec_async(&mut con).await;
+                        let _ = publishes(&batch).exec_async(&mut con).await;
                     }
                     shared.publisher_up.store(false, Ordering::Release);
                     return;
@@ -897,10 +904,7 @@ async fn publish_task(
                 shared.publisher_up.store(false, Ordering::Release);
                 break;
             }
-            let mut pipe = redis::pipe();
-            for (channel, message) in &batch {
-                pipe.publish(channel, message).ignore();
-            }
+            let pipe = publishes(&batch);
             let sent = batch.len() as u64;
             batch.clear();
             match pipe.exec_async(&mut con).await {
@@ -926,28 +930,31 @@ async fn publish_task(
     }
 }
 
+/// One `PUBLISH` per frame, in order, as one pipeline.
+fn publishes(batch: &[(String, Vec<u8>)]) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    for (channel, message) in batch {
+        pipe.publish(channel, message).ignore();
+    }
+    pipe
+}
+
 /// Keeps one subscribing connection with every wanted channel, and delivers what arrives.
 async fn subscribe_task(
     shared: Arc<Shared>,
-    mut changes: mpsc::UnboundedReceiver<Change>,
+    mut changes: mpsc::UnboundedReceiver<String>,
     up: oneshot::Sender<()>,
 ) {
     let mut up = Some(up);
     let mut delay = FIRST_BACKOFF;
     let mut first = true;
     while !shared.is_closing() {
-        let pubsub = match shared
-            .connect_timeout(shared.client.get_async_pubsub())
+        let connect = || shared.client.get_async_pubsub();
+        let Some(pubsub) = shared
+            .connect_retrying("subscriber", &mut delay, connect)
             .await
-        {
-            Ok(pubsub) => pubsub,
-            Err(err) => {
-                tracing::debug!(error = %err, "Redis subscriber: reconnecting");
-                if !shared.backoff(&mut delay).await {
-                    return;
-                }
-                continue;
-            }
+        else {
+            return;
         };
         let (mut sink, mut stream) = pubsub.split();
         // Everything wanted now, which covers every change queued so far (those are
@@ -1026,14 +1033,9 @@ async fn subscribe_task(
 async fn apply(
     shared: &Shared,
     sink: &mut redis::aio::PubSubSink,
-    changes: &mut Vec<Change>,
+    changes: &mut Vec<String>,
 ) -> redis::RedisResult<()> {
-    let mut channels: Vec<String> = changes
-        .drain(..)
-        .map(|change| match change {
-            Change::Subscribe(channel) | Change::Unsubscribe(channel) => channel,
-        })
-        .collect();
+    let mut channels = std::mem::take(changes);
     channels.sort_unstable();
     channels.dedup();
     let (subscribe, unsubscribe): (Vec<String>, Vec<String>) = {
