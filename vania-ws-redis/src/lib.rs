@@ -17,11 +17,11 @@
 //!
 //! A send is encoded once, delivered to this node's clients, then published once (not once
 //! per recipient) with its bytes as they were encoded, behind a one-line header:
-//! - to `PREFIX:client:ID` for `to(id)`: only the node that holds the client subscribes, so
-//!   no other node does any work for it;
-//! - to `PREFIX:room:N:ROUTE:ROOM` for `to_room`: a node subscribes while it has a member in
-//!   the room, so nodes get no traffic for rooms they do not serve;
-//! - to `PREFIX:all` for `broadcast`, which every node subscribes to.
+//! - to `{PREFIX}:client:ID` for `to(id)`: only the node that holds the client subscribes,
+//!   so no other node does any work for it;
+//! - to `{PREFIX}:room:N:ROUTE:ROOM` for `to_room`: a node subscribes while it has a member
+//!   in the room, so nodes get no traffic for rooms they do not serve;
+//! - to `{PREFIX}:all` for `broadcast`, which every node subscribes to.
 //!
 //! A `join-room` is acknowledged once the node's subscription to the room is confirmed by
 //! Redis, so a message sent to the room from another node after the acknowledgement arrives.
@@ -34,6 +34,14 @@
 //! so messages from one sender to one recipient arrive in the order sent, whatever mix of
 //! channels they took.
 //!
+//! # Redis Cluster
+//!
+//! With [`RedisConfig::cluster`] (`REDIS_CLUSTER=true`), the adapter reaches a Redis Cluster
+//! from one or more of its nodes, and frames travel by sharded pub/sub (`SPUBLISH`,
+//! `SSUBSCRIBE`). The braces in `{PREFIX}` are a hash tag: all of one app's channels and keys
+//! are in one hash slot, on one shard, so the order above holds there too (one connection to
+//! one shard each way), at the cost of one app's pub/sub not spreading over the shards.
+//!
 //! # Faults
 //!
 //! Redis pub/sub delivers at most once. While Redis is unreachable, every node keeps serving
@@ -42,6 +50,7 @@
 //! then subscribes again to every channel it needs. A Redis unreachable at start is a
 //! degraded start (logged), or a failed start with [`RedisConfig::required`].
 
+mod backend;
 mod wire;
 
 use std::collections::HashMap;
@@ -49,21 +58,25 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use vania_ws_core::adapter::{
     Adapter, AdapterError, BoxFuture, Frame, LocalNode, PublishError, Target,
 };
 
+use crate::backend::{Backend, Connection, Subscriber};
 use crate::wire::Channels;
 
 /// How to reach Redis, and how to behave without it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RedisConfig {
-    /// `REDIS_URL`: `redis://[user:password@]host[:port][/db]`.
+    /// `REDIS_URL`: `redis://[user:password@]host[:port][/db]`; for a Redis Cluster, the
+    /// URLs of some of its nodes, separated by commas.
     pub url: String,
+    /// `REDIS_CLUSTER`: Redis is a Redis Cluster (7 or later), reached through sharded
+    /// pub/sub. Default `false`.
+    pub cluster: bool,
     /// `REDIS_PREFIX`: the first part of every channel name, so that several applications can
     /// share one Redis. Default `vania-ws`.
     pub prefix: String,
@@ -89,6 +102,7 @@ impl RedisConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            cluster: false,
             prefix: "vania-ws".to_owned(),
             required: false,
             publish_queue: 1 << 16,
@@ -104,25 +118,28 @@ impl RedisConfig {
         self
     }
 
+    /// Sets whether Redis is a Redis Cluster (then `url` may list several of its nodes,
+    /// separated by commas).
+    pub fn cluster(mut self, cluster: bool) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
     /// Sets whether an unreachable Redis fails start-up.
     pub fn required(mut self, required: bool) -> Self {
         self.required = required;
         self
     }
 
-    /// The settings from `REDIS_URL`, `REDIS_PREFIX` and `REDIS_REQUIRED` in `vars`; `None`
-    /// when `REDIS_URL` is unset or empty.
+    /// The settings from `REDIS_URL`, `REDIS_CLUSTER`, `REDIS_PREFIX`, `REDIS_REQUIRED` and
+    /// `REDIS_PRESENCE_TTL_MS` in `vars`; `None` when `REDIS_URL` is unset or empty.
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Option<Self>, ConfigError> {
         let Some(url) = vars.get("REDIS_URL").filter(|url| !url.is_empty()) else {
             return Ok(None);
         };
         let mut config = Self::new(url.clone());
         if let Some(prefix) = vars.get("REDIS_PREFIX") {
-            // No `:`: the prefix ends where the first `:` of a channel name is, so that one
-            // app's prefix is never another's channel.
-            if prefix.is_empty() || prefix.contains(char::is_whitespace) || prefix.contains(':') {
-                return Err(ConfigError::Prefix(prefix.clone()));
-            }
+            check_prefix(prefix)?;
             config.prefix = prefix.clone();
         }
         if let Some(ttl) = vars.get("REDIS_PRESENCE_TTL_MS") {
@@ -132,13 +149,42 @@ impl RedisConfig {
             };
         }
         if let Some(required) = vars.get("REDIS_REQUIRED") {
-            config.required = match required.as_str() {
-                "true" | "1" => true,
-                "false" | "0" => false,
-                _ => return Err(ConfigError::Required(required.clone())),
-            };
+            config.required =
+                boolean(required).ok_or_else(|| ConfigError::Required(required.clone()))?;
         }
+        if let Some(cluster) = vars.get("REDIS_CLUSTER") {
+            config.cluster =
+                boolean(cluster).ok_or_else(|| ConfigError::Cluster(cluster.clone()))?;
+        }
+        config.check_urls()?;
         Ok(Some(config))
+    }
+
+    /// Several URLs are a cluster's.
+    fn check_urls(&self) -> Result<(), ConfigError> {
+        if !self.cluster && self.url.contains(',') {
+            return Err(ConfigError::SeveralUrls(redact(&self.url)));
+        }
+        Ok(())
+    }
+}
+
+/// No `:`: the prefix ends where the first `:` of a channel name is, so that one app's
+/// prefix is never another's channel. No braces: the prefix is the names' hash tag
+/// (`{PREFIX}`), which a brace would cut short.
+fn check_prefix(prefix: &str) -> Result<(), ConfigError> {
+    if prefix.is_empty() || prefix.contains(char::is_whitespace) || prefix.contains([':', '{', '}'])
+    {
+        return Err(ConfigError::Prefix(prefix.to_owned()));
+    }
+    Ok(())
+}
+
+fn boolean(value: &str) -> Option<bool> {
+    match value {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
     }
 }
 
@@ -149,8 +195,13 @@ pub enum ConfigError {
     /// `REDIS_URL` is not a Redis URL.
     #[error("`REDIS_URL` is not a Redis URL ({0})")]
     Url(#[source] redis::RedisError),
-    /// `REDIS_PREFIX` is empty, or holds white space or a `:`.
-    #[error("`REDIS_PREFIX` must be a non-empty word without `:`, got `{0}`")]
+    /// `REDIS_URL` lists several URLs, but `REDIS_CLUSTER` is not set.
+    #[error(
+        "`REDIS_URL` lists several URLs (`{0}`): set `REDIS_CLUSTER=true` if they are nodes of a Redis Cluster"
+    )]
+    SeveralUrls(String),
+    /// `REDIS_PREFIX` is empty, or holds white space, a `:` or a brace.
+    #[error("`REDIS_PREFIX` must be a non-empty word without `:`, `{{` or `}}`, got `{0}`")]
     Prefix(String),
     /// `REDIS_PRESENCE_TTL_MS` is not a number of milliseconds of at least 100.
     #[error("`REDIS_PRESENCE_TTL_MS` must be a number of milliseconds, at least 100, got `{0}`")]
@@ -158,6 +209,9 @@ pub enum ConfigError {
     /// `REDIS_REQUIRED` is not a boolean.
     #[error("`REDIS_REQUIRED` must be true or false, got `{0}`")]
     Required(String),
+    /// `REDIS_CLUSTER` is not a boolean.
+    #[error("`REDIS_CLUSTER` must be true or false, got `{0}`")]
+    Cluster(String),
 }
 
 /// Counters of one node's adapter.
@@ -236,7 +290,7 @@ enum Member {
 
 struct Shared {
     config: RedisConfig,
-    client: redis::Client,
+    backend: Backend,
     node_id: String,
     channels: Channels,
     local: OnceLock<LocalNode>,
@@ -256,7 +310,7 @@ struct Shared {
     receivers: Mutex<Option<Receivers>>,
     members: mpsc::UnboundedSender<Member>,
     /// The presence task's connection, for queries; `None` while Redis is unreachable.
-    presence_connection: Mutex<Option<redis::aio::MultiplexedConnection>>,
+    presence_connection: Mutex<Option<Connection>>,
     /// Tells the presence task to connect again and write every member back: Redis came
     /// back (it may have lost them), or a query found the connection dead.
     presence_stale: Notify,
@@ -273,9 +327,11 @@ struct Receivers {
 
 impl RedisAdapter {
     /// An adapter for `config`; it connects when the server starts it. An error when the URL
-    /// is not a Redis URL.
+    /// is not a Redis URL (or, for a cluster, a list of them), or the prefix is not valid.
     pub fn new(config: RedisConfig) -> Result<Arc<Self>, ConfigError> {
-        let client = redis::Client::open(config.url.as_str()).map_err(ConfigError::Url)?;
+        check_prefix(&config.prefix)?;
+        config.check_urls()?;
+        let backend = Backend::new(&config.url, config.cluster).map_err(ConfigError::Url)?;
         let (changes, changes_rx) = mpsc::unbounded_channel();
         let (outgoing, outgoing_rx) = mpsc::channel(config.publish_queue.max(1));
         let (members, members_rx) = mpsc::unbounded_channel();
@@ -287,7 +343,7 @@ impl RedisAdapter {
                 node_id: format!("node:{}", uuid::Uuid::new_v4()),
                 channels,
                 config,
-                client,
+                backend,
                 local: OnceLock::new(),
                 wanted: Mutex::new(wanted),
                 changes,
@@ -397,7 +453,7 @@ impl Shared {
         redact(&self.config.url)
     }
 
-    fn presence_connection(&self) -> MutexGuard<'_, Option<redis::aio::MultiplexedConnection>> {
+    fn presence_connection(&self) -> MutexGuard<'_, Option<Connection>> {
         self.presence_connection
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -466,6 +522,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Frames published in one pipeline at most.
 const BATCH: usize = 512;
+/// Rooms written back in one transaction at most, by a presence refresh.
+const REFRESH_ROOMS: usize = 256;
 
 impl Adapter for RedisAdapter {
     fn init(&self, node: LocalNode) -> BoxFuture<Result<(), AdapterError>> {
@@ -478,11 +536,16 @@ impl Adapter for RedisAdapter {
             }
             // One try now: a required Redis fails start-up; otherwise the tasks keep trying.
             // Nothing is taken before it, so a failed start can be tried again.
-            let publisher = match shared
-                .connect_timeout(shared.client.get_multiplexed_async_connection())
-                .await
-            {
+            let publisher = match shared.connect_timeout(shared.backend.connect()).await {
                 Ok(connection) => Some(connection),
+                // A Redis of the other kind is a mistake in the settings, not an outage: it
+                // fails start-up, required or not.
+                Err(err) if shared.backend.is_cluster() && is_not_a_cluster(&err) => {
+                    return Err(AdapterError::new(format!(
+                        "`REDIS_CLUSTER` is set, but the Redis at {} is not a Redis Cluster node",
+                        shared.url()
+                    )));
+                }
                 Err(err) if shared.config.required => return Err(err),
                 Err(err) => {
                     tracing::warn!(
@@ -492,6 +555,16 @@ impl Adapter for RedisAdapter {
                     None
                 }
             };
+            if let Some(mut con) = publisher.clone()
+                && !shared.backend.is_cluster()
+                && backend::is_cluster_node(&mut con).await.unwrap_or(false)
+            {
+                return Err(AdapterError::new(format!(
+                    "the Redis at {} is a Redis Cluster node: set `REDIS_CLUSTER=true` \
+                     (`RedisConfig::cluster`) and list some of its nodes in `REDIS_URL`",
+                    shared.url()
+                )));
+            }
             let receivers = shared
                 .receivers
                 .lock()
@@ -688,8 +761,12 @@ async fn query_presence(
     Ok(ids)
 }
 
-/// `url` with the password of its user part, if any, replaced by `***`.
+/// `url` (or each of a cluster's URLs) with the password of its user part, if any, replaced
+/// by `***`.
 fn redact(url: &str) -> String {
+    if url.contains(',') {
+        return url.split(',').map(redact).collect::<Vec<_>>().join(",");
+    }
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -700,6 +777,19 @@ fn redact(url: &str) -> String {
         }
         None => url.to_owned(),
     }
+}
+
+/// Whether connecting failed because the server is not a cluster node (cluster mode was set
+/// for a single Redis).
+fn is_not_a_cluster(err: &AdapterError) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(err) = source {
+        if err.to_string().contains("cluster support disabled") {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 fn now_ms() -> u64 {
@@ -718,7 +808,7 @@ async fn presence_task(shared: Arc<Shared>, mut members: mpsc::UnboundedReceiver
     let mut delay = FIRST_BACKOFF;
     let mut batch = Vec::new();
     while !shared.is_closing() {
-        let connect = || shared.client.get_multiplexed_async_connection();
+        let connect = || shared.backend.connect();
         let Some(mut con) = shared
             .connect_retrying("presence", &mut delay, connect)
             .await
@@ -795,13 +885,14 @@ fn forget_room(pipe: &mut redis::Pipeline, shared: &Shared, route: &str, room: &
         .ignore();
 }
 
-/// Writes every room of this node back in full (atomically per run, so a query never sees a
+/// Writes every room of this node back in full (atomically per room, so a query never sees a
 /// set between its `DEL` and its `SADD`), clears the ones it no longer has, and prunes the
-/// nodes whose sets expired from each room's index.
+/// nodes whose sets expired from each room's index. Rooms go in transactions of
+/// [`REFRESH_ROOMS`], so that a node with many rooms never sends Redis one huge command.
 async fn refresh_all(
     shared: &Shared,
     local: &LocalNode,
-    con: &mut redis::aio::MultiplexedConnection,
+    con: &mut Connection,
     ttl_ms: u64,
 ) -> redis::RedisResult<()> {
     let now = now_ms();
@@ -812,33 +903,41 @@ async fn refresh_all(
         *written = rooms.clone();
         gone
     };
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    for (route, room) in &gone {
-        forget_room(&mut pipe, shared, route, room);
+    for chunk in gone.chunks(REFRESH_ROOMS) {
+        let mut pipe = redis::pipe();
+        for (route, room) in chunk {
+            forget_room(&mut pipe, shared, route, room);
+        }
+        pipe.exec_async(&mut *con).await?;
     }
-    for (route, room) in &rooms {
-        let set = shared.channels.members(&shared.node_id, route, room);
-        let index = shared.channels.member_nodes(route, room);
-        pipe.del(&set).ignore();
-        let ids = local.room_member_ids(route, room);
-        if !ids.is_empty() {
-            pipe.sadd(&set, ids)
+    let rooms: Vec<(String, String)> = rooms.into_iter().collect();
+    for chunk in rooms.chunks(REFRESH_ROOMS) {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (route, room) in chunk {
+            let set = shared.channels.members(&shared.node_id, route, room);
+            let index = shared.channels.member_nodes(route, room);
+            pipe.del(&set).ignore();
+            let ids = local.room_member_ids(route, room);
+            if !ids.is_empty() {
+                pipe.sadd(&set, ids)
+                    .ignore()
+                    .pexpire(&set, ttl_ms as i64)
+                    .ignore();
+            }
+            pipe.zadd(&index, &shared.node_id, now + ttl_ms)
                 .ignore()
-                .pexpire(&set, ttl_ms as i64)
+                .cmd("ZREMRANGEBYSCORE")
+                .arg(&index)
+                .arg("-inf")
+                .arg(now)
+                .ignore()
+                .pexpire(&index, 2 * ttl_ms as i64)
                 .ignore();
         }
-        pipe.zadd(&index, &shared.node_id, now + ttl_ms)
-            .ignore()
-            .cmd("ZREMRANGEBYSCORE")
-            .arg(&index)
-            .arg("-inf")
-            .arg(now)
-            .ignore()
-            .pexpire(&index, 2 * ttl_ms as i64)
-            .ignore();
+        pipe.exec_async(&mut *con).await?;
     }
-    pipe.exec_async(con).await
+    Ok(())
 }
 
 /// Publishes what the node sends, in order, in pipelines of up to [`BATCH`] frames.
@@ -849,14 +948,14 @@ async fn refresh_all(
 async fn publish_task(
     shared: Arc<Shared>,
     mut outgoing: mpsc::Receiver<(String, Vec<u8>)>,
-    mut connection: Option<redis::aio::MultiplexedConnection>,
+    mut connection: Option<Connection>,
 ) {
     let mut delay = FIRST_BACKOFF;
     let mut first = true;
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         let epoch = shared.epoch.load(Ordering::Acquire);
-        let connect = || shared.client.get_multiplexed_async_connection();
+        let connect = || shared.backend.connect();
         let mut con = match connection.take() {
             Some(con) => con,
             None => match shared
@@ -892,7 +991,9 @@ async fn publish_task(
                         }
                     }
                     if !batch.is_empty() {
-                        let _ = publishes(&batch).exec_async(&mut con).await;
+                        let _ = publishes(&batch, shared.backend.publish_command())
+                            .exec_async(&mut con)
+                            .await;
                     }
                     shared.publisher_up.store(false, Ordering::Release);
                     return;
@@ -904,7 +1005,7 @@ async fn publish_task(
                 shared.publisher_up.store(false, Ordering::Release);
                 break;
             }
-            let pipe = publishes(&batch);
+            let pipe = publishes(&batch, shared.backend.publish_command());
             let sent = batch.len() as u64;
             batch.clear();
             match pipe.exec_async(&mut con).await {
@@ -930,11 +1031,11 @@ async fn publish_task(
     }
 }
 
-/// One `PUBLISH` per frame, in order, as one pipeline.
-fn publishes(batch: &[(String, Vec<u8>)]) -> redis::Pipeline {
+/// One `PUBLISH` (or `SPUBLISH`) per frame, in order, as one pipeline.
+fn publishes(batch: &[(String, Vec<u8>)], command: &str) -> redis::Pipeline {
     let mut pipe = redis::pipe();
     for (channel, message) in batch {
-        pipe.publish(channel, message).ignore();
+        pipe.cmd(command).arg(channel).arg(message).ignore();
     }
     pipe
 }
@@ -949,21 +1050,20 @@ async fn subscribe_task(
     let mut delay = FIRST_BACKOFF;
     let mut first = true;
     while !shared.is_closing() {
-        let connect = || shared.client.get_async_pubsub();
-        let Some(pubsub) = shared
+        let connect = || shared.backend.subscriber();
+        let Some(mut subscriber) = shared
             .connect_retrying("subscriber", &mut delay, connect)
             .await
         else {
             return;
         };
-        let (mut sink, mut stream) = pubsub.split();
         // Everything wanted now, which covers every change queued so far (those are
         // dropped); later ones are applied after it, in order.
         while changes.try_recv().is_ok() {}
         let all: Vec<String> = shared.wanted().keys().cloned().collect();
         let mut subscribed = true;
         for chunk in all.chunks(1024) {
-            if let Err(err) = sink.subscribe(chunk).await {
+            if let Err(err) = subscriber.subscribe(chunk).await {
                 tracing::warn!(error = %err, "Redis subscribe failed: reconnecting");
                 subscribed = false;
                 break;
@@ -995,15 +1095,15 @@ async fn subscribe_task(
         let mut pending = Vec::new();
         loop {
             tokio::select! {
-                message = stream.next() => match message {
-                    Some(message) => deliver(&shared, message.get_payload_bytes()),
+                message = subscriber.next() => match message {
+                    Some(message) => deliver(&shared, message.payload()),
                     None => break,
                 },
                 n = changes.recv_many(&mut pending, BATCH) => {
                     if n == 0 {
                         return;
                     }
-                    if let Err(err) = apply(&shared, &mut sink, &mut pending).await {
+                    if let Err(err) = apply(&shared, &mut subscriber, &mut pending).await {
                         tracing::warn!(error = %err, "Redis subscription change failed: reconnecting");
                         break;
                     }
@@ -1032,7 +1132,7 @@ async fn subscribe_task(
 /// clients are, and a burst of connections costs one round trip, not one each.
 async fn apply(
     shared: &Shared,
-    sink: &mut redis::aio::PubSubSink,
+    subscriber: &mut Subscriber,
     changes: &mut Vec<String>,
 ) -> redis::RedisResult<()> {
     let mut channels = std::mem::take(changes);
@@ -1045,11 +1145,11 @@ async fn apply(
             .partition(|channel| wanted.contains_key(channel))
     };
     if !subscribe.is_empty() {
-        sink.subscribe(&subscribe).await?;
+        subscriber.subscribe(&subscribe).await?;
         shared.confirmed(&subscribe);
     }
     if !unsubscribe.is_empty() {
-        sink.unsubscribe(&unsubscribe).await?;
+        subscriber.unsubscribe(&unsubscribe).await?;
     }
     Ok(())
 }
@@ -1098,6 +1198,7 @@ mod tests {
         ]))
         .unwrap()
         .unwrap();
+        assert!(!config.cluster);
         assert_eq!(config.prefix, "chat");
         assert!(config.required);
         assert_eq!(config.presence_ttl, Duration::from_millis(1500));
@@ -1106,6 +1207,8 @@ mod tests {
             ("REDIS_PREFIX", "a b"),
             ("REDIS_REQUIRED", "maybe"),
             ("REDIS_PRESENCE_TTL_MS", "10"),
+            ("REDIS_PREFIX", "a{b"),
+            ("REDIS_CLUSTER", "yes"),
         ] {
             let err = RedisConfig::from_vars(&vars(&[("REDIS_URL", "redis://h"), (key, value)]))
                 .unwrap_err();
@@ -1114,9 +1217,29 @@ mod tests {
     }
 
     #[test]
+    fn several_urls_are_a_clusters_and_need_redis_cluster() {
+        let urls = "redis://:pw@a:1,redis://:pw@b:2";
+        let err = RedisConfig::from_vars(&vars(&[("REDIS_URL", urls)])).unwrap_err();
+        assert!(err.to_string().contains("REDIS_CLUSTER=true"), "{err}");
+        assert!(!err.to_string().contains("pw"), "{err}");
+        let config = RedisConfig::from_vars(&vars(&[("REDIS_URL", urls), ("REDIS_CLUSTER", "1")]))
+            .unwrap()
+            .unwrap();
+        assert!(config.cluster);
+        assert!(RedisAdapter::new(config).is_ok());
+        // Set in code, the same rules hold.
+        assert!(RedisAdapter::new(RedisConfig::new(urls)).is_err());
+        assert!(RedisAdapter::new(RedisConfig::new("redis://a").prefix("a:b")).is_err());
+    }
+
+    #[test]
     fn passwords_never_reach_a_log_line() {
         assert_eq!(redact("redis://:secret@h:6379/0"), "redis://:***@h:6379/0");
         assert_eq!(redact("redis://user:secret@h"), "redis://user:***@h");
         assert_eq!(redact("redis://h:6379"), "redis://h:6379");
+        assert_eq!(
+            redact("redis://:a@h:1,redis://:b@k:2"),
+            "redis://:***@h:1,redis://:***@k:2"
+        );
     }
 }

@@ -9,16 +9,19 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use vania_ws_core::adapter::{Frame, Target};
 
-/// The channels of one application (one prefix).
+/// The channels (and presence keys) of one application (one prefix).
 #[derive(Debug, Clone)]
 pub(crate) struct Channels {
+    /// `{PREFIX}`: the hash tag puts every name of the application in one hash slot of a
+    /// Redis Cluster, on one shard, which keeps a sender's order across channels (see
+    /// `backend`). A single Redis ignores it.
     prefix: String,
 }
 
 impl Channels {
     pub(crate) fn new(prefix: &str) -> Self {
         Self {
-            prefix: prefix.to_owned(),
+            prefix: format!("{{{prefix}}}"),
         }
     }
 
@@ -265,9 +268,11 @@ mod tests {
     fn room_channels_are_unambiguous() {
         let channels = Channels::new("app");
         assert_ne!(channels.room("/a:b", "c"), channels.room("/a", "b:c"));
-        assert_eq!(channels.room("/ws", "r"), "app:room:3:/ws:r");
-        assert_eq!(channels.client("ws:1"), "app:client:ws:1");
-        assert_eq!(channels.all(), "app:all");
+        assert_eq!(channels.room("/ws", "r"), "{app}:room:3:/ws:r");
+        assert_eq!(channels.client("ws:1"), "{app}:client:ws:1");
+        assert_eq!(channels.all(), "{app}:all");
+        // A room's braces come after the prefix's, so they never move the hash slot.
+        assert!(channels.room("/ws", "{x}").starts_with("{app}:"));
     }
 
     #[test]

@@ -61,6 +61,8 @@ fn start(dir: &Path, env: &[(&str, &str)]) -> Demo {
         .env_remove("REDIS_URL")
         .env_remove("REDIS_PREFIX")
         .env_remove("REDIS_REQUIRED")
+        .env_remove("REDIS_CLUSTER")
+        .env_remove("REDIS_PRESENCE_TTL_MS")
         // Colour is off because stdout is a pipe, not because of `NO_COLOR`.
         .env_remove("NO_COLOR")
         .env("RUST_LOG", "info")

@@ -1,0 +1,222 @@
+//! The two kinds of Redis the adapter runs on, behind one face: a single server (or a
+//! primary behind a proxy), with `PUBLISH`/`SUBSCRIBE`, and a Redis Cluster, with sharded
+//! pub/sub (`SPUBLISH`/`SSUBSCRIBE`, Redis 7).
+//!
+//! In a cluster, every channel and key of one prefix carries the hash tag `{PREFIX}`, so they
+//! all live in one hash slot, on one shard: a node's publishes reach a subscriber through
+//! one connection to one shard, in the order they were made, which keeps PROTOCOL.md
+//! section 6's per-sender order across channels (a room's and a client's), and lets a
+//! presence refresh run as one transaction. Several applications (prefixes) spread over the
+//! shards; one application's pub/sub does not.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::ConnectionLike;
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncConnectionConfig, PushKind, RedisResult, Value};
+use tokio::sync::mpsc;
+
+/// How long a command may take to be answered: long enough for a full pipeline of publishes
+/// or a presence refresh of many rooms (redis-rs's own default, 500 ms, is not).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where the adapter connects.
+pub(crate) enum Backend {
+    Single(redis::Client),
+    /// The cluster's seed nodes; a client is built per connection, since the subscriber's
+    /// carries its own channel for what the cluster pushes.
+    Cluster(Vec<redis::ConnectionInfo>),
+}
+
+impl Backend {
+    /// `url` is one Redis URL, or with `cluster` a comma-separated list of some of the
+    /// cluster's nodes.
+    pub(crate) fn new(url: &str, cluster: bool) -> RedisResult<Self> {
+        use redis::IntoConnectionInfo;
+        if cluster {
+            let seeds = url
+                .split(',')
+                .map(|seed| seed.trim().into_connection_info())
+                .collect::<RedisResult<Vec<_>>>()?;
+            // Building the client checks the seeds agree (password, database).
+            cluster_client(&seeds, None)?;
+            Ok(Self::Cluster(seeds))
+        } else {
+            Ok(Self::Single(redis::Client::open(url)?))
+        }
+    }
+
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster(_))
+    }
+
+    /// A connection for commands (publishes, presence), shared by clones.
+    pub(crate) async fn connect(&self) -> RedisResult<Connection> {
+        match self {
+            Self::Single(client) => {
+                let config =
+                    AsyncConnectionConfig::new().set_response_timeout(Some(RESPONSE_TIMEOUT));
+                Ok(Connection::Single(
+                    client
+                        .get_multiplexed_async_connection_with_config(&config)
+                        .await?,
+                ))
+            }
+            Self::Cluster(seeds) => Ok(Connection::Cluster(
+                cluster_client(seeds, None)?.get_async_connection().await?,
+            )),
+        }
+    }
+
+    /// A connection that receives what is published to the channels it subscribes to.
+    pub(crate) async fn subscriber(&self) -> RedisResult<Subscriber> {
+        match self {
+            Self::Single(client) => {
+                let (sink, stream) = client.get_async_pubsub().await?.split();
+                Ok(Subscriber::Single { sink, stream })
+            }
+            Self::Cluster(seeds) => {
+                let (tx, pushes) = mpsc::unbounded_channel();
+                let connection = cluster_client(seeds, Some(tx))?
+                    .get_async_connection()
+                    .await?;
+                Ok(Subscriber::Cluster { connection, pushes })
+            }
+        }
+    }
+
+    /// The command that publishes to a channel.
+    pub(crate) fn publish_command(&self) -> &'static str {
+        match self {
+            Self::Single(_) => "PUBLISH",
+            Self::Cluster(_) => "SPUBLISH",
+        }
+    }
+}
+
+fn cluster_client(
+    seeds: &[redis::ConnectionInfo],
+    pushes: Option<mpsc::UnboundedSender<redis::PushInfo>>,
+) -> RedisResult<ClusterClient> {
+    let mut builder = ClusterClient::builder(seeds.to_vec())
+        .use_protocol(redis::ProtocolVersion::RESP3)
+        .response_timeout(RESPONSE_TIMEOUT);
+    if let Some(pushes) = pushes {
+        builder = builder.push_sender(pushes);
+    }
+    builder.build()
+}
+
+/// Whether the server behind `connection` is a Redis Cluster node (`cluster_enabled:1`).
+pub(crate) async fn is_cluster_node(connection: &mut Connection) -> RedisResult<bool> {
+    let info: String = redis::cmd("INFO")
+        .arg("cluster")
+        .query_async(connection)
+        .await?;
+    Ok(info.lines().any(|line| line.trim() == "cluster_enabled:1"))
+}
+
+/// A command connection to either kind.
+#[derive(Clone)]
+pub(crate) enum Connection {
+    Single(redis::aio::MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, Value> {
+        match self {
+            Self::Single(con) => con.req_packed_command(cmd),
+            Self::Cluster(con) => con.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(con) => con.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(con) => con.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(con) => con.get_db(),
+            Self::Cluster(con) => con.get_db(),
+        }
+    }
+}
+
+/// A subscribing connection to either kind.
+pub(crate) enum Subscriber {
+    Single {
+        sink: redis::aio::PubSubSink,
+        stream: redis::aio::PubSubStream,
+    },
+    /// redis-rs would resubscribe by itself after a disconnection; the adapter instead drops
+    /// the connection and makes a new one, as with a single Redis, so that a subscription
+    /// is confirmed (and a `join-room` acknowledged) only once it holds again.
+    Cluster {
+        connection: ClusterConnection,
+        pushes: mpsc::UnboundedReceiver<redis::PushInfo>,
+    },
+}
+
+impl Subscriber {
+    /// Subscribes to `channels`; it returns once Redis confirmed every one.
+    pub(crate) async fn subscribe(&mut self, channels: &[String]) -> RedisResult<()> {
+        match self {
+            Self::Single { sink, .. } => sink.subscribe(channels).await,
+            Self::Cluster { connection, .. } => connection.ssubscribe(channels).await,
+        }
+    }
+
+    pub(crate) async fn unsubscribe(&mut self, channels: &[String]) -> RedisResult<()> {
+        match self {
+            Self::Single { sink, .. } => sink.unsubscribe(channels).await,
+            Self::Cluster { connection, .. } => connection.sunsubscribe(channels).await,
+        }
+    }
+
+    /// The next message; `None` once the connection is lost. Cancel-safe.
+    pub(crate) async fn next(&mut self) -> Option<Message> {
+        match self {
+            Self::Single { stream, .. } => stream.next().await.map(Message::Single),
+            Self::Cluster { pushes, .. } => loop {
+                let push = pushes.recv().await?;
+                match push.kind {
+                    PushKind::SMessage => {
+                        // [channel, payload]
+                        if let Some(Value::BulkString(payload)) = push.data.into_iter().nth(1) {
+                            return Some(Message::Cluster(payload));
+                        }
+                    }
+                    PushKind::Disconnection => return None,
+                    // Subscription confirmations, and what redis-rs resubscribes by itself.
+                    _ => {}
+                }
+            },
+        }
+    }
+}
+
+/// A message received on a subscription, kept as it arrived (its payload is not copied).
+pub(crate) enum Message {
+    Single(redis::Msg),
+    Cluster(Vec<u8>),
+}
+
+impl Message {
+    pub(crate) fn payload(&self) -> &[u8] {
+        match self {
+            Self::Single(message) => message.get_payload_bytes(),
+            Self::Cluster(payload) => payload,
+        }
+    }
+}
