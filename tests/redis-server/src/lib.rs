@@ -39,6 +39,12 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// The server process's id (`None` while stopped): a benchmark pins it to a core and
+    /// reads its CPU time.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// A URL where no Redis listens.
     pub fn unreachable_url() -> String {
         let port = TcpListener::bind("127.0.0.1:0")
@@ -224,6 +230,11 @@ impl RedisCluster {
             }
         }
         panic!("no master holds slot {slot}:\n{nodes}");
+    }
+
+    /// The masters' process ids (see [`RedisServer::pid`]).
+    pub fn pids(&self) -> Vec<u32> {
+        self.masters.iter().filter_map(RedisServer::pid).collect()
     }
 
     /// Kills master `i`, as a crash would.

@@ -12,7 +12,9 @@
 //! Options:
 //! - `--rounds N` overrides the number of rounds;
 //! - `--all-peers` adds socketioxide, Bun and Node `ws` to a smoke run;
-//! - `--only idle,echo,broadcast,mix,direct,slow,churn,hotpath` runs some scenarios;
+//! - `--only idle,echo,broadcast,mix,direct,slow,churn,crossnode,hotpath` runs some
+//!   scenarios (`crossnode`: a room broadcast across two `example-demo` processes over Redis
+//!   and over a Redis Cluster, against one; it needs `redis-server` and `redis-cli`);
 //! - `--targets tungstenite,bun` keeps the peers whose name contains one of the words (ours
 //!   are always kept);
 //! - `--baseline PATH` adds an earlier build of `example-demo` as a peer, "vania-ws
@@ -29,6 +31,7 @@
 
 mod callgrind;
 mod conn;
+mod crossnode;
 mod dialect;
 mod loadgen;
 mod mesh;
@@ -90,7 +93,20 @@ fn parse_args() -> Result<Args, String> {
                 let n = it.next().and_then(|n| n.parse().ok()).filter(|&n| n > 0);
                 rounds = Some(n.ok_or("--rounds needs a positive number")?);
             }
-            "--only" => args.only = Some(list(it.next(), "--only")?),
+            "--only" => {
+                let only: Vec<String> = list(it.next(), "--only")?;
+                let known: Vec<&str> = ["idle", "echo", "broadcast", "crossnode", "hotpath"]
+                    .into_iter()
+                    .chain(Fresh::ALL.map(Fresh::name))
+                    .collect();
+                if let Some(unknown) = only.iter().find(|o| !known.contains(&o.as_str())) {
+                    return Err(format!(
+                        "--only: no scenario {unknown:?} (there are {})",
+                        known.join(", ")
+                    ));
+                }
+                args.only = Some(only);
+            }
             "--targets" => args.targets = Some(list(it.next(), "--targets")?),
             "--baseline" => {
                 let path = it.next().ok_or("--baseline needs the path of a binary")?;
@@ -142,6 +158,8 @@ fn run() -> Result<bool, String> {
             args.plan.phases.measure,
             machine()
         )
+    } else if wants("crossnode") {
+        format!("## Cross-node fan-out\n\n{}\n", machine())
     } else {
         format!("## Instruction counts\n\n{}\n", machine())
     };
@@ -237,6 +255,32 @@ fn run() -> Result<bool, String> {
             "\nServer logs: {}\n",
             paths.cache.join("logs").display()
         ));
+    }
+    if wants("crossnode") {
+        let plan = crossnode::CrossPlan {
+            rooms: if args.smoke {
+                vec![50]
+            } else {
+                vec![100, 1000]
+            },
+            latency_sends: if args.smoke { 20 } else { 200 },
+            deliveries: match args.plan.label {
+                "smoke" => 20_000,
+                "quick" => 1_000_000,
+                _ => 2_000_000,
+            },
+            rounds: args.plan.rounds,
+        };
+        // The load generator on its core (the servers' scenarios pinned it already).
+        let _ = pin_load_generator();
+        out.push('\n');
+        match crossnode::run(&paths, &plan, clock_ticks()) {
+            Ok(section) => out.push_str(&section),
+            Err(e) => {
+                ok = false;
+                out.push_str(&format!("crossnode failed: {e}\n"));
+            }
+        }
     }
     if wants("hotpath") && !args.smoke {
         out.push_str("\n### Instruction counts (callgrind)\n\n");
