@@ -19,7 +19,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::watch;
-use vania_ws::adapter::{Adapter, AdapterError, BoxFuture, Frame, LocalNode, PublishError, Target};
+use vania_ws::adapter::{
+    Adapter, AdapterError, BoxFuture, Command, Frame, LocalNode, Outcome, PublishError, Target,
+};
 
 /// How long a client's subscription takes to take effect.
 const CLIENT_SUBSCRIBE_DELAY: Duration = Duration::from_millis(30);
@@ -203,6 +205,31 @@ impl Adapter for NodeAdapter {
         Some(Box::pin(async move {
             // Closed (the room emptied meanwhile): nothing to wait for.
             let _ = subscribed.wait_for(|subscribed| *subscribed).await;
+        }))
+    }
+
+    fn command(
+        &self,
+        client_id: &str,
+        command: Command,
+    ) -> Option<BoxFuture<Result<Option<Outcome>, AdapterError>>> {
+        // Run at once, as a frame is delivered: in order with this node's publishes.
+        let holder = self
+            .cluster
+            .lock()
+            .iter()
+            .enumerate()
+            .find_map(|(index, state)| {
+                (index != self.index && state.clients.contains_key(client_id))
+                    .then(|| state.local.clone())
+                    .flatten()
+            });
+        let running = holder.and_then(|local| local.run(client_id, &command));
+        Some(Box::pin(async move {
+            Ok(match running {
+                Some(running) => Some(running.await),
+                None => None,
+            })
         }))
     }
 

@@ -187,6 +187,26 @@ async fn a_join_is_acknowledged_only_once_its_node_receives_the_room() {
 }
 
 #[tokio::test]
+async fn a_join_asked_by_another_node_is_answered_once_the_clients_node_receives_the_room() {
+    // The in-process cluster subscribes a room a few polls after its first member joins: a
+    // join answered before that would lose the room message sent right after it.
+    let (_cluster, nodes) = nodes(2).await;
+    let mut member = nodes[1].connect("/ws").await;
+    let id = member.id().to_owned();
+    let cluster = nodes[0].handle().cluster();
+    let route = nodes[0].handle().route("/ws").unwrap();
+    for round in 0..20 {
+        let room = format!("asked-{round}");
+        assert!(cluster.join(&id, &room).await.unwrap());
+        route.to_room("news", &room, &json!(round)).unwrap();
+        assert_eq!(member.recv_event("news").await, json!(round));
+    }
+    assert!(cluster.is_connected(&id).await.unwrap());
+    assert!(cluster.leave(&id, "asked-0").await.unwrap());
+    assert_eq!(nodes[1].handle().hub().room_members("/ws", "asked-0"), 0);
+}
+
+#[tokio::test]
 async fn a_node_follows_a_room_only_while_it_has_a_member_there() {
     let (cluster, nodes) = nodes(2).await;
     let mut sender = nodes[0].connect("/ws").await;

@@ -57,6 +57,9 @@ async fn every_channel_is_a_sharded_channel_on_the_prefixs_shard() {
         format!("{prefix}:client:{}", a.id()),
         format!("{prefix}:client:{}", b.id()),
         format!("{prefix}:room:3:/ws:r"),
+        // Where the answers to each node's commands come.
+        format!("{prefix}:{}", nodes[0].adapter.node_id()),
+        format!("{prefix}:{}", nodes[1].adapter.node_id()),
     ];
     expected.sort();
     assert_eq!(channels, expected, "the shard's sharded channels");

@@ -27,6 +27,13 @@
 //! A client's `join-room` is acknowledged only once [`room_ready`] resolves: a message sent to
 //! the room from another node after the acknowledgement reaches the client.
 //!
+//! # Commands to another node's client
+//!
+//! The server's `Handle::cluster()` joins, takes out of a room, disconnects, or asks after a
+//! client wherever it is connected. For a client of another node, the hub asks the adapter
+//! ([`command`]), which carries the [`Command`] to the node that holds the client, whose
+//! adapter runs it there ([`LocalNode::run`]) and carries the [`Outcome`] back.
+//!
 //! # Order
 //!
 //! PROTOCOL.md section 6: messages from one sender to one recipient arrive in the order they
@@ -45,6 +52,7 @@
 //! [`member_left`]: Adapter::member_left
 //! [`presence`]: Adapter::presence
 //! [`publish`]: Adapter::publish
+//! [`command`]: Adapter::command
 
 use std::sync::{Arc, Weak};
 
@@ -81,6 +89,43 @@ pub enum Target<'a> {
         /// The client id to skip, usually the sender.
         except: Option<&'a str>,
     },
+}
+
+/// What one node asks of another node's client ([`Adapter::command`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Command {
+    /// Whether it is connected: answered `Done(true)` by the node that holds it.
+    Ping,
+    /// Join a room of its route ([`Client::join`](crate::Client::join)).
+    Join {
+        /// The room.
+        room: String,
+    },
+    /// Leave a room ([`Client::leave`](crate::Client::leave)).
+    Leave {
+        /// The room.
+        room: String,
+    },
+    /// Close its connection ([`Client::close`](crate::Client::close)).
+    Disconnect {
+        /// The close code.
+        code: u16,
+        /// The close reason.
+        reason: String,
+    },
+}
+
+/// What the node that holds a client answered to a [`Command`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Outcome {
+    /// It ran: the `bool` of the client's method (joined, was a member, closed, connected).
+    Done(bool),
+    /// The client's method refused (a room limit, say): its error's message.
+    Refused(String),
 }
 
 /// Why an adapter could not start, or answer.
@@ -207,6 +252,23 @@ pub trait Adapter: Send + Sync + 'static {
         None
     }
 
+    /// Runs `command` on the client `client_id`, which is not connected to this node, on the
+    /// node that holds it: `Ok(None)` when no node does, else what it answered. `None` when
+    /// the adapter knows no other node (then the client is connected nowhere).
+    ///
+    /// It must keep the order of [`publish`](Self::publish): a frame this node publishes
+    /// after the command reaches the client after the command ran (a room message after a
+    /// join, say). And a `Join` is answered once the other node receives what is sent to
+    /// the room (its [`room_ready`](Self::room_ready)), as a client's own join is.
+    fn command(
+        &self,
+        client_id: &str,
+        command: Command,
+    ) -> Option<BoxFuture<Result<Option<Outcome>, AdapterError>>> {
+        let _ = (client_id, command);
+        None
+    }
+
     /// Stops the adapter, at the end of the server's shutdown.
     fn close(&self) -> BoxFuture<()> {
         Box::pin(std::future::ready(()))
@@ -257,6 +319,14 @@ impl LocalNode {
         self.hub
             .upgrade()
             .map_or_else(Vec::new, |hub| hub.room_member_ids(route, room))
+    }
+
+    /// Runs a command another node sent for the client `client_id` of this node: `None` when
+    /// no such client is connected here. What it does (a join, a close) is done before it
+    /// returns, in order with the frames the adapter delivers; the future only waits for what
+    /// comes after it (a join's [`Adapter::room_ready`]) and gives the outcome.
+    pub fn run(&self, client_id: &str, command: &Command) -> Option<BoxFuture<Outcome>> {
+        self.hub.upgrade()?.run_command(client_id, command)
     }
 
     /// Whether the hub still exists.

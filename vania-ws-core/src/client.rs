@@ -311,7 +311,8 @@ impl Client {
     /// Closes this client's connection with `code` and `reason` once what is already queued
     /// has been sent: `client.close(CloseCode::POLICY, "banned")?`. A reason over 123 bytes
     /// (all a close frame holds) is an error, and nothing is closed.
-    pub fn close(&self, code: CloseCode, reason: &'static str) -> Result<(), CloseError> {
+    pub fn close(&self, code: CloseCode, reason: impl Into<Box<str>>) -> Result<(), CloseError> {
+        let reason = reason.into();
         if reason.len() > crate::close::MAX_REASON_BYTES {
             return Err(CloseError::ReasonTooLong(reason.len()));
         }

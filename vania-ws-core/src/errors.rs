@@ -182,6 +182,24 @@ impl From<JoinError> for DispatchError {
     }
 }
 
+/// Why an operation on a client of any node ([`Handle::cluster`]) failed.
+///
+/// [`Handle::cluster`]: crate::Handle::cluster
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoteError {
+    /// No node holds a client with this id.
+    #[error("no client `{0}` is connected to any node")]
+    NotConnected(String),
+    /// The client's node refused: the message of the client's own error (a room limit, an
+    /// invalid room name or close code).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The adapter could not ask (the broker unreachable, or no answer in time).
+    #[error(transparent)]
+    Adapter(#[from] crate::adapter::AdapterError),
+}
+
 /// Why a route table could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

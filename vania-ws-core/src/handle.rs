@@ -3,10 +3,10 @@
 use serde::Serialize;
 use std::sync::Arc;
 
-use crate::adapter::{AdapterError, Target};
+use crate::adapter::{AdapterError, Command, Outcome, Target};
 use crate::client::Client;
 use crate::close::CloseCode;
-use crate::errors::{CloseError, JoinError, SendError, UnknownRoute};
+use crate::errors::{CloseError, JoinError, RemoteError, SendError, UnknownRoute};
 use crate::hub::Hub;
 
 /// A cheap, cloneable handle on the server's clients and rooms.
@@ -70,7 +70,7 @@ impl Handle {
         &self,
         client_id: &str,
         code: CloseCode,
-        reason: &'static str,
+        reason: impl Into<Box<str>>,
     ) -> Result<bool, CloseError> {
         match self.hub.client(client_id) {
             Some(client) => client.close(code, reason).map(|()| true),
@@ -112,6 +112,86 @@ impl Handle {
     /// The hub behind this handle, for counts and adapters.
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
+    }
+
+    /// The same operations on a client as [`join`](Self::join), [`leave`](Self::leave) and
+    /// [`disconnect`](Self::disconnect), for a client connected to any node of the cluster
+    /// (through the adapter), awaited until they took effect there.
+    pub fn cluster(&self) -> ClusterHandle {
+        ClusterHandle {
+            hub: self.hub.clone(),
+        }
+    }
+}
+
+/// Operations on a client wherever it is connected, from [`Handle::cluster`].
+///
+/// A client of this process is served at once; one of another node through the adapter,
+/// which carries the request to the node that holds it and its answer back (over Redis: one
+/// round trip, failing after the subscribe timeout, 2 s by default). With the default
+/// adapter, a client not connected here is connected nowhere.
+///
+/// A request keeps its place among this node's sends: a room message sent after
+/// `cluster().join(…).await` reaches the client, from any node.
+#[derive(Debug, Clone)]
+pub struct ClusterHandle {
+    hub: Arc<Hub>,
+}
+
+impl ClusterHandle {
+    /// Whether the client `client_id` is connected to any node.
+    pub async fn is_connected(&self, client_id: &str) -> Result<bool, AdapterError> {
+        let outcome = self.hub.command(client_id, Command::Ping).await?;
+        Ok(matches!(outcome, Some(Outcome::Done(true))))
+    }
+
+    /// Joins the client `client_id` to `room` of its route, on the node that holds it, and
+    /// returns once that node receives the room's messages; whether it was not a member.
+    pub async fn join(&self, client_id: &str, room: &str) -> Result<bool, RemoteError> {
+        let command = Command::Join {
+            room: room.to_owned(),
+        };
+        self.run(client_id, command).await
+    }
+
+    /// Takes the client `client_id` out of `room`; whether it was a member.
+    pub async fn leave(&self, client_id: &str, room: &str) -> Result<bool, RemoteError> {
+        let command = Command::Leave {
+            room: room.to_owned(),
+        };
+        self.run(client_id, command).await
+    }
+
+    /// Closes the client `client_id`'s connection with `code` and `reason`, after what is
+    /// already queued for it; `false` when it is connected to no node. A reason that does not
+    /// fit a close frame is refused before anything is sent.
+    pub async fn disconnect(
+        &self,
+        client_id: &str,
+        code: CloseCode,
+        reason: &str,
+    ) -> Result<bool, RemoteError> {
+        if reason.len() > crate::close::MAX_REASON_BYTES {
+            return Err(RemoteError::Refused(
+                CloseError::ReasonTooLong(reason.len()).to_string(),
+            ));
+        }
+        let command = Command::Disconnect {
+            code: code.get(),
+            reason: reason.to_owned(),
+        };
+        match self.run(client_id, command).await {
+            Err(RemoteError::NotConnected(_)) => Ok(false),
+            other => other,
+        }
+    }
+
+    async fn run(&self, client_id: &str, command: Command) -> Result<bool, RemoteError> {
+        match self.hub.command(client_id, command).await? {
+            Some(Outcome::Done(done)) => Ok(done),
+            Some(Outcome::Refused(message)) => Err(RemoteError::Refused(message)),
+            None => Err(RemoteError::NotConnected(client_id.to_owned())),
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::adapter::{Adapter, AdapterError, LocalAdapter, LocalNode, Target};
+use crate::adapter::{Adapter, AdapterError, Command, LocalAdapter, LocalNode, Outcome, Target};
 use crate::client::Client;
 use crate::envelope::Frame;
 use crate::errors::UnknownRoute;
@@ -393,6 +393,58 @@ impl Hub {
         self.routes
             .get(route)
             .map_or(0, |rooms| rooms.members(room))
+    }
+
+    /// Runs `command` on the client `client_id` of this process (`None` when it is not
+    /// connected here): what [`LocalNode::run`] does for the other nodes.
+    pub(crate) fn run_command(
+        &self,
+        client_id: &str,
+        command: &Command,
+    ) -> Option<BoxFuture<Outcome>> {
+        let client = self.client(client_id)?;
+        let done = |result: Result<bool, String>| -> Option<BoxFuture<Outcome>> {
+            let outcome = result.map_or_else(Outcome::Refused, Outcome::Done);
+            Some(Box::pin(std::future::ready(outcome)))
+        };
+        match command {
+            Command::Ping => done(Ok(true)),
+            Command::Join { room } => match client.join(room) {
+                Ok(joined) => {
+                    let ready = self.room_ready(client.route(), room);
+                    Some(Box::pin(async move {
+                        if let Some(ready) = ready {
+                            ready.await;
+                        }
+                        Outcome::Done(joined)
+                    }))
+                }
+                Err(err) => done(Err(err.to_string())),
+            },
+            Command::Leave { room } => done(client.leave(room).map_err(|err| err.to_string())),
+            Command::Disconnect { code, reason } => done(
+                crate::CloseCode::try_from(*code)
+                    .and_then(|code| client.close(code, reason.as_str()))
+                    .map(|()| true)
+                    .map_err(|err| err.to_string()),
+            ),
+        }
+    }
+
+    /// Runs `command` on the client `client_id` wherever it is connected: here, or through
+    /// the adapter on the node that holds it. `Ok(None)` when no node does.
+    pub(crate) async fn command(
+        &self,
+        client_id: &str,
+        command: Command,
+    ) -> Result<Option<Outcome>, AdapterError> {
+        if let Some(here) = self.run_command(client_id, &command) {
+            return Ok(Some(here.await));
+        }
+        match self.adapter.command(client_id, command) {
+            Some(remote) => remote.await,
+            None => Ok(None),
+        }
     }
 
     /// The client with this id, if it is connected to this process.

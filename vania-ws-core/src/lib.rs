@@ -62,7 +62,7 @@ pub use dispatch::Session;
 pub use envelope::Frame;
 pub use errors::SendError;
 pub use extract::{Extension, State};
-pub use handle::{Handle, RouteHandle};
+pub use handle::{ClusterHandle, Handle, RouteHandle};
 pub use handler::Json;
 pub use hub::{Hub, HubConfig};
 pub use router::{Router, WebSocketEvent};
@@ -72,8 +72,8 @@ pub mod error {
     pub use crate::adapter::{AdapterError, PublishError};
     pub use crate::envelope::EnvelopeError;
     pub use crate::errors::{
-        AckError, CloseError, DispatchError, ErrorCode, JoinError, RouterError, SendError,
-        UnknownRoute,
+        AckError, CloseError, DispatchError, ErrorCode, JoinError, RemoteError, RouterError,
+        SendError, UnknownRoute,
     };
 }
 

@@ -37,7 +37,7 @@ pub enum Outgoing {
     Binary(bytes::Bytes),
     /// Close the connection with this code and reason. Always the last item: it comes after
     /// everything queued before the close was asked for, and nothing is queued after it.
-    Close(CloseCode, &'static str),
+    Close(CloseCode, Box<str>),
 }
 
 impl Outgoing {
@@ -82,7 +82,7 @@ struct Queue {
     first: Option<Outgoing>,
     items: VecDeque<Outgoing>,
     /// The close asked for, not yet taken by the connection.
-    close: Option<(CloseCode, &'static str)>,
+    close: Option<(CloseCode, Box<str>)>,
 }
 
 #[derive(Debug)]
@@ -195,7 +195,7 @@ impl Outbox {
         // nothing: the message size limit, not the queue, bounds a frame.
         if queue.bytes > 0 && queue.bytes + len > self.state.limit {
             self.state.overflowed.store(true, Ordering::Release);
-            Self::close_locked(&self.state, &mut queue, CloseCode::POLICY, OVERFLOW);
+            Self::close_locked(&self.state, &mut queue, CloseCode::POLICY, OVERFLOW.into());
             drop(queue);
             self.state.waker.wake();
             return Pushed::Overflow;
@@ -218,17 +218,18 @@ impl Outbox {
     }
 
     /// Asks the connection to close after what is queued; later pushes are dropped.
-    /// Only the first call has an effect.
-    pub fn close(&self, code: CloseCode, reason: &'static str) {
+    /// Only the first call has an effect. The reason is owned (a close asked for by another
+    /// node carries its own), and as wide as a `&'static str`, so the queue keeps its layout.
+    pub fn close(&self, code: CloseCode, reason: impl Into<Box<str>>) {
         let mut queue = self.state.lock();
         if !queue.closing {
-            Self::close_locked(&self.state, &mut queue, code, reason);
+            Self::close_locked(&self.state, &mut queue, code, reason.into());
             drop(queue);
             self.state.waker.wake();
         }
     }
 
-    fn close_locked(state: &State, queue: &mut Queue, code: CloseCode, reason: &'static str) {
+    fn close_locked(state: &State, queue: &mut Queue, code: CloseCode, reason: Box<str>) {
         if !queue.closing {
             queue.closing = true;
             queue.closed_with = Some(code);
@@ -389,7 +390,7 @@ impl OutboxReceiver {
             return true;
         }
         self.state.overflowed.store(true, Ordering::Release);
-        Outbox::close_locked(&self.state, &mut queue, CloseCode::POLICY, OVERFLOW);
+        Outbox::close_locked(&self.state, &mut queue, CloseCode::POLICY, OVERFLOW.into());
         false
     }
 
@@ -598,12 +599,12 @@ mod tests {
         let (_, got) = take(8, 1 << 20);
         assert_eq!(got.len(), 3, "the last two frames and the close");
         assert!(matches!(
-            got[..],
+            &got[..],
             [
                 Outgoing::Frame(_),
                 Outgoing::Frame(_),
-                Outgoing::Close(CloseCode::NORMAL, "bye")
-            ]
+                Outgoing::Close(CloseCode::NORMAL, reason)
+            ] if &**reason == "bye"
         ));
         let (ready, got) = take(8, 1 << 20);
         assert!(!ready && got.is_empty());
@@ -629,8 +630,8 @@ mod tests {
                 .is_ready()
         );
         assert!(matches!(
-            got[..],
-            [Outgoing::Close(CloseCode::NORMAL, "bye")]
+            &got[..],
+            [Outgoing::Close(CloseCode::NORMAL, reason)] if &**reason == "bye"
         ));
     }
 

@@ -61,7 +61,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use vania_ws_core::adapter::{
-    Adapter, AdapterError, BoxFuture, Frame, LocalNode, PublishError, Target,
+    Adapter, AdapterError, BoxFuture, Command, Frame, LocalNode, Outcome, PublishError, Target,
 };
 
 use crate::backend::{Backend, Connection, Subscriber};
@@ -299,7 +299,7 @@ struct Shared {
     /// The channels whose wish changed, in the order the hub reported it; what each one is
     /// now is read from `wanted` when the change is applied.
     changes: mpsc::UnboundedSender<String>,
-    outgoing: mpsc::Sender<(String, Vec<u8>)>,
+    outgoing: mpsc::Sender<Outgoing>,
     publisher_up: AtomicBool,
     subscriber_up: AtomicBool,
     /// How many times the subscriber has connected: the publisher reconnects when it moves.
@@ -314,14 +314,28 @@ struct Shared {
     /// Tells the presence task to connect again and write every member back: Redis came
     /// back (it may have lost them), or a query found the connection dead.
     presence_stale: Notify,
+    pending: Mutex<Pending>,
+    next_request: AtomicU64,
     /// Every room whose presence this node has written, for the clean-up at close.
     written: Mutex<std::collections::BTreeSet<(String, String)>>,
     metrics: RedisMetrics,
 }
 
+/// One message waiting to be published.
+struct Outgoing {
+    channel: String,
+    message: Vec<u8>,
+    /// A command's number: when no one receives it (no node holds the client), its asker is
+    /// told at once instead of waiting out the timeout.
+    request: Option<u64>,
+}
+
+/// The commands this node asked, waiting for their answer.
+type Pending = HashMap<u64, oneshot::Sender<Option<Outcome>>>;
+
 struct Receivers {
     changes: mpsc::UnboundedReceiver<String>,
-    outgoing: mpsc::Receiver<(String, Vec<u8>)>,
+    outgoing: mpsc::Receiver<Outgoing>,
     members: mpsc::UnboundedReceiver<Member>,
 }
 
@@ -336,11 +350,13 @@ impl RedisAdapter {
         let (outgoing, outgoing_rx) = mpsc::channel(config.publish_queue.max(1));
         let (members, members_rx) = mpsc::unbounded_channel();
         let channels = Channels::new(&config.prefix);
+        let node_id = format!("node:{}", uuid::Uuid::new_v4());
         let mut wanted = HashMap::new();
         wanted.insert(channels.all(), Wanted::default());
+        wanted.insert(channels.node(&node_id), Wanted::default());
         Ok(Arc::new(Self {
             shared: Arc::new(Shared {
-                node_id: format!("node:{}", uuid::Uuid::new_v4()),
+                node_id,
                 channels,
                 config,
                 backend,
@@ -362,6 +378,8 @@ impl RedisAdapter {
                 presence_connection: Mutex::new(None),
                 presence_stale: Notify::new(),
                 written: Mutex::new(Default::default()),
+                pending: Mutex::new(HashMap::new()),
+                next_request: AtomicU64::new(0),
                 metrics: RedisMetrics::default(),
             }),
         }))
@@ -442,6 +460,29 @@ impl Shared {
                 tracing::warn!(%channel, "Redis did not confirm a subscription in time: going on without it");
             }
         }))
+    }
+
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tells the asker of request `n` that no node holds its client (`Some(None)`), or, with
+    /// `None`, that its request was lost.
+    fn answer(&self, n: u64, outcome: Option<Option<Outcome>>) {
+        let waiter = self.pending().remove(&n);
+        if let (Some(waiter), Some(outcome)) = (waiter, outcome) {
+            let _ = waiter.send(outcome);
+        }
+    }
+
+    /// Queues `message` for `channel`; `false` when the queue is full or closed.
+    fn enqueue(&self, channel: String, message: Vec<u8>, request: Option<u64>) -> bool {
+        let outgoing = Outgoing {
+            channel,
+            message,
+            request,
+        };
+        self.outgoing.try_send(outgoing).is_ok()
     }
 
     fn written(&self) -> MutexGuard<'_, std::collections::BTreeSet<(String, String)>> {
@@ -615,7 +656,12 @@ impl Adapter for RedisAdapter {
         ) else {
             return Ok(());
         };
-        match shared.outgoing.try_send((channel, message)) {
+        let outgoing = Outgoing {
+            channel,
+            message,
+            request: None,
+        };
+        match shared.outgoing.try_send(outgoing) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => drop_one(PublishError::Full),
             Err(mpsc::error::TrySendError::Closed(_)) => drop_one(PublishError::Disconnected),
@@ -674,6 +720,50 @@ impl Adapter for RedisAdapter {
 
     fn client_ready(&self, client_id: &str) -> Option<BoxFuture<()>> {
         self.shared.ready(self.shared.channels.client(client_id))
+    }
+
+    fn command(
+        &self,
+        client_id: &str,
+        command: Command,
+    ) -> Option<BoxFuture<Result<Option<Outcome>, AdapterError>>> {
+        let shared = self.shared.clone();
+        // Queued now, in order with this node's publishes; only the answer is awaited.
+        let queued = if self.is_connected() {
+            let n = shared.next_request.fetch_add(1, Ordering::Relaxed);
+            let (tx, rx) = oneshot::channel();
+            shared.pending().insert(n, tx);
+            let message = wire::encode_request(&shared.node_id, client_id, n, command);
+            if shared.enqueue(shared.channels.client(client_id), message, Some(n)) {
+                Ok((n, rx))
+            } else {
+                shared.answer(n, None);
+                Err("the publish queue is full")
+            }
+        } else {
+            Err("Redis is unreachable")
+        };
+        let client_id = client_id.to_owned();
+        Some(Box::pin(async move {
+            let (n, rx) = queued.map_err(|why| {
+                AdapterError::new(format!(
+                    "cannot reach the node of client `{client_id}`: {why}"
+                ))
+            })?;
+            let timeout = shared.config.subscribe_timeout;
+            match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(outcome)) => Ok(outcome),
+                Ok(Err(_)) => Err(AdapterError::new(format!(
+                    "the request for client `{client_id}` was lost: Redis failed while publishing it"
+                ))),
+                Err(_) => {
+                    shared.answer(n, None);
+                    Err(AdapterError::new(format!(
+                        "the node of client `{client_id}` did not answer within {timeout:?}"
+                    )))
+                }
+            }
+        }))
     }
 
     fn room_ready(&self, route: &str, room: &str) -> Option<BoxFuture<()>> {
@@ -947,7 +1037,7 @@ async fn refresh_all(
 /// its next batch, whenever the subscriber has reconnected (the same Redis came back).
 async fn publish_task(
     shared: Arc<Shared>,
-    mut outgoing: mpsc::Receiver<(String, Vec<u8>)>,
+    mut outgoing: mpsc::Receiver<Outgoing>,
     mut connection: Option<Connection>,
 ) {
     let mut delay = FIRST_BACKOFF;
@@ -1007,12 +1097,19 @@ async fn publish_task(
             }
             let pipe = publishes(&batch, shared.backend.publish_command());
             let sent = batch.len() as u64;
-            batch.clear();
-            match pipe.exec_async(&mut con).await {
-                Ok(()) => {
+            let requests: Vec<u64> = batch.drain(..).filter_map(|item| item.request).collect();
+            match pipe.query_async::<Vec<i64>>(&mut con).await {
+                Ok(receivers) => {
                     shared.metrics.published.fetch_add(sent, Ordering::Relaxed);
+                    // A command that no one received: no node holds its client.
+                    for (n, _) in requests.iter().zip(receivers).filter(|(_, r)| *r == 0) {
+                        shared.answer(*n, Some(None));
+                    }
                 }
                 Err(err) => {
+                    for n in requests {
+                        shared.answer(n, None);
+                    }
                     shared
                         .metrics
                         .publish_errors
@@ -1021,8 +1118,11 @@ async fn publish_task(
                     tracing::warn!(error = %err, frames = sent, "Redis publish failed: reconnecting");
                     shared.publisher_up.store(false, Ordering::Release);
                     // What was queued meanwhile would arrive late, out of its moment: drop it.
-                    while let Ok(_stale) = outgoing.try_recv() {
+                    while let Ok(stale) = outgoing.try_recv() {
                         shared.metrics.dropped.fetch_add(1, Ordering::Relaxed);
+                        if let Some(n) = stale.request {
+                            shared.answer(n, None);
+                        }
                     }
                     break;
                 }
@@ -1031,11 +1131,15 @@ async fn publish_task(
     }
 }
 
-/// One `PUBLISH` (or `SPUBLISH`) per frame, in order, as one pipeline.
-fn publishes(batch: &[(String, Vec<u8>)], command: &str) -> redis::Pipeline {
+/// One `PUBLISH` (or `SPUBLISH`) per frame, in order, as one pipeline; the number of
+/// receivers is kept for the commands' only.
+fn publishes(batch: &[Outgoing], command: &str) -> redis::Pipeline {
     let mut pipe = redis::pipe();
-    for (channel, message) in batch {
-        pipe.cmd(command).arg(channel).arg(message).ignore();
+    for item in batch {
+        pipe.cmd(command).arg(&item.channel).arg(&item.message);
+        if item.request.is_none() {
+            pipe.ignore();
+        }
     }
     pipe
 }
@@ -1154,7 +1258,7 @@ async fn apply(
     Ok(())
 }
 
-fn deliver(shared: &Shared, message: &[u8]) {
+fn deliver(shared: &Arc<Shared>, message: &[u8]) {
     let received = match wire::decode(message) {
         Ok(received) => received,
         Err(err) => {
@@ -1166,10 +1270,33 @@ fn deliver(shared: &Shared, message: &[u8]) {
         // Delivered here when it was sent.
         return;
     }
-    shared.metrics.received.fetch_add(1, Ordering::Relaxed);
-    if let Some(local) = shared.local.get() {
-        received.with_target(|target| local.deliver(target, &received.frame));
+    if let Some((n, outcome)) = received.reply {
+        shared.answer(n, Some(outcome));
+        return;
     }
+    let Some(local) = shared.local.get() else {
+        return;
+    };
+    if let (Some((n, command)), Some(client)) = (&received.request, received.client()) {
+        // Run now, in order with the frames around it; answered once it took effect.
+        let running = local.run(client, command);
+        let shared = Arc::clone(shared);
+        let asker = received.node.clone();
+        let n = *n;
+        tokio::spawn(async move {
+            let outcome = match running {
+                Some(running) => Some(running.await),
+                None => None,
+            };
+            let reply = wire::encode_reply(&shared.node_id, n, outcome);
+            if !shared.enqueue(shared.channels.node(&asker), reply, None) {
+                tracing::debug!("the publish queue is full: a command's answer is dropped");
+            }
+        });
+        return;
+    }
+    shared.metrics.received.fetch_add(1, Ordering::Relaxed);
+    received.with_target(|target| local.deliver(target, &received.frame));
 }
 
 #[cfg(test)]

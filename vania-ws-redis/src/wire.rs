@@ -4,10 +4,14 @@
 //! A message is a JSON header (the sending node, and the target with its exceptions), a
 //! newline, then the frame itself. serde_json never writes a raw newline, so the first one
 //! ends the header; the frame after it is forwarded without being parsed.
+//!
+//! A command for another node's client travels the same way, on the client's channel, with
+//! a `request` in the header and no frame; the answer comes back on the asking node's own
+//! channel, with a `reply`.
 
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use vania_ws_core::adapter::{Frame, Target};
+use vania_ws_core::adapter::{Command, Frame, Outcome, Target};
 
 /// The channels (and presence keys) of one application (one prefix).
 #[derive(Debug, Clone)]
@@ -61,6 +65,11 @@ impl Channels {
     pub(crate) fn all(&self) -> String {
         format!("{}:all", self.prefix)
     }
+
+    /// A node's own channel, where the answers to its commands come.
+    pub(crate) fn node(&self, node: &str) -> String {
+        format!("{}:{node}", self.prefix)
+    }
 }
 
 /// A room's part of a key or channel name: the route's length keeps it unambiguous.
@@ -77,6 +86,24 @@ struct Header<'a> {
     node: Cow<'a, str>,
     #[serde(borrow, flatten)]
     target: WireTarget<'a>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request: Option<Request>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reply: Option<Reply>,
+}
+
+/// A command for the target client, numbered by the asking node.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Request {
+    n: u64,
+    command: Command,
+}
+
+/// The answer to request `n`: `None` when the client was not there after all.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Reply {
+    n: u64,
+    outcome: Option<Outcome>,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -98,6 +125,8 @@ enum WireTarget<'a> {
         #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
         except: Option<Cow<'a, str>>,
     },
+    /// The node whose channel it came on (a reply).
+    Node {},
 }
 
 /// The message that carries `frame` to `target` from `node`.
@@ -126,11 +155,41 @@ pub(crate) fn encode(node: &str, target: Target<'_>, frame: &Frame) -> Option<Ve
     let header = Header {
         node: node.into(),
         target,
+        request: None,
+        reply: None,
     };
-    let mut message = serde_json::to_vec(&header).expect("a header of strings encodes");
-    message.push(b'\n');
+    let mut message = header_line(&header);
     message.extend_from_slice(frame.as_str().as_bytes());
     Some(message)
+}
+
+/// The message that asks the node holding `client_id` to run `command` (request `n` of
+/// `node`).
+pub(crate) fn encode_request(node: &str, client_id: &str, n: u64, command: Command) -> Vec<u8> {
+    header_line(&Header {
+        node: node.into(),
+        target: WireTarget::Client {
+            id: client_id.into(),
+        },
+        request: Some(Request { n, command }),
+        reply: None,
+    })
+}
+
+/// The message that answers request `n`.
+pub(crate) fn encode_reply(node: &str, n: u64, outcome: Option<Outcome>) -> Vec<u8> {
+    header_line(&Header {
+        node: node.into(),
+        target: WireTarget::Node {},
+        request: None,
+        reply: Some(Reply { n, outcome }),
+    })
+}
+
+fn header_line(header: &Header<'_>) -> Vec<u8> {
+    let mut message = serde_json::to_vec(header).expect("a header of strings encodes");
+    message.push(b'\n');
+    message
 }
 
 /// A message another node published: who sent it, to whom, and the frame.
@@ -139,6 +198,10 @@ pub(crate) struct Received {
     pub(crate) node: String,
     target: OwnedTarget,
     pub(crate) frame: Frame,
+    /// A command for the target client: its number and what to run.
+    pub(crate) request: Option<(u64, Command)>,
+    /// An answer to this node's request.
+    pub(crate) reply: Option<(u64, Option<Outcome>)>,
 }
 
 #[derive(Debug)]
@@ -150,6 +213,7 @@ enum OwnedTarget {
         except: Vec<String>,
     },
     All(Option<String>),
+    Node,
 }
 
 /// Why a message could not be read (another program on the channel, or another version).
@@ -182,18 +246,22 @@ pub(crate) fn decode(message: &[u8]) -> Result<Received, DecodeError> {
             except: except.into_iter().map(Cow::into_owned).collect(),
         },
         WireTarget::All { except } => OwnedTarget::All(except.map(Cow::into_owned)),
+        WireTarget::Node {} => OwnedTarget::Node,
     };
     Ok(Received {
         node: header.node.into_owned(),
         target,
         frame,
+        request: header.request.map(|r| (r.n, r.command)),
+        reply: header.reply.map(|r| (r.n, r.outcome)),
     })
 }
 
 impl Received {
-    /// Hands the target to `deliver`, borrowed as the hub takes it.
-    pub(crate) fn with_target<R>(&self, deliver: impl FnOnce(Target<'_>) -> R) -> R {
-        match &self.target {
+    /// Hands the target to `deliver`, borrowed as the hub takes it; `None` for a reply,
+    /// which is for no client.
+    pub(crate) fn with_target<R>(&self, deliver: impl FnOnce(Target<'_>) -> R) -> Option<R> {
+        Some(match &self.target {
             OwnedTarget::Client(id) => deliver(Target::Client(id)),
             OwnedTarget::Room {
                 route,
@@ -215,6 +283,15 @@ impl Received {
             OwnedTarget::All(except) => deliver(Target::All {
                 except: except.as_deref(),
             }),
+            OwnedTarget::Node => return None,
+        })
+    }
+
+    /// The client a request is for.
+    pub(crate) fn client(&self) -> Option<&str> {
+        match &self.target {
+            OwnedTarget::Client(id) => Some(id),
+            _ => None,
         }
     }
 }
@@ -228,7 +305,9 @@ mod tests {
         let message = encode("node-1", target, &frame).unwrap();
         let received = decode(&message).unwrap();
         assert_eq!(received.frame.as_str(), frame.as_str());
-        let target = received.with_target(|target| format!("{target:?}"));
+        let target = received
+            .with_target(|target| format!("{target:?}"))
+            .unwrap();
         (received.node, target)
     }
 
@@ -262,6 +341,32 @@ mod tests {
                 ("node-1".to_owned(), format!("{target:?}"))
             );
         }
+    }
+
+    #[test]
+    fn requests_and_replies_round_trip_without_a_frame() {
+        let command = Command::Disconnect {
+            code: 4000,
+            reason: "a \"quoted\" reason".to_owned(),
+        };
+        let message = encode_request("node-1", "ws:\"x\"", 7, command.clone());
+        let received = decode(&message).unwrap();
+        assert_eq!(received.request, Some((7, command)));
+        assert_eq!(received.client(), Some("ws:\"x\""));
+        assert_eq!(received.frame.as_str(), "");
+        let reply = decode(&encode_reply("node-2", 7, Some(Outcome::Done(true)))).unwrap();
+        assert_eq!(reply.reply, Some((7, Some(Outcome::Done(true)))));
+        assert!(
+            reply.with_target(|_| ()).is_none(),
+            "a reply is for no client"
+        );
+        let refused = Some(Outcome::Refused("room limit".to_owned()));
+        let reply = decode(&encode_reply("node-2", 8, refused.clone())).unwrap();
+        assert_eq!(reply.reply, Some((8, refused)));
+        assert_eq!(
+            decode(&encode_reply("n", 9, None)).unwrap().reply,
+            Some((9, None))
+        );
     }
 
     #[test]

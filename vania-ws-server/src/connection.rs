@@ -997,7 +997,7 @@ impl<'a> Connection<'a> {
                 self.closing();
                 let frame = CloseFrame {
                     code: WireCloseCode::from(code.get()),
-                    reason: reason.into(),
+                    reason: String::from(reason).into(),
                 };
                 if let Err(err) = ws.start_send_unpin(Message::Close(Some(frame))) {
                     tracing::debug!(error = %err, "write failed");

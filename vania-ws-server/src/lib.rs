@@ -46,8 +46,8 @@ pub use engine::Engine;
 pub use server::{Server, ServerBuilder, listen, shutdown_signal};
 pub use vania_ws_core::guard::{Handshake, Rejection};
 pub use vania_ws_core::{
-    Client, CloseCode, DisconnectReason, Extension, Handle, Json, RouteHandle, Router, SendError,
-    State, WebSocketEvent, serde_json,
+    Client, CloseCode, ClusterHandle, DisconnectReason, Extension, Handle, Json, RouteHandle,
+    Router, SendError, State, WebSocketEvent, serde_json,
 };
 
 /// The core crate, for adapters and custom servers.

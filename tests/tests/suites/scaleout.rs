@@ -447,3 +447,59 @@ async fn a_client_can_be_reached_from_another_node_as_soon_as_it_knows_its_id() 
     }
 }
 
+
+#[tokio::test]
+async fn the_handle_joins_leaves_and_disconnects_a_client_on_another_node() {
+    use vania_ws::CloseCode;
+    use vania_ws::error::RemoteError;
+
+    let broker = broker();
+    let nodes = nodes(&broker, 3).await;
+    let mut b = nodes[1].server.connect("/ws").await;
+    let mut sender = nodes[2].server.connect("/ws").await;
+    let cluster = nodes[0].server.handle().cluster();
+    let b_id = b.id().to_owned();
+    assert!(cluster.is_connected(&b_id).await.unwrap());
+    assert!(!cluster.is_connected("ws:nobody").await.unwrap());
+
+    // Joined from node 0: node 1 receives the room from then on, from any node.
+    assert!(cluster.join(&b_id, "remote").await.unwrap());
+    assert!(!cluster.join(&b_id, "remote").await.unwrap(), "one membership");
+    let message = json!({ "room": "remote", "message": "after the join" });
+    assert_eq!(sender.ack("room-message", message).await, Value::Null);
+    assert_eq!(b.recv_event("room-message").await, json!("after the join"));
+    let members = nodes[2].server.handle().route("/ws").unwrap();
+    assert_eq!(members.presence("remote").await.unwrap(), vec![b_id.as_str()]);
+    // A room message node 0 sends right after a join it asked for reaches the client.
+    let route = nodes[0].server.handle().route("/ws").unwrap();
+    for round in 0..10 {
+        let room = format!("fresh-{round}");
+        assert!(cluster.join(&b_id, &room).await.unwrap());
+        route.to_room("news", &room, &json!(round)).unwrap();
+        assert_eq!(b.recv_event("news").await, json!(round));
+    }
+
+    // The client's own errors come back, and an unknown client is one.
+    let err = cluster.join(&b_id, "").await.unwrap_err();
+    assert!(matches!(err, RemoteError::Refused(_)), "{err}");
+    assert!(err.to_string().contains("room name"), "{err}");
+    let err = cluster.join("ws:nobody", "r").await.unwrap_err();
+    assert!(matches!(err, RemoteError::NotConnected(_)), "{err}");
+
+    assert!(cluster.leave(&b_id, "remote").await.unwrap());
+    assert!(!cluster.leave(&b_id, "remote").await.unwrap());
+    let message = json!({ "room": "remote", "message": "after the leave" });
+    assert_eq!(sender.ack("room-message", message).await, Value::Null);
+    next_is_marker(&mut sender, &mut b, "left").await;
+
+    let long = "x".repeat(200);
+    let code = CloseCode::try_from(4000).unwrap();
+    assert!(matches!(
+        cluster.disconnect(&b_id, code, &long).await,
+        Err(RemoteError::Refused(_))
+    ));
+    assert!(!cluster.disconnect("ws:nobody", code, "gone").await.unwrap());
+    assert!(cluster.disconnect(&b_id, code, "moved on").await.unwrap());
+    let closed = b.closed().await;
+    assert_eq!((closed.code, closed.reason.as_str()), (Some(4000), "moved on"));
+}
