@@ -128,7 +128,7 @@ impl Handle {
 ///
 /// A client of this process is served at once; one of another node through the adapter,
 /// which carries the request to the node that holds it and its answer back (over Redis: one
-/// round trip, failing after the subscribe timeout, 2 s by default). With the default
+/// round trip, failing after twice the subscribe timeout, 4 s by default). With the default
 /// adapter, a client not connected here is connected nowhere.
 ///
 /// A request keeps its place among this node's sends: a room message sent after

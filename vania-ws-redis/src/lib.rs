@@ -750,7 +750,9 @@ impl Adapter for RedisAdapter {
                     "cannot reach the node of client `{client_id}`: {why}"
                 ))
             })?;
-            let timeout = shared.config.subscribe_timeout;
+            // The other node may wait up to the subscribe timeout itself (a join waits for
+            // its subscription): twice that, so its answer is not given up on first.
+            let timeout = 2 * shared.config.subscribe_timeout;
             match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(outcome)) => Ok(outcome),
                 Ok(Err(_)) => Err(AdapterError::new(format!(
