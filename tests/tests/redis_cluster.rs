@@ -149,7 +149,9 @@ async fn a_cluster_from_the_settings_takes_several_urls_and_several_urls_need_it
     assert!(err.to_string().contains("REDIS_CLUSTER"), "{err}");
 }
 
-#[tokio::test]
+// Two workers: the harness waits for the cluster with blocking sleeps, on one, while the
+// adapters reconnect on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shard_restarted_mid_run_local_delivery_goes_on_and_cross_node_delivery_resumes() {
     let mut cluster = RedisCluster::start();
     let nodes = nodes(&cluster, 2).await;

@@ -100,9 +100,12 @@ fn cluster_client(
     seeds: &[redis::ConnectionInfo],
     pushes: Option<mpsc::UnboundedSender<redis::PushInfo>>,
 ) -> RedisResult<ClusterClient> {
+    // No retries: redis-rs would send a failed pipeline again after reconnecting, which could
+    // deliver a frame twice or out of order; the adapter reconnects, and drops, itself.
     let mut builder = ClusterClient::builder(seeds.to_vec())
         .use_protocol(redis::ProtocolVersion::RESP3)
-        .response_timeout(RESPONSE_TIMEOUT);
+        .response_timeout(RESPONSE_TIMEOUT)
+        .retries(0);
     if let Some(pushes) = pushes {
         builder = builder.push_sender(pushes);
     }
@@ -198,6 +201,13 @@ impl Subscriber {
                         }
                     }
                     PushKind::Disconnection => return None,
+                    // Redis dropped a subscription (its slot moved, or a failover): the
+                    // adapter resubscribes if it still wants it.
+                    PushKind::SUnsubscribe => {
+                        if let Some(Value::BulkString(channel)) = push.data.into_iter().next() {
+                            return Some(Message::Unsubscribed(channel));
+                        }
+                    }
                     // Subscription confirmations, and what redis-rs resubscribes by itself.
                     _ => {}
                 }
@@ -210,13 +220,17 @@ impl Subscriber {
 pub(crate) enum Message {
     Single(redis::Msg),
     Cluster(Vec<u8>),
+    /// A channel is no longer subscribed: one the adapter gave up, or one Redis dropped.
+    Unsubscribed(Vec<u8>),
 }
 
 impl Message {
-    pub(crate) fn payload(&self) -> &[u8] {
+    /// What was published; `None` for [`Message::Unsubscribed`].
+    pub(crate) fn payload(&self) -> Option<&[u8]> {
         match self {
-            Self::Single(message) => message.get_payload_bytes(),
-            Self::Cluster(payload) => payload,
+            Self::Single(message) => Some(message.get_payload_bytes()),
+            Self::Cluster(payload) => Some(payload),
+            Self::Unsubscribed(_) => None,
         }
     }
 }

@@ -333,6 +333,15 @@ struct Outgoing {
 /// The commands this node asked, waiting for their answer.
 type Pending = HashMap<u64, oneshot::Sender<Option<Outcome>>>;
 
+/// Takes request `.1` out of the table when dropped.
+struct Forget<'a>(&'a Shared, u64);
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.0.pending().remove(&self.1);
+    }
+}
+
 struct Receivers {
     changes: mpsc::UnboundedReceiver<String>,
     outgoing: mpsc::Receiver<Outgoing>,
@@ -750,20 +759,20 @@ impl Adapter for RedisAdapter {
                     "cannot reach the node of client `{client_id}`: {why}"
                 ))
             })?;
+            // However the wait ends (an answer, the timeout, or the caller dropping it), the
+            // request leaves the table.
+            let _forget = Forget(&shared, n);
             // The other node may wait up to the subscribe timeout itself (a join waits for
             // its subscription): twice that, so its answer is not given up on first.
             let timeout = 2 * shared.config.subscribe_timeout;
             match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(outcome)) => Ok(outcome),
                 Ok(Err(_)) => Err(AdapterError::new(format!(
-                    "the request for client `{client_id}` was lost: Redis failed while publishing it"
+                    "the request for client `{client_id}` may not have run: Redis failed while publishing it"
                 ))),
-                Err(_) => {
-                    shared.answer(n, None);
-                    Err(AdapterError::new(format!(
-                        "the node of client `{client_id}` did not answer within {timeout:?}"
-                    )))
-                }
+                Err(_) => Err(AdapterError::new(format!(
+                    "the node of client `{client_id}` did not answer within {timeout:?} (the request may or may not have run)"
+                ))),
             }
         }))
     }
@@ -1202,7 +1211,17 @@ async fn subscribe_task(
         loop {
             tokio::select! {
                 message = subscriber.next() => match message {
-                    Some(message) => deliver(&shared, message.payload()),
+                    Some(message) => match (message.payload(), &message) {
+                        (Some(payload), _) => deliver(&shared, payload),
+                        (None, backend::Message::Unsubscribed(channel)) => {
+                            let channel = String::from_utf8_lossy(channel);
+                            if shared.wanted().contains_key(&*channel) {
+                                tracing::warn!(%channel, "Redis dropped a subscription this node needs: resubscribing");
+                                break;
+                            }
+                        }
+                        (None, _) => {}
+                    },
                     None => break,
                 },
                 n = changes.recv_many(&mut pending, BATCH) => {

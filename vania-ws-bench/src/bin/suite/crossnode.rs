@@ -225,6 +225,9 @@ async fn send(sender: &mut Ws, message: &Message) -> Result<(), String> {
 /// The members' readers: one task per member counts its room messages into one total.
 struct Readers {
     received: Rc<Cell<usize>>,
+    /// Each member's own count, checked at the end: the total alone would let a duplicate
+    /// to one member hide a delivery missing at another.
+    each: Rc<Vec<Cell<usize>>>,
     progress: Rc<Notify>,
     members: usize,
     expected: usize,
@@ -235,12 +238,14 @@ impl Readers {
         let received = Rc::new(Cell::new(0));
         let progress = Rc::new(Notify::new());
         let count = members.len();
-        for mut ws in members {
-            let (received, progress) = (received.clone(), progress.clone());
+        let each: Rc<Vec<Cell<usize>>> = Rc::new((0..count).map(|_| Cell::new(0)).collect());
+        for (i, mut ws) in members.into_iter().enumerate() {
+            let (received, progress, each) = (received.clone(), progress.clone(), each.clone());
             tokio::task::spawn_local(async move {
                 while let Some(Ok(frame)) = ws.next().await {
                     if frame.to_text().is_ok_and(|t| t.contains("room-message")) {
                         received.set(received.get() + 1);
+                        each[i].set(each[i].get() + 1);
                         progress.notify_one();
                     }
                 }
@@ -248,9 +253,22 @@ impl Readers {
         }
         Readers {
             received,
+            each,
             progress,
             members: count,
             expected: 0,
+        }
+    }
+
+    /// Whether every member received exactly as many room messages as were sent.
+    fn check_each(&self) -> Result<(), String> {
+        let sent = self.expected / self.members.max(1);
+        match self.each.iter().position(|got| got.get() != sent) {
+            Some(i) => Err(format!(
+                "member {i} received {} room messages of {sent}",
+                self.each[i].get()
+            )),
+            None => Ok(()),
         }
     }
 
@@ -352,6 +370,10 @@ async fn measure(
         after.iter().zip(&before).map(|(a, b)| a - b).collect()
     };
     let node_cpu = spent(cpu(&node_pids), nodes_before);
+    // Every broadcast was awaited; a last barrier lets a late duplicate show too.
+    send(&mut sender, &message).await?;
+    readers.one_more_each().await?;
+    readers.check_each()?;
     let broker_cpu: f64 = spent(cpu(&broker_pids), broker_before).iter().sum();
     let all = node_cpu.iter().sum::<f64>() + broker_cpu;
     let per_node = node_cpu
