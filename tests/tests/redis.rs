@@ -4,10 +4,10 @@
 //! than the sender (`suites/scaleout.rs`, which `redis_cluster.rs` runs on a Redis Cluster).
 
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use vania_ws::error::ServeError;
 use vania_ws::redis::{RedisAdapter, RedisConfig};
-use vania_ws::testing::{TestClient, TestServer};
+use vania_ws::testing::TestServer;
 use vania_ws::{Router, Server};
 use vania_ws_test_redis::RedisServer;
 use vania_ws_tests::app;
@@ -29,7 +29,7 @@ mod rules {
     include!("suites/scaleout.rs");
 }
 
-use rules::{nodes, presence_becomes};
+use rules::{nodes, presence_becomes, two_servers_deliver_across, until_delivered};
 
 #[tokio::test]
 async fn an_unreachable_redis_fails_a_required_start_and_degrades_an_optional_one() {
@@ -73,17 +73,7 @@ async fn redis_from_the_settings_starts_the_adapter_and_a_bad_url_fails_start_up
             .collect()
     };
     let config = vania_ws::ServerConfig::from_vars(&vars(&redis.url())).unwrap();
-    let first =
-        TestServer::start_builder(Server::builder(app::router()).config(config.clone())).await;
-    let second = TestServer::start_builder(Server::builder(app::router()).config(config)).await;
-    let mut a = first.connect("/ws").await;
-    let mut b = second.connect("/ws").await;
-    let to = b.id().to_owned();
-    assert_eq!(
-        a.ack("direct", json!({ "to": to, "message": 1 })).await,
-        Value::Null
-    );
-    assert_eq!(b.recv_event("direct").await["message"], json!(1));
+    two_servers_deliver_across(config).await;
 
     let config = vania_ws::ServerConfig::from_vars(&vars("http://not-redis")).unwrap();
     let err = Server::builder(Router::new().websocket("/ws", |_| {}))
@@ -100,27 +90,6 @@ async fn redis_from_the_settings_starts_the_adapter_and_a_bad_url_fails_start_up
             .collect();
     let err = vania_ws::ServerConfig::from_vars(&bad).unwrap_err();
     assert!(err.to_string().contains("REDIS_REQUIRED"), "{err}");
-}
-
-/// Sends `direct` messages from `sender` to `recipient` until one arrives; how long it took.
-async fn until_delivered(sender: &mut TestClient, recipient: &mut TestClient) -> Duration {
-    let started = Instant::now();
-    let to = recipient.id().to_owned();
-    for attempt in 0.. {
-        let direct = json!({ "to": to, "message": attempt });
-        assert_eq!(sender.ack("direct", direct).await, Value::Null);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        recipient.barrier().await;
-        let got: Vec<Value> = recipient.take_pending();
-        if got.iter().any(|frame| frame["event"] == "direct") {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "cross-node delivery did not resume within 15 s"
-        );
-    }
-    unreachable!()
 }
 
 #[tokio::test]

@@ -4,11 +4,9 @@
 //! the settings' mistakes, and a master restarted.
 
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
 use vania_ws::Server;
 use vania_ws::error::ServeError;
 use vania_ws::redis::{RedisAdapter, RedisConfig};
-use vania_ws::testing::TestServer;
 use vania_ws_test_redis::{RedisCluster, RedisServer};
 use vania_ws_tests::app;
 
@@ -29,7 +27,7 @@ mod rules {
     include!("suites/scaleout.rs");
 }
 
-use rules::{next_is_marker, nodes};
+use rules::{next_is_marker, nodes, two_servers_deliver_across, until_delivered};
 
 #[tokio::test]
 async fn every_channel_is_a_sharded_channel_on_the_prefixs_shard() {
@@ -120,17 +118,7 @@ async fn a_cluster_from_the_settings_takes_several_urls_and_several_urls_need_it
         ("REDIS_PREFIX", "from-settings"),
     ];
     let config = vania_ws::ServerConfig::from_vars(&vars(&settings)).unwrap();
-    let first =
-        TestServer::start_builder(Server::builder(app::router()).config(config.clone())).await;
-    let second = TestServer::start_builder(Server::builder(app::router()).config(config)).await;
-    let mut a = first.connect("/ws").await;
-    let mut b = second.connect("/ws").await;
-    let to = b.id().to_owned();
-    assert_eq!(
-        a.ack("direct", json!({ "to": to, "message": 1 })).await,
-        Value::Null
-    );
-    assert_eq!(b.recv_event("direct").await["message"], json!(1));
+    two_servers_deliver_across(config).await;
     let shard = cluster.master_of("{from-settings}");
     assert!(
         cluster
@@ -167,28 +155,8 @@ async fn a_shard_restarted_mid_run_local_delivery_goes_on_and_cross_node_deliver
         assert_eq!(a.ack("direct", direct).await, Value::Null);
         assert_eq!(a2.recv_event("direct").await["message"], json!(round));
         cluster.restart(shard);
-        let started = Instant::now();
-        let to = b.id().to_owned();
-        for attempt in 0.. {
-            let direct = json!({ "to": to, "message": attempt });
-            assert_eq!(a.ack("direct", direct).await, Value::Null);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            b.barrier().await;
-            if b.take_pending()
-                .iter()
-                .any(|frame| frame["event"] == "direct")
-            {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(15),
-                "round {round}: cross-node delivery did not resume within 15 s of the shard's return"
-            );
-        }
-        eprintln!(
-            "round {round}: resumed {:?} after the shard came back",
-            started.elapsed()
-        );
+        let resumed = until_delivered(&mut a, &mut b).await;
+        eprintln!("round {round}: resumed {resumed:?} after the shard came back");
     }
     assert!(
         nodes[0].adapter.metrics().reconnects() >= 3,

@@ -202,6 +202,43 @@ async fn a_join_is_acknowledged_once_its_node_is_subscribed() {
     }
 }
 
+/// Sends `direct` messages from `sender` to `recipient` until one arrives; how long it took.
+pub(super) async fn until_delivered(sender: &mut TestClient, recipient: &mut TestClient) -> Duration {
+    let started = Instant::now();
+    let to = recipient.id().to_owned();
+    for attempt in 0.. {
+        let direct = json!({ "to": to, "message": attempt });
+        assert_eq!(sender.ack("direct", direct).await, Value::Null);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        recipient.barrier().await;
+        let got: Vec<Value> = recipient.take_pending();
+        if got.iter().any(|frame| frame["event"] == "direct") {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "cross-node delivery did not resume within 15 s"
+        );
+    }
+    unreachable!()
+}
+
+/// Two servers with `config` (settings that name a Redis): a direct message from a client of
+/// one reaches a client of the other.
+pub(super) async fn two_servers_deliver_across(config: vania_ws::ServerConfig) {
+    let first =
+        TestServer::start_builder(Server::builder(app::router()).config(config.clone())).await;
+    let second = TestServer::start_builder(Server::builder(app::router()).config(config)).await;
+    let mut a = first.connect("/ws").await;
+    let mut b = second.connect("/ws").await;
+    let to = b.id().to_owned();
+    assert_eq!(
+        a.ack("direct", json!({ "to": to, "message": 1 })).await,
+        Value::Null
+    );
+    assert_eq!(b.recv_event("direct").await["message"], json!(1));
+}
+
 /// Asks `client` for the presence of `room` until it is `expected`, for at most 5 s.
 pub(super) async fn presence_becomes(client: &mut TestClient, room: &str, expected: &[&str]) {
     let mut expected: Vec<String> = expected.iter().map(|id| (*id).to_owned()).collect();
