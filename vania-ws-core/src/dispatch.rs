@@ -11,15 +11,16 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use crate::client::Client;
 use crate::close::DisconnectReason;
 use crate::envelope::{Envelope, Frame};
 use crate::errors::{DispatchError, ErrorCode, UnknownRoute};
-use crate::handler::{BoxFuture, ErasedHandler, Outcome};
+use crate::handler::{BoxFuture, Outcome};
 use crate::hub::Hub;
 use crate::outbox::OutboxReceiver;
-use crate::router::Route;
+use crate::router::{Route, RouteEvent};
 
 /// One connection's state: its client and its route.
 #[derive(Debug)]
@@ -168,8 +169,8 @@ impl Session {
 
     /// Like [`start_text`](Self::start_text), for the route's `connect` handler.
     pub fn start_connect(&self, cx: &mut Context<'_>) -> Started {
-        let handler = self.route.connect_handler()?;
-        self.start_handler(handler, None, Answer::Lifecycle, "connect", cx)
+        let event = self.route.connect_event()?;
+        self.start_handler(event, None, Answer::Lifecycle, cx)
     }
 
     fn start_envelope(&self, text: &str, cx: &mut Context<'_>) -> Started {
@@ -199,9 +200,9 @@ impl Session {
                 self.answer(&envelope);
                 None
             }
-            event => match self.route.handler(event) {
+            event => match self.route.event(event) {
                 Some(handler) => {
-                    self.start_handler(handler, envelope.payload, Answer::Reply(id), event, cx)
+                    self.start_handler(handler, envelope.payload, Answer::Reply(id), cx)
                 }
                 None => {
                     let error = DispatchError::new(
@@ -219,42 +220,47 @@ impl Session {
     }
 
     /// Calls a handler and polls it once; a handler that waits continues in a boxed future.
+    /// The run is timed from the call to the reply, into the event's histogram.
     fn start_handler(
         &self,
-        handler: &Arc<dyn ErasedHandler>,
+        event: &Arc<RouteEvent>,
         payload: Option<&RawValue>,
         answer: Answer,
-        event: &str,
         cx: &mut Context<'_>,
     ) -> Started {
+        let started_at = Instant::now();
         let client = self.client.clone();
         let want_reply = matches!(answer, Answer::Reply(Some(_)));
         let started = catch_unwind(AssertUnwindSafe(|| {
-            handler.call(client, payload, want_reply)
+            event.handler.call(client, payload, want_reply)
         }));
         let mut running = match started {
             Ok(Ok(future)) => AssertUnwindSafe(future).catch_unwind(),
             Ok(Err(refused)) => {
                 finish(&self.client, &self.route, answer, event, Ok(Err(refused)));
+                event.duration.observe(started_at.elapsed());
                 return None;
             }
             Err(panic) => {
                 finish(&self.client, &self.route, answer, event, Err(panic));
+                event.duration.observe(started_at.elapsed());
                 return None;
             }
         };
         match Pin::new(&mut running).poll(cx) {
             Poll::Ready(result) => {
                 finish(&self.client, &self.route, answer, event, result);
+                event.duration.observe(started_at.elapsed());
                 None
             }
             Poll::Pending => {
                 let client = self.client.clone();
                 let route = self.route.clone();
-                let event = event.to_owned();
+                let event = event.clone();
                 Some(Box::pin(async move {
                     let result = running.await;
                     finish(&client, &route, answer, &event, result);
+                    event.duration.observe(started_at.elapsed());
                 }))
             }
         }
@@ -427,9 +433,11 @@ impl Session {
     pub async fn run_disconnect(&self, reason: DisconnectReason) {
         self.client.set_disconnect_reason(reason);
         let started = std::future::poll_fn(|cx| {
-            Poll::Ready(self.route.disconnect_handler().and_then(|handler| {
-                self.start_handler(handler, None, Answer::Lifecycle, "disconnect", cx)
-            }))
+            Poll::Ready(
+                self.route
+                    .disconnect_event()
+                    .and_then(|event| self.start_handler(event, None, Answer::Lifecycle, cx)),
+            )
         })
         .await;
         if let Some(rest) = started {
@@ -467,9 +475,10 @@ fn finish(
     client: &Client,
     route: &Route,
     answer: Answer,
-    event: &str,
+    event: &RouteEvent,
     result: std::thread::Result<Outcome>,
 ) {
+    let event = &*event.name;
     let outcome = result.unwrap_or_else(|panic| {
         tracing::error!(
             client = client.id(),

@@ -33,6 +33,21 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in the order of PROTOCOL.md section 5.
+    pub const ALL: [ErrorCode; 11] = [
+        Self::InvalidJson,
+        Self::InvalidEnvelope,
+        Self::UnknownEvent,
+        Self::InvalidPayload,
+        Self::InvalidRoom,
+        Self::RoomLimit,
+        Self::Forbidden,
+        Self::RateLimited,
+        Self::HandlerError,
+        Self::Internal,
+        Self::UnsupportedFrame,
+    ];
+
     /// The code as it appears on the wire, e.g. `"invalid_json"`.
     pub const fn as_str(self) -> &'static str {
         match self {

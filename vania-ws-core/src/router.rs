@@ -15,6 +15,7 @@ use crate::errors::RouterError;
 use crate::extract::StateMap;
 use crate::guard::{self, ConnectionGuard, Handshake, JoinGuard, Rejection};
 use crate::handler::{ErasedHandler, Handler};
+use crate::metrics::DurationHistogram;
 use std::future::Future;
 
 /// Events the framework answers itself; they cannot have handlers. `ack` is a client's answer
@@ -497,12 +498,21 @@ impl Router {
             .map(|(path, mut parts)| {
                 let path: Arc<str> = Arc::from(path);
                 let state = state.clone();
-                let connect = parts.handlers.remove(CONNECT).map(|(h, _)| h);
-                let disconnect = parts.handlers.remove(DISCONNECT).map(|(h, _)| h);
+                let connect = parts
+                    .handlers
+                    .remove_entry(CONNECT)
+                    .map(|(name, (handler, _))| RouteEvent::new(name, handler));
+                let disconnect = parts
+                    .handlers
+                    .remove_entry(DISCONNECT)
+                    .map(|(name, (handler, _))| RouteEvent::new(name, handler));
                 let handlers = parts
                     .handlers
                     .into_iter()
-                    .map(|(event, (handler, _))| (event.into_boxed_str(), handler))
+                    .map(|(name, (handler, _))| {
+                        let event = RouteEvent::new(name, handler);
+                        (event.name.clone(), event)
+                    })
                     .collect();
                 let route = Route {
                     path: path.clone(),
@@ -536,15 +546,32 @@ struct RouteParts {
     binary: Option<BinaryHandler>,
 }
 
+/// One event of a route: its handler, and how long its runs take.
+pub(crate) struct RouteEvent {
+    pub(crate) name: Box<str>,
+    pub(crate) handler: Arc<dyn ErasedHandler>,
+    pub(crate) duration: DurationHistogram,
+}
+
+impl RouteEvent {
+    fn new(name: String, handler: Arc<dyn ErasedHandler>) -> Arc<Self> {
+        Arc::new(Self {
+            name: name.into_boxed_str(),
+            handler,
+            duration: DurationHistogram::default(),
+        })
+    }
+}
+
 /// One route's handlers, frozen.
 pub struct Route {
     path: Arc<str>,
     /// Looked up once per frame with a name the client chose: foldhash is several times
     /// faster than SipHash on short keys and seeded per process; the keys are fixed at
     /// start-up, so a client's names cannot degrade the table.
-    handlers: HashMap<Box<str>, Arc<dyn ErasedHandler>, foldhash::fast::RandomState>,
-    connect: Option<Arc<dyn ErasedHandler>>,
-    disconnect: Option<Arc<dyn ErasedHandler>>,
+    handlers: HashMap<Box<str>, Arc<RouteEvent>, foldhash::fast::RandomState>,
+    connect: Option<Arc<RouteEvent>>,
+    disconnect: Option<Arc<RouteEvent>>,
     guards: Vec<ConnectionGuard>,
     join_guards: Vec<JoinGuard>,
     text: Option<TextHandler>,
@@ -580,17 +607,43 @@ impl Route {
 
     /// The handler of `event`, if any (lifecycle events are not looked up here).
     pub fn handler(&self, event: &str) -> Option<&Arc<dyn ErasedHandler>> {
-        self.handlers.get(event)
+        self.handlers.get(event).map(|event| &event.handler)
     }
 
     /// The `connect` handler.
     pub fn connect_handler(&self) -> Option<&Arc<dyn ErasedHandler>> {
-        self.connect.as_ref()
+        self.connect.as_ref().map(|event| &event.handler)
     }
 
     /// The `disconnect` handler.
     pub fn disconnect_handler(&self) -> Option<&Arc<dyn ErasedHandler>> {
+        self.disconnect.as_ref().map(|event| &event.handler)
+    }
+
+    pub(crate) fn event(&self, event: &str) -> Option<&Arc<RouteEvent>> {
+        self.handlers.get(event)
+    }
+
+    pub(crate) fn connect_event(&self) -> Option<&Arc<RouteEvent>> {
+        self.connect.as_ref()
+    }
+
+    pub(crate) fn disconnect_event(&self) -> Option<&Arc<RouteEvent>> {
         self.disconnect.as_ref()
+    }
+
+    /// How long each handler of the route has run, by event name (`connect` and
+    /// `disconnect` included), sorted by name.
+    pub fn handler_durations(&self) -> Vec<(&str, &DurationHistogram)> {
+        let mut durations: Vec<_> = self
+            .handlers
+            .values()
+            .chain(&self.connect)
+            .chain(&self.disconnect)
+            .map(|event| (&*event.name, &event.duration))
+            .collect();
+        durations.sort_unstable_by_key(|(name, _)| *name);
+        durations
     }
 
     /// This route's own connection guards.
@@ -655,6 +708,13 @@ impl RouteTable {
     /// "`Type` on `/path` (declared at file:line)"; building the table logs a warning for each.
     pub fn unserved_controllers(&self) -> &[String] {
         &self.unserved
+    }
+
+    /// Every route, sorted by path.
+    pub fn routes(&self) -> Vec<&Arc<Route>> {
+        let mut routes: Vec<_> = self.routes.values().collect();
+        routes.sort_unstable_by(|a, b| a.path().cmp(b.path()));
+        routes
     }
 
     /// Every route path, sorted.

@@ -1,7 +1,9 @@
-//! The axum front end (feature `axum`): the engine's WebSocket routes as an `axum::Router`,
-//! so one `axum::serve` serves pages, a REST API and WebSockets on one port.
+//! The axum front end (feature `axum`): the engine's WebSocket routes as an `axum::Router`
+//! ([`Engine::axum_routes`]), its metrics ([`Engine::axum_metrics`]) and the browser client
+//! ([`client_script`]), so one `axum::serve` serves pages, a REST API and WebSockets on one
+//! port.
 //!
-//! The upgrade goes through hyper's own upgrade mechanism. The [policy](crate::policy) decides
+//! The upgrade goes through hyper's own upgrade mechanism. The handshake policy decides
 //! first, so a refusal (404, 403, 401, 503, …) is a real HTTP response and no upgrade happens;
 //! an admitted connection then runs on the same engine as the standalone server's, with the
 //! same limits, guards, counters and graceful drain.
@@ -50,6 +52,11 @@ impl Engine {
     where
         S: Clone + Send + Sync + 'static,
     {
+        if let Some(addr) = self.shared.config.metrics_addr {
+            tracing::warn!(
+                "WS_METRICS_ADDR ({addr}) is set, but only the standalone `Server` opens that listener: merge `Engine::axum_metrics()` into the axum app instead"
+            );
+        }
         let mut router = axum::Router::new();
         for path in self.shared.routes.paths() {
             let shared = self.shared.clone();
@@ -62,6 +69,57 @@ impl Engine {
         }
         router
     }
+
+    /// `GET /metrics`: [`render_metrics`](Engine::render_metrics), in the Prometheus text
+    /// format. Merge it where the scraper can reach it and the public cannot, or behind the
+    /// app's own authentication: the counters say how busy the server is.
+    pub fn axum_metrics<S>(&self) -> axum::Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        let shared = self.shared.clone();
+        axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let text = crate::prometheus::render(&shared);
+                async move {
+                    let mut response = Response::new(Body::from(text));
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static(crate::prometheus::CONTENT_TYPE),
+                    );
+                    response
+                }
+            }),
+        )
+    }
+}
+
+/// The browser client (`clients/js/vania-ws.js`, a dependency-free ES module), as served at
+/// `/vania-ws.js` by [`client_script`].
+pub const CLIENT_SCRIPT: &str = include_str!("../../clients/js/vania-ws.js");
+
+/// `GET /vania-ws.js`: the browser client, so a page without npm can
+/// `import { connect } from "/vania-ws.js"`. Merge it into the app beside
+/// [`Engine::axum_routes`].
+pub fn client_script<S>() -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    axum::Router::new().route(
+        "/vania-ws.js",
+        axum::routing::get(|| async {
+            let mut response = Response::new(Body::from(CLIENT_SCRIPT));
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/javascript; charset=utf-8"),
+            );
+            // The module changes with the server binary, not between its requests.
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            response
+        }),
+    )
 }
 
 async fn upgrade(shared: Arc<Shared>, mut request: Request) -> Response {

@@ -115,6 +115,10 @@ pub struct ServerConfig {
     /// the oldest pending one is dropped, so that silent sockets cannot keep real clients
     /// out. Default 1,024.
     pub max_pending_handshakes: usize,
+    /// `WS_METRICS_ADDR`: where the standalone server serves `GET /metrics` (Prometheus text
+    /// format), on a listener of its own, e.g. `127.0.0.1:9100`. `None` (unset): no metrics
+    /// listener. An axum app serves [`Engine::axum_metrics`](crate::Engine) instead.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// `REDIS_URL` (with `REDIS_PREFIX` and `REDIS_REQUIRED`): scale out over this Redis,
     /// unless the builder was given an adapter. `None` (unset): this process only.
     #[cfg(feature = "redis")]
@@ -142,6 +146,7 @@ impl Default for ServerConfig {
             close_timeout: Duration::from_secs(5),
             listen_backlog: 4096,
             max_pending_handshakes: 1024,
+            metrics_addr: None,
             #[cfg(feature = "redis")]
             redis: None,
         }
@@ -239,6 +244,13 @@ impl ServerConfig {
         }
         if let Some(v) = get("WS_MAX_PENDING_HANDSHAKES") {
             config.max_pending_handshakes = parse("WS_MAX_PENDING_HANDSHAKES", v, "a number")?;
+        }
+        if let Some(v) = get("WS_METRICS_ADDR") {
+            config.metrics_addr = Some(parse(
+                "WS_METRICS_ADDR",
+                v,
+                "an IP address and port, such as `127.0.0.1:9100`",
+            )?);
         }
         #[cfg(feature = "redis")]
         {
@@ -402,6 +414,12 @@ impl ServerConfig {
     /// Sets how many connections may be in their HTTP upgrade at once.
     pub fn max_pending_handshakes(mut self, pending: usize) -> Self {
         self.max_pending_handshakes = pending;
+        self
+    }
+
+    /// Serves `GET /metrics` on `addr` beside the standalone server (`WS_METRICS_ADDR`).
+    pub fn metrics_addr(mut self, addr: std::net::SocketAddr) -> Self {
+        self.metrics_addr = Some(addr);
         self
     }
 }

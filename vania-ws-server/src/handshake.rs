@@ -34,7 +34,10 @@ where
     let (head, mut buf) = match read_head(stream).await {
         Ok(read) => read,
         Err(Some(refusal)) => {
-            shared.hub.metrics().record_handshake_refused();
+            shared
+                .hub
+                .metrics()
+                .record_handshake_refused(refusal.rejection.status);
             let _ = respond(stream, &refusal).await;
             return None;
         }

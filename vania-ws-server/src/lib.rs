@@ -38,8 +38,11 @@ mod server;
 mod transport;
 mod wake;
 
+mod prometheus;
+pub use prometheus::CONTENT_TYPE as METRICS_CONTENT_TYPE;
+
 #[cfg(feature = "axum")]
-mod axum;
+pub mod axum;
 
 pub use config::{ServerConfig, load_env};
 pub use engine::Engine;

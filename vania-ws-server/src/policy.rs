@@ -53,7 +53,10 @@ pub(crate) async fn admit(
 ) -> Result<Admission, Refusal> {
     let decided = decide(shared, method, target, headers, peer).await;
     if let Err(refusal) = &decided {
-        shared.hub.metrics().record_handshake_refused();
+        shared
+            .hub
+            .metrics()
+            .record_handshake_refused(refusal.rejection.status);
         tracing::debug!(
             %peer,
             status = refusal.rejection.status,

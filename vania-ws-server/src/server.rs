@@ -46,7 +46,7 @@ pub enum ServeError {
 /// Builds a [`Server`] (or an [`Engine`] for another front end) from a [`Router`] and settings.
 pub struct ServerBuilder {
     router: Router,
-    config: ServerConfig,
+    pub(crate) config: ServerConfig,
     /// `None`: the default, [`LocalAdapter`], or the Redis adapter when `REDIS_URL` is set.
     adapter: Option<Arc<dyn Adapter>>,
     on_start: Vec<Box<dyn FnOnce(Handle) + Send>>,
@@ -166,6 +166,19 @@ impl ServerBuilder {
         // The socket first: a port in use fails start-up before the adapter connects.
         self.config.validate()?;
         let listener = listen(&self.config).await?;
+        let metrics = match self.config.metrics_addr {
+            Some(addr) => {
+                Some(
+                    TcpListener::bind(addr)
+                        .await
+                        .map_err(|source| ServeError::Bind {
+                            addr: format!("{addr} (WS_METRICS_ADDR)"),
+                            source,
+                        })?,
+                )
+            }
+            None => None,
+        };
         let engine = self.start().await?;
         let addr = listener
             .local_addr()
@@ -177,7 +190,17 @@ impl ServerBuilder {
                 "vania-ws listening on {addr}, but APP_WEBSOCKET is false: no websocket route is served, every path answers 404"
             );
         }
-        Ok(Server { listener, engine })
+        if let Some(metrics) = &metrics {
+            let addr = metrics
+                .local_addr()
+                .map_or_else(|_| "?".to_owned(), |addr| addr.to_string());
+            tracing::info!("metrics on http://{addr}/metrics");
+        }
+        Ok(Server {
+            listener,
+            metrics,
+            engine,
+        })
     }
 }
 
@@ -242,6 +265,8 @@ pub async fn listen(config: &ServerConfig) -> Result<TcpListener, ServeError> {
 /// ```
 pub struct Server {
     listener: TcpListener,
+    /// `WS_METRICS_ADDR`'s listener.
+    metrics: Option<TcpListener>,
     engine: Engine,
 }
 
@@ -270,6 +295,12 @@ impl Server {
         self.listener.local_addr()
     }
 
+    /// The address of the metrics listener (`WS_METRICS_ADDR`), if there is one: the port
+    /// it got when the setting asked for port 0.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref()?.local_addr().ok()
+    }
+
     /// A handle for sending from outside any handler.
     pub fn handle(&self) -> Handle {
         self.engine.handle()
@@ -290,16 +321,30 @@ impl Server {
     /// close 1001, and returns when every connection has ended or the shutdown timeout has
     /// passed.
     pub async fn run_until(self, signal: impl Future<Output = ()>) {
-        let Server { listener, engine } = self;
+        let Server {
+            listener,
+            metrics,
+            engine,
+        } = self;
         let shared = engine.shared.clone();
         // The accept loop runs as a task of its own, on a worker thread: a connection's task
         // then starts on the thread that accepted it, instead of being handed over from the
         // thread that runs `main`.
         let stop = CancellationToken::new();
+        let scraping = metrics.map(|metrics| {
+            tokio::spawn(crate::prometheus::serve(
+                metrics,
+                shared.clone(),
+                stop.clone(),
+            ))
+        });
         let accepting = tokio::spawn(accept_loop(listener, shared, stop.clone()));
         signal.await;
         stop.cancel();
         let _ = accepting.await;
+        if let Some(scraping) = scraping {
+            let _ = scraping.await;
+        }
         engine.shutdown().await;
     }
 }

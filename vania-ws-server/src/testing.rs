@@ -64,6 +64,8 @@ pub enum FrontEnd {
 #[derive(Debug)]
 pub struct TestServer {
     addr: SocketAddr,
+    /// Where `GET /metrics` is served.
+    metrics: SocketAddr,
     handle: Handle,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -101,6 +103,7 @@ impl TestServer {
         let handle = engine.handle();
         let app = engine
             .axum_routes::<()>()
+            .merge(engine.axum_metrics())
             .into_make_service_with_connect_info::<SocketAddr>();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -117,6 +120,7 @@ impl TestServer {
         });
         Self {
             addr,
+            metrics: addr,
             handle,
             stop: Some(stop),
             task: Some(task),
@@ -129,7 +133,11 @@ impl TestServer {
 
     /// Starts what `builder` builds (its adapter and `on_start` hooks included), standalone,
     /// on `127.0.0.1:0`: for several servers that share an adapter's cluster.
-    pub async fn start_builder(builder: ServerBuilder) -> Self {
+    pub async fn start_builder(mut builder: ServerBuilder) -> Self {
+        builder
+            .config
+            .metrics_addr
+            .get_or_insert_with(|| SocketAddr::from(([127, 0, 0, 1], 0)));
         let server = builder
             .host("127.0.0.1")
             .port(0)
@@ -137,6 +145,7 @@ impl TestServer {
             .await
             .expect("the test server binds");
         let addr = server.local_addr().expect("a bound address");
+        let metrics = server.metrics_addr().expect("a metrics listener");
         let handle = server.handle();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run_until(async {
@@ -144,6 +153,7 @@ impl TestServer {
         }));
         Self {
             addr,
+            metrics,
             handle,
             stop: Some(stop),
             task: Some(task),
@@ -201,6 +211,38 @@ impl TestServer {
             request.headers_mut().append(name, value);
         }
         TestClient::connect_request(request)
+    }
+
+    /// `GET /metrics`, over HTTP: the Prometheus text the server exports (the standalone
+    /// server's `metrics_addr`, which the test server sets to a free port unless the
+    /// settings chose one; [`Engine::axum_metrics`](crate::Engine::axum_metrics) behind
+    /// axum).
+    pub async fn metrics_text(&self) -> String {
+        use http_body_util::{BodyExt, Empty};
+        let stream = TcpStream::connect(self.metrics)
+            .await
+            .expect("the metrics listener accepts");
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .expect("an HTTP/1.1 connection to the metrics listener");
+        tokio::spawn(connection);
+        let request = hyper::Request::get("/metrics")
+            .header(hyper::header::HOST, self.metrics.to_string())
+            .body(Empty::<bytes::Bytes>::new())
+            .expect("a valid request");
+        let response = sender
+            .send_request(request)
+            .await
+            .expect("the metrics listener answers");
+        assert_eq!(response.status(), 200, "GET /metrics answers 200");
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("the whole body")
+            .to_bytes();
+        String::from_utf8(body.to_vec()).expect("metrics are UTF-8 text")
     }
 
     /// Signals shutdown and waits until the server has drained.

@@ -22,6 +22,17 @@ fn with_origin(
     request
 }
 
+/// The value of `series` (a metric's name and labels, as printed) in the server's
+/// `GET /metrics`.
+async fn exported(server: &vania_ws::testing::TestServer, series: &str) -> f64 {
+    let text = server.metrics_text().await;
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no `{series}` in GET /metrics:\n{text}"))
+        .parse()
+        .unwrap()
+}
+
 fn counting_router(connects: Arc<AtomicUsize>) -> Router {
     Router::new().websocket("/ws", move |ev| {
         let connects = connects.clone();
@@ -229,6 +240,7 @@ async fn a_client_that_never_answers_pings_is_dropped_and_leaves_its_rooms() {
     );
     assert_eq!(alive.ack("echo", json!(1)).await, json!(1));
     assert_eq!(server.handle().metrics().pings_timed_out, 1);
+    assert_eq!(exported(&server, "vania_ws_ping_timeouts_total").await, 1.0);
     drop(silent);
 }
 
@@ -338,6 +350,8 @@ async fn a_slow_consumer_that_reads_nothing_is_dropped_after_the_close_timeout()
             h.metrics().slow_consumers == 1 && h.metrics().clients == 0
         })
         .await;
+    assert_eq!(exported(&server, "vania_ws_slow_consumers_total").await, 1.0);
+    assert_eq!(exported(&server, "vania_ws_connections").await, 0.0);
     drop(stream);
 }
 
@@ -432,7 +446,12 @@ async fn a_flood_is_rate_limited_then_closed_while_a_polite_client_is_served() {
     for i in 0..5 {
         assert_eq!(polite.ack("message", json!(i)).await, json!(i));
     }
-    assert!(server.handle().metrics().rate_limited >= 200);
+    let rate_limited = server.handle().metrics().rate_limited;
+    assert!(rate_limited >= 200);
+    assert_eq!(
+        exported(&server, "vania_ws_rate_limited_total").await,
+        rate_limited as f64
+    );
 }
 
 #[tokio::test]
@@ -471,6 +490,11 @@ async fn an_oversized_message_in_continuation_frames_closes_1009() {
 #[tokio::test]
 async fn counters_report_traffic_and_errors() {
     let server = start(vania_ws_tests::app::router()).await;
+    // Refused by the engine behind either front end (behind axum, a path without a route is
+    // the app's own 404, which the engine never sees).
+    let foreign = || with_origin(&server.url("/ws"), "https://elsewhere.example");
+    assert_refused(foreign(), 403).await;
+    assert_refused(foreign(), 403).await;
     let mut a = server.connect("/ws").await;
     let mut b = server.connect("/ws").await;
     a.join("r").await;
@@ -495,6 +519,42 @@ async fn counters_report_traffic_and_errors() {
         (5, 9),
         "{metrics:?}"
     );
+    // The same, as Prometheus scrapes it.
+    let series = [
+        ("vania_ws_connections", 2.0),
+        ("vania_ws_rooms", 1.0),
+        ("vania_ws_messages_in_total", 5.0),
+        ("vania_ws_messages_out_total", 9.0),
+        ("vania_ws_errors_total{code=\"unknown_event\"}", 1.0),
+        ("vania_ws_errors_total{code=\"invalid_json\"}", 1.0),
+        ("vania_ws_errors_total{code=\"handler_error\"}", 0.0),
+        ("vania_ws_handshake_rejections_total{status=\"403\"}", 2.0),
+        (
+            "vania_ws_handler_duration_seconds_count{route=\"/ws\",event=\"room-message\"}",
+            1.0,
+        ),
+        (
+            "vania_ws_handler_duration_seconds_bucket{route=\"/ws\",event=\"room-message\",le=\"+Inf\"}",
+            1.0,
+        ),
+        (
+            "vania_ws_handler_duration_seconds_count{route=\"/ws\",event=\"whoami\"}",
+            0.0,
+        ),
+    ];
+    for (name, value) in series {
+        assert_eq!(exported(&server, name).await, value, "{name}");
+    }
+    // A handler's run is timed to its reply.
+    a.ack("whoami", Value::Null).await;
+    let whoami = "vania_ws_handler_duration_seconds_count{route=\"/ws\",event=\"whoami\"}";
+    assert_eq!(exported(&server, whoami).await, 1.0);
+    // The gauge follows a close.
+    b.close().await;
+    server
+        .eventually("b's connection closed", |h| h.metrics().connections == 1)
+        .await;
+    assert_eq!(exported(&server, "vania_ws_connections").await, 1.0);
 }
 
 #[tokio::test]

@@ -1,0 +1,2 @@
+// The browser client arrives in the next commit.
+export {};
