@@ -220,7 +220,8 @@ impl Session {
     }
 
     /// Calls a handler and polls it once; a handler that waits continues in a boxed future.
-    /// The run is timed from the call to the reply, into the event's histogram.
+    /// The run is timed from the call until its outcome is known, into the event's histogram,
+    /// before the reply is queued: a client that has the reply sees the run counted.
     fn start_handler(
         &self,
         event: &Arc<RouteEvent>,
@@ -237,20 +238,20 @@ impl Session {
         let mut running = match started {
             Ok(Ok(future)) => AssertUnwindSafe(future).catch_unwind(),
             Ok(Err(refused)) => {
-                finish(&self.client, &self.route, answer, event, Ok(Err(refused)));
                 event.duration.observe(started_at.elapsed());
+                finish(&self.client, &self.route, answer, event, Ok(Err(refused)));
                 return None;
             }
             Err(panic) => {
-                finish(&self.client, &self.route, answer, event, Err(panic));
                 event.duration.observe(started_at.elapsed());
+                finish(&self.client, &self.route, answer, event, Err(panic));
                 return None;
             }
         };
         match Pin::new(&mut running).poll(cx) {
             Poll::Ready(result) => {
-                finish(&self.client, &self.route, answer, event, result);
                 event.duration.observe(started_at.elapsed());
+                finish(&self.client, &self.route, answer, event, result);
                 None
             }
             Poll::Pending => {
@@ -259,8 +260,8 @@ impl Session {
                 let event = event.clone();
                 Some(Box::pin(async move {
                     let result = running.await;
-                    finish(&client, &route, answer, &event, result);
                     event.duration.observe(started_at.elapsed());
+                    finish(&client, &route, answer, &event, result);
                 }))
             }
         }

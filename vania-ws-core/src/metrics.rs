@@ -205,7 +205,7 @@ const BUCKET_NANOS: [u64; DURATION_BUCKETS.len()] = {
     nanos
 };
 
-/// How long one event's handler runs, from its call to its reply, in fixed buckets
+/// How long one event's handler runs, from its call to its outcome, in fixed buckets
 /// ([`DURATION_BUCKETS`]).
 ///
 /// Each route event owns one, made when the router is built, so recording a run is a few

@@ -43,7 +43,7 @@ impl Engine {
     /// | `vania_ws_slow_consumers_total` | counter: clients dropped for an overflowing queue |
     /// | `vania_ws_rate_limited_total` | counter: events refused by the rate limit |
     /// | `vania_ws_ping_timeouts_total` | counter: clients dropped for missing pongs |
-    /// | `vania_ws_handler_duration_seconds{route,event}` | histogram: handler runs, call to reply |
+    /// | `vania_ws_handler_duration_seconds{route,event}` | histogram: handler runs, from the call to the outcome |
     pub fn render_metrics(&self) -> String {
         render(&self.shared)
     }
@@ -139,7 +139,7 @@ impl Collector for Scrape {
         )?;
         let mut family = encoder.encode_descriptor(
             "vania_ws_handler_duration_seconds",
-            "How long event handlers run, from the call to the reply.",
+            "How long event handlers run, from the call to the outcome (the reply is queued after it).",
             None,
             MetricType::Histogram,
         )?;

@@ -2,6 +2,7 @@
 //! `example-demo`) mounted in an axum app, so one port serves HTTP and WebSockets:
 //!
 //! - `GET /health` answers `200 ok`;
+//! - `GET /vania-ws.js` serves the browser client, `GET /metrics` the Prometheus metrics;
 //! - `POST /api/rooms/{room}/messages` takes a JSON body and delivers
 //!   `{"event":"room-message","payload":<body>}` to every member of `room` on `/ws`, as
 //!   Laravel broadcasting pushes from a controller; it answers `202` with
@@ -30,6 +31,8 @@ pub fn app(engine: &Engine) -> Result<axum::Router, UnknownRoute> {
         .route("/health", get(|| async { "ok" }))
         .route("/api/rooms/{room}/messages", post(room_message))
         .with_state(ws)
+        .merge(vania_ws::axum::client_script())
+        .merge(engine.axum_metrics())
         .merge(engine.axum_routes()))
 }
 

@@ -118,6 +118,28 @@ async fn one_port_serves_rest_and_websockets_and_a_post_reaches_the_room() {
 }
 
 #[tokio::test]
+async fn the_browser_client_and_the_metrics_are_served_beside_the_routes() {
+    let app = start().await;
+    let (status, script) = http(app.addr, "GET", "/vania-ws.js", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(script, vania_ws::axum::CLIENT_SCRIPT);
+    assert!(script.contains("export function connect"), "the module");
+    let mut client = TestClient::connect(&format!("ws://{}/ws", app.addr)).await;
+    client.ack("message", json!("hi")).await;
+    let (status, metrics) = http(app.addr, "GET", "/metrics", None).await;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("\nvania_ws_connections 1\n"), "{metrics}");
+    assert!(
+        metrics.contains(
+            "\nvania_ws_handler_duration_seconds_count{route=\"/ws\",event=\"message\"} 1\n"
+        ),
+        "{metrics}"
+    );
+    let _ = app.stop.send(());
+    app.served.await.unwrap().unwrap();
+}
+
+#[tokio::test]
 async fn a_graceful_shutdown_drains_websockets_then_http() {
     let app = start().await;
     let url = format!("ws://{}/ws", app.addr);
