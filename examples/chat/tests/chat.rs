@@ -2,9 +2,9 @@
 //! Chromium by `tests/browser`): the name guard, rooms with history and members, messages,
 //! typing, private messages, and what a disconnect tells the rooms.
 
-use serde_json::{Value, json};
 use std::net::SocketAddr;
 use tokio::sync::oneshot;
+use vania_ws::serde_json::{Value, json};
 use vania_ws::testing::{TestClient, assert_refused};
 use vania_ws::{Server, ServerConfig, listen};
 
