@@ -1,4 +1,5 @@
-// Type declarations for vania-ws.js, the browser client of vania-ws (wire protocol version 1).
+// Type declarations for vania-ws.js, the browser client of vania-ws (wire protocol version 1,
+// or, with `protocol: "vania"`, the subset a Vania (Dart) server speaks).
 
 /** Any JSON value: what a payload may be. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -21,8 +22,21 @@ export type State = "connecting" | "open" | "reconnecting" | "closed";
  * - `"disconnected"`: the connection dropped after the request was sent; the server may or may
  *   not have run it, so it is not resent.
  * - `"closed"`: the client is closed (or closed before the reply).
+ * - `"unsupported"`: `request` with `protocol: "vania"`; a Vania server never answers requests.
  */
-export type ClientErrorCode = "timeout" | "disconnected" | "closed";
+export type ClientErrorCode = "timeout" | "disconnected" | "closed" | "unsupported";
+
+/**
+ * The wire protocol the server speaks.
+ *
+ * - `"vania-ws"`: PROTOCOL.md, version 1: the `connected` handshake with a session id, acks,
+ *   error frames with codes, requests both ways.
+ * - `"vania"`: a Vania (Dart) server. Its first frame is `{"event":"connect"}` (newer versions
+ *   may add a payload); it never sends acks nor anything with an `id`, and it joins and leaves
+ *   rooms without a reply. So `request` rejects with `"unsupported"`, and `join`/`leave` are done
+ *   once their frame is handed to the socket. `emit` and `on` work as with vania-ws.
+ */
+export type Protocol = "vania-ws" | "vania";
 
 /** The protocol's error codes (PROTOCOL.md section 5). */
 export type ServerErrorCode =
@@ -81,6 +95,11 @@ export interface ConnectOptions {
    * `console.warn`). Default `1000`; `0` drops every emit made while not open.
    */
   maxQueuedEmits?: number;
+  /**
+   * The server's protocol: `"vania-ws"` (the default) or `"vania"` for a Vania (Dart) server
+   * (see {@link Protocol}). Any other value is a TypeError from `connect`.
+   */
+  protocol?: Protocol;
 }
 
 export interface CallOptions {
@@ -96,7 +115,11 @@ export interface Frame {
   [key: string]: unknown;
 }
 
-/** The payload of an error frame without `id` (the error of an `emit`), or of a failed rejoin. */
+/**
+ * The payload of an error frame without `id` (the error of an `emit`), or of a failed rejoin.
+ * It is passed on as the server sent it: a Vania server's error frame (a middleware that refused
+ * the frame) is `{ message }` only, so with `protocol: "vania"` `code` is absent.
+ */
 export interface ErrorPayload {
   code: ServerErrorCode | ClientErrorCode | (string & {});
   message: string;
@@ -123,14 +146,19 @@ export type EventHandler = (payload: any, frame: Frame) => unknown;
 export interface VaniaWsClient {
   /**
    * Resolves on the connection's `connected` frame once every previously joined room has been
-   * rejoined. While `"reconnecting"` it is a NEW pending promise, resolved once reconnected.
+   * rejoined. With `protocol: "vania"` it resolves on the first `connect` frame (a `connected`
+   * frame is accepted too), the rejoin frames sent. While `"reconnecting"` it is a NEW pending promise, resolved once reconnected.
    * It rejects with code `"closed"` when the client closes before it resolved (for example
    * `close()` before connecting, or a failed first attempt with `reconnect: false`), and once
    * the client is closed it is always a rejected promise. Unawaited rejections are not reported
    * as unhandled.
    */
   readonly ready: Promise<void>;
-  /** The current connection's session id (`ws:<uuid>`); `null` while not connected. */
+  /**
+   * The current connection's session id (`ws:<uuid>`); `null` while not connected. With
+   * `protocol: "vania"`, the handshake payload's `session_id` or `sessionId` when it is a
+   * string, else `null` (Vania's own `connect` frame carries none).
+   */
   readonly sessionId: string | null;
   readonly state: State;
 
@@ -147,7 +175,8 @@ export interface VaniaWsClient {
   on(event: "error", handler: (payload: ErrorPayload, frame: Frame | null) => void): () => void;
   /**
    * A server event. Returns a function that unsubscribes this registration. `"ack"` and
-   * `"connected"` are consumed by the client and cannot be listened to (TypeError).
+   * `"connected"` (and, with `protocol: "vania"`, `"connect"`) are consumed by the client and
+   * cannot be listened to (TypeError).
    */
   on(event: string, handler: EventHandler): () => void;
 
@@ -164,18 +193,26 @@ export interface VaniaWsClient {
    * a VaniaWsError: the server's code and message on an error frame, `"timeout"`,
    * `"disconnected"` (dropped after it was sent; never resent, since the handler may have run)
    * or `"closed"`. While not open it is queued and sent once open (after the rejoins).
+   *
+   * With `protocol: "vania"` it rejects at once with `"unsupported"` and sends nothing: a Vania
+   * server does not answer requests (use `emit`, and `on` for what its handler emits back).
    */
   request<T = any>(event: string, payload?: unknown, options?: CallOptions): Promise<T>;
 
   /**
    * Joins a room; resolves with `{ room }` on the ack. Only a successful join is remembered
    * and rejoined after a reconnect. A room name is 1 to 255 bytes of UTF-8 (TypeError otherwise).
+   *
+   * With `protocol: "vania"` the frame carries no `id` and the promise resolves with `{ room }`
+   * once the frame is handed to the socket (queued while not open, within the timeout); the
+   * room is then remembered and rejoined after a reconnect (its frame sent before `ready`).
    */
   join(room: string, options?: CallOptions): Promise<{ room: string }>;
 
   /**
    * Leaves a room; resolves with `{ room }` on the ack. The room is forgotten at once (not
-   * rejoined after a reconnect), whatever becomes of this request.
+   * rejoined after a reconnect), whatever becomes of this request. With `protocol: "vania"`
+   * it resolves once the frame (without `id`) is handed to the socket.
    */
   leave(room: string, options?: CallOptions): Promise<{ room: string }>;
 
@@ -187,8 +224,9 @@ export interface VaniaWsClient {
 }
 
 /**
- * Opens a client on a vania-ws route (`ws://` or `wss://` URL) and returns it at once; await
- * `ready` for the connection. Throws a TypeError for bad options, a SyntaxError for a malformed
+ * Opens a client on a vania-ws route (`ws://` or `wss://` URL), or a Vania one with
+ * `protocol: "vania"`, and returns it at once; await `ready` for the connection. Throws a
+ * TypeError for bad options (an unknown `protocol` included), a SyntaxError for a malformed
  * URL, and an Error when there is no global `WebSocket` (Node 20 needs
  * `--experimental-websocket`).
  */

@@ -1,6 +1,8 @@
 // vania-ws browser client: a dependency-free ES module speaking the vania-ws wire protocol,
 // version 1 (PROTOCOL.md). It runs in browsers and in Node >= 20 started with
-// `--experimental-websocket`; it only needs `globalThis.WebSocket`.
+// `--experimental-websocket`; it only needs `globalThis.WebSocket`. With
+// `protocol: "vania"` it talks to a Vania (Dart) server instead, which has no acks (see
+// README.md, "Against a Vania server").
 //
 //   import { connect } from "/vania-ws.js";
 //   const ws = connect("ws://127.0.0.1:8000/ws");
@@ -16,7 +18,13 @@ const DEFAULTS = Object.freeze({
   reconnectMaxDelayMs: 5000,
   requestTimeoutMs: 10000,
   maxQueuedEmits: 1000,
+  protocol: "vania-ws",
 });
+
+// "vania-ws": PROTOCOL.md, acks and all. "vania": the subset a Vania (Dart) server speaks. Its
+// first frame is `{"event":"connect"}` (no session id), it never answers with an `id`, and it
+// joins and leaves rooms silently; so there is nothing for request/join/leave to wait for.
+const PROTOCOLS = new Set(["vania-ws", "vania"]);
 
 // Frames the framework itself handles. Sending them through emit/request would bypass the
 // client's bookkeeping (the rooms it rejoins, the server's pending asks), so they are refused.
@@ -26,8 +34,10 @@ const RESERVED_OUTGOING = new Set(["ack", "join-room", "left-room"]);
 const LOCAL_EVENTS = new Set(["state", "error"]);
 
 // Frames the client consumes itself; a listener for them would never run, so `on` refuses them
-// rather than let a page wait for an event that cannot come (use `ready` or "state").
+// rather than let a page wait for an event that cannot come (use `ready` or "state"). Against a
+// Vania server `connect` is the handshake frame too.
 const UNLISTENABLE = new Set(["ack", "connected"]);
+const UNLISTENABLE_VANIA = new Set(["ack", "connected", "connect"]);
 
 // The protocol caps a room name at 255 bytes of UTF-8; checking it here turns a round trip
 // that would end in `invalid_room` into an immediate TypeError at the call site.
@@ -145,6 +155,10 @@ class Client {
       throw new TypeError("maxQueuedEmits must be a non-negative integer");
     }
     this._maxQueuedEmits = opts.maxQueuedEmits;
+    if (!PROTOCOLS.has(opts.protocol)) {
+      throw new TypeError(`protocol must be "vania-ws" or "vania", got ${describe(opts.protocol)}`);
+    }
+    this._vania = opts.protocol === "vania";
 
     this._sessionId = null;
     this._state = "connecting";
@@ -184,7 +198,7 @@ class Client {
     if (typeof handler !== "function") {
       throw new TypeError(`on(${JSON.stringify(event)}): the handler must be a function`);
     }
-    if (UNLISTENABLE.has(event)) {
+    if ((this._vania ? UNLISTENABLE_VANIA : UNLISTENABLE).has(event)) {
       throw new TypeError(
         `on(${JSON.stringify(event)}): this frame is consumed by the client; use \`ready\` or the "state" event`,
       );
@@ -244,6 +258,15 @@ class Client {
     checkEventName(event, "request");
     this._checkOutgoing(event, "request");
     const timeoutMs = this._callTimeout(options, "request");
+    if (this._vania) {
+      // Checked after the arguments, so a bad call is a TypeError whatever the protocol.
+      return Promise.reject(
+        new VaniaWsError(
+          "unsupported",
+          `request(${JSON.stringify(event)}): a Vania server does not answer requests; use emit() and on()`,
+        ),
+      );
+    }
     return this._request(
       (id) => ({ event, id, payload: payload === undefined ? null : payload }),
       `request(${JSON.stringify(event)})`,
@@ -258,11 +281,7 @@ class Client {
     // not put the room back into the rejoin set.
     const token = {};
     this._roomOps.set(room, token);
-    return this._request(
-      (id) => ({ event: "join-room", room, id }),
-      `join(${JSON.stringify(room)})`,
-      timeoutMs,
-    ).then(
+    return this._roomRequest("join-room", room, `join(${JSON.stringify(room)})`, timeoutMs).then(
       (payload) => {
         if (this._roomOps.get(room) === token) {
           this._roomOps.delete(room);
@@ -288,11 +307,7 @@ class Client {
     const marker = {};
     this._roomOps.set(room, marker);
     this._rooms.delete(room);
-    return this._request(
-      (id) => ({ event: "left-room", room, id }),
-      `leave(${JSON.stringify(room)})`,
-      timeoutMs,
-    ).finally(() => {
+    return this._roomRequest("left-room", room, `leave(${JSON.stringify(room)})`, timeoutMs).finally(() => {
       // Drop the bookkeeping entry unless a later join/leave call replaced it.
       if (this._roomOps.get(room) === marker) this._roomOps.delete(room);
     });
@@ -331,16 +346,29 @@ class Client {
     return checkDelay(options.timeoutMs, `${what}: timeoutMs`, { allowInfinity: true });
   }
 
+  // A join-room / left-room frame. Against a Vania server, which never acks, it carries no `id`
+  // and the call is done once the frame is handed to the socket; it resolves with the `{ room }`
+  // a vania-ws server's ack would have carried, so callers see one shape.
+  _roomRequest(event, room, label, timeoutMs) {
+    if (this._vania) {
+      return this._request(() => ({ event, room }), label, timeoutMs, { noReply: { room } });
+    }
+    return this._request((id) => ({ event, room, id }), label, timeoutMs);
+  }
+
   // Registers a request, starts its timeout (which covers the wait in the queue too), and
-  // sends it now if open or queues it. `build(id)` makes the frame.
-  _request(build, label, timeoutMs) {
+  // sends it now if open or queues it. `build(id)` makes the frame. With `noReply` (the value
+  // to resolve with) the request ends when the frame is sent: there is no reply to wait for.
+  // It still gets an id, only as its key in `_pending`, so the queue, the timeout and close()
+  // treat it like any request.
+  _request(build, label, timeoutMs, { noReply } = {}) {
     if (this._state === "closed") {
       return Promise.reject(new VaniaWsError("closed", `${label}: the client is closed`));
     }
     const id = this._nextId++;
     const text = serialize(build(id), label);
     return new Promise((resolve, reject) => {
-      const entry = { id, text, label, resolve, reject, sent: false, timer: null };
+      const entry = { id, text, label, resolve, reject, sent: false, timer: null, noReply };
       if (timeoutMs !== Infinity && timeoutMs <= MAX_TIMER_MS) {
         entry.timer = setTimeout(() => {
           this._settle(entry);
@@ -360,6 +388,10 @@ class Client {
   _sendEntry(entry) {
     entry.sent = true;
     this._socket.send(entry.text);
+    if (entry.noReply !== undefined) {
+      this._settle(entry);
+      entry.resolve(entry.noReply);
+    }
   }
 
   // Removes an entry from the pending map and stops its timer; the caller resolves/rejects.
@@ -445,6 +477,11 @@ class Client {
     const payload = frame.payload === undefined ? null : frame.payload;
 
     switch (frame.event) {
+      case "connect":
+        // A vania-ws server never sends `connect` itself; for it, this is an ordinary event.
+        if (!this._vania) break;
+        this._onConnected(socket, payload);
+        return;
       case "connected":
         this._onConnected(socket, payload);
         return;
@@ -474,9 +511,8 @@ class Client {
         }
         return;
       }
-      default:
-        this._onEvent(socket, frame, payload);
     }
+    this._onEvent(socket, frame, payload);
   }
 
   _onEvent(socket, frame, payload) {
@@ -529,10 +565,15 @@ class Client {
     // second rejoin or flush.
     if (this._connectedSocket === socket) return;
     this._connectedSocket = socket;
-    const sessionId = payload && typeof payload.session_id === "string" ? payload.session_id : null;
-    this._sessionId = sessionId;
+    this._sessionId = sessionIdOf(payload, this._vania);
     this._openedAt = Date.now();
     if (this._rooms.size === 0) {
+      this._becomeOpen();
+      return;
+    }
+    if (this._vania) {
+      // A Vania server joins silently: the rejoin is the frames, sent before anything queued.
+      for (const room of this._rooms) socket.send(JSON.stringify({ event: "join-room", room }));
       this._becomeOpen();
       return;
     }
@@ -659,6 +700,16 @@ class Client {
     this._ready.reject(new VaniaWsError("closed", `vania-ws: ${why}`));
     this._dispatchLocal("state", "closed", detail);
   }
+}
+
+// The session id of the handshake frame. A Vania server's `connect` carries none (newer ones
+// may carry a payload): then it is `session_id`, else `sessionId`, else null; only a string is
+// an id.
+function sessionIdOf(payload, lenient) {
+  if (payload === null || typeof payload !== "object") return null;
+  if (typeof payload.session_id === "string") return payload.session_id;
+  if (lenient && typeof payload.sessionId === "string") return payload.sessionId;
+  return null;
 }
 
 function detach(socket) {
