@@ -237,8 +237,9 @@ impl Session {
         }));
         let mut running = match started {
             Ok(Ok(future)) => AssertUnwindSafe(future).catch_unwind(),
+            // The handler never ran (its payload or an extractor refused the event): no run
+            // to time; the refusal is counted by its error code.
             Ok(Err(refused)) => {
-                event.duration.observe(started_at.elapsed());
                 finish(&self.client, &self.route, answer, event, Ok(Err(refused)));
                 return None;
             }

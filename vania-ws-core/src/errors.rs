@@ -33,8 +33,9 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// Every code, in the order of PROTOCOL.md section 5.
-    pub const ALL: [ErrorCode; 11] = [
+    /// Every code, in the order of PROTOCOL.md section 5 (a slice: a new code is not a
+    /// breaking change).
+    pub const ALL: &'static [ErrorCode] = &[
         Self::InvalidJson,
         Self::InvalidEnvelope,
         Self::UnknownEvent,

@@ -1,6 +1,6 @@
 //! The axum front end (feature `axum`): the engine's WebSocket routes as an `axum::Router`
 //! ([`Engine::axum_routes`]), its metrics ([`Engine::axum_metrics`]) and the browser client
-//! ([`client_script`]), so one `axum::serve` serves pages, a REST API and WebSockets on one
+//! ([`axum_client_script`]), so one `axum::serve` serves pages, a REST API and WebSockets on one
 //! port.
 //!
 //! The upgrade goes through hyper's own upgrade mechanism. The handshake policy decides
@@ -95,21 +95,17 @@ impl Engine {
     }
 }
 
-/// The browser client (`clients/js/vania-ws.js`, a dependency-free ES module), as served at
-/// `/vania-ws.js` by [`client_script`].
-pub const CLIENT_SCRIPT: &str = include_str!("../../clients/js/vania-ws.js");
-
-/// `GET /vania-ws.js`: the browser client, so a page without npm can
-/// `import { connect } from "/vania-ws.js"`. Merge it into the app beside
+/// `GET /vania-ws.js`: the browser client ([`CLIENT_SCRIPT`](crate::CLIENT_SCRIPT)), so a
+/// page without npm can `import { connect } from "/vania-ws.js"`. Merge it into the app beside
 /// [`Engine::axum_routes`].
-pub fn client_script<S>() -> axum::Router<S>
+pub fn axum_client_script<S>() -> axum::Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
     axum::Router::new().route(
         "/vania-ws.js",
         axum::routing::get(|| async {
-            let mut response = Response::new(Body::from(CLIENT_SCRIPT));
+            let mut response = Response::new(Body::from(crate::CLIENT_SCRIPT));
             let headers = response.headers_mut();
             headers.insert(
                 header::CONTENT_TYPE,

@@ -42,7 +42,14 @@ mod prometheus;
 pub use prometheus::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 
 #[cfg(feature = "axum")]
-pub mod axum;
+mod axum;
+#[cfg(feature = "axum")]
+pub use axum::axum_client_script;
+
+/// The browser client (`clients/js/vania-ws.js`): a dependency-free ES module, as
+/// [`axum_client_script`] serves it at `/vania-ws.js` (feature `axum`). Serve it yourself from
+/// any other HTTP server with `Content-Type: text/javascript`.
+pub const CLIENT_SCRIPT: &str = include_str!("../../clients/js/vania-ws.js");
 
 pub use config::{ServerConfig, load_env};
 pub use engine::Engine;

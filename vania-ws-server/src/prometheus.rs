@@ -43,6 +43,8 @@ impl Engine {
     /// | `vania_ws_slow_consumers_total` | counter: clients dropped for an overflowing queue |
     /// | `vania_ws_rate_limited_total` | counter: events refused by the rate limit |
     /// | `vania_ws_ping_timeouts_total` | counter: clients dropped for missing pongs |
+    /// | `vania_ws_handshakes_shed_total` | counter: pending handshakes dropped for new ones |
+    /// | `vania_ws_publish_errors_total` | counter: frames the adapter could not carry to other nodes |
     /// | `vania_ws_handler_duration_seconds{route,event}` | histogram: handler runs, from the call to the outcome |
     pub fn render_metrics(&self) -> String {
         render(&self.shared)
@@ -101,7 +103,7 @@ impl Collector for Scrape {
                 MetricType::Counter,
             )?;
             // Every code, zeros included, so that a rate starts from a known 0.
-            for code in ErrorCode::ALL {
+            for &code in ErrorCode::ALL {
                 let count = metrics.errors.get(code.as_str()).copied().unwrap_or(0);
                 ConstCounter::new(count)
                     .encode(family.encode_family(&[("code", code.as_str())])?)?;
@@ -136,6 +138,18 @@ impl Collector for Scrape {
             "vania_ws_ping_timeouts",
             "Clients dropped for not answering pings.",
             metrics.pings_timed_out,
+        )?;
+        counter(
+            &mut encoder,
+            "vania_ws_handshakes_shed",
+            "Connections dropped in their handshake to make room for new ones (WS_MAX_PENDING_HANDSHAKES).",
+            metrics.handshakes_shed,
+        )?;
+        counter(
+            &mut encoder,
+            "vania_ws_publish_errors",
+            "Frames the scale-out adapter could not carry to the other nodes (delivered on this one).",
+            metrics.publish_errors,
         )?;
         let mut family = encoder.encode_descriptor(
             "vania_ws_handler_duration_seconds",
@@ -257,6 +271,8 @@ mod tests {
         times(7, &|| metrics.record_ping_timeout());
         times(8, &|| metrics.record_handshake_refused(404));
         times(9, &|| metrics.record_handshake_refused(401));
+        times(10, &|| metrics.record_handshake_shed());
+        times(11, &|| metrics.record_publish_error());
         let route = engine.shared.routes.get("/ws").unwrap().clone();
         let (_, echo) = route.handler_durations()[0];
         echo.observe(Duration::from_millis(3));
@@ -275,6 +291,8 @@ mod tests {
             ("vania_ws_ping_timeouts_total", 7.0),
             ("vania_ws_handshake_rejections_total{status=\"404\"}", 8.0),
             ("vania_ws_handshake_rejections_total{status=\"401\"}", 9.0),
+            ("vania_ws_handshakes_shed_total", 10.0),
+            ("vania_ws_publish_errors_total", 11.0),
             (
                 "vania_ws_handler_duration_seconds_count{route=\"/ws\",event=\"echo\"}",
                 2.0,

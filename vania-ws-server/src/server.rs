@@ -331,21 +331,24 @@ impl Server {
         // then starts on the thread that accepted it, instead of being handed over from the
         // thread that runs `main`.
         let stop = CancellationToken::new();
+        // Metrics stay up through the drain, when an operator watches them most.
+        let stop_metrics = CancellationToken::new();
         let scraping = metrics.map(|metrics| {
             tokio::spawn(crate::prometheus::serve(
                 metrics,
                 shared.clone(),
-                stop.clone(),
+                stop_metrics.clone(),
             ))
         });
         let accepting = tokio::spawn(accept_loop(listener, shared, stop.clone()));
         signal.await;
         stop.cancel();
         let _ = accepting.await;
+        engine.shutdown().await;
+        stop_metrics.cancel();
         if let Some(scraping) = scraping {
             let _ = scraping.await;
         }
-        engine.shutdown().await;
     }
 }
 

@@ -31,7 +31,7 @@ pub fn app(engine: &Engine) -> Result<axum::Router, UnknownRoute> {
         .route("/health", get(|| async { "ok" }))
         .route("/api/rooms/{room}/messages", post(room_message))
         .with_state(ws)
-        .merge(vania_ws::axum::client_script())
+        .merge(vania_ws::axum_client_script())
         .merge(engine.axum_metrics())
         .merge(engine.axum_routes()))
 }

@@ -122,7 +122,7 @@ async fn the_browser_client_and_the_metrics_are_served_beside_the_routes() {
     let app = start().await;
     let (status, script) = http(app.addr, "GET", "/vania-ws.js", None).await;
     assert_eq!(status, 200);
-    assert_eq!(script, vania_ws::axum::CLIENT_SCRIPT);
+    assert_eq!(script, vania_ws::CLIENT_SCRIPT);
     assert!(script.contains("export function connect"), "the module");
     let mut client = TestClient::connect(&format!("ws://{}/ws", app.addr)).await;
     client.ack("message", json!("hi")).await;

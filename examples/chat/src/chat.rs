@@ -8,7 +8,7 @@
 //!
 //! | event | payload | does | replies |
 //! |---|---|---|---|
-//! | `rooms` | | | `[{"name","members"}]`: the usual rooms and every room with history |
+//! | `rooms` | | | `[{"name","members"}]`: the usual rooms and every room with history (at most [`HISTORY_ROOMS`]) |
 //! | `entered` | a room the client has joined | `member-joined` `{"room","id","name"}` to the room | `{"room","history","members"}` |
 //! | `left` | a room the client has left | `member-left` `{"room","id","name"}` to the room | `null` |
 //! | `say` | `{"room","text"}` | `message` `{"room","id","name","text","at"}` to the room, kept in its history | `null` |
@@ -19,6 +19,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 use vania_ws::{Client, Extension, Handshake, Rejection, on, ws_controller};
@@ -29,6 +30,10 @@ pub const HISTORY: usize = 50;
 pub const MAX_TEXT: usize = 2_000;
 /// The longest name, in characters.
 pub const MAX_NAME: usize = 32;
+/// Rooms whose history is kept at most: past it, saying something in a new room forgets the
+/// history of the room that has been quiet longest, so that clients making up room names
+/// cannot grow the server's memory without bound.
+pub const HISTORY_ROOMS: usize = 100;
 /// The rooms the room list always offers.
 pub const ROOMS: [&str; 3] = ["general", "random", "help"];
 
@@ -129,7 +134,18 @@ struct PrivateLine<'a> {
 #[derive(Debug, Default)]
 pub struct Chat {
     names: Mutex<HashMap<String, String>>,
-    history: Mutex<BTreeMap<String, VecDeque<Line>>>,
+    /// Lines said so far, in every room.
+    said: AtomicU64,
+    history: Mutex<BTreeMap<String, RoomHistory>>,
+}
+
+/// One room's recent lines.
+#[derive(Debug, Default)]
+struct RoomHistory {
+    lines: VecDeque<Line>,
+    /// When the room last had a line, in lines said across every room: which room is the
+    /// quietest, exactly, where milliseconds would tie.
+    said: u64,
 }
 
 fn now_ms() -> u64 {
@@ -236,7 +252,7 @@ impl Chat {
         let history = self
             .lock_history()
             .get(&room)
-            .map(|lines| lines.iter().cloned().collect())
+            .map(|room| room.lines.iter().cloned().collect())
             .unwrap_or_default();
         let ids = client
             .handle()
@@ -296,11 +312,22 @@ impl Chat {
         };
         {
             let mut history = self.lock_history();
-            let lines = history.entry(say.room.clone()).or_default();
-            if lines.len() == HISTORY {
-                lines.pop_front();
+            if !history.contains_key(&say.room) && history.len() >= HISTORY_ROOMS {
+                let quietest = history
+                    .iter()
+                    .min_by_key(|(_, room)| room.said)
+                    .map(|(name, _)| name.clone());
+                if let Some(name) = quietest {
+                    history.remove(&name);
+                }
             }
-            lines.push_back(line.clone());
+            let said = self.said.fetch_add(1, Ordering::Relaxed);
+            let room = history.entry(say.room.clone()).or_default();
+            if room.lines.len() == HISTORY {
+                room.lines.pop_front();
+            }
+            room.lines.push_back(line.clone());
+            room.said = said;
         }
         client
             .to_room("message", &say.room, &line)
@@ -359,7 +386,7 @@ impl Chat {
         self.names.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lock_history(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, VecDeque<Line>>> {
+    fn lock_history(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, RoomHistory>> {
         self.history.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

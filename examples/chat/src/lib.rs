@@ -1,16 +1,18 @@
 //! A chat people can open: one axum app on one port serving
 //!
 //! - `/`: the chat page (`static/`), which talks to the server through the browser client;
-//! - `/vania-ws.js`: the browser client itself ([`vania_ws::axum::client_script`]);
+//! - `/vania-ws.js`: the browser client itself ([`vania_ws::axum_client_script`]);
 //! - `/chat`: the WebSocket route ([`chat::Chat`], a `#[ws_controller]`);
-//! - `/metrics`: Prometheus metrics; `/health`: `200 ok`.
+//! - `/metrics`: Prometheus metrics, to loopback peers only; `/health`: `200 ok`.
 //!
 //! Run it with `cargo run --release -p example-chat` and open <http://127.0.0.1:8000> in two
 //! tabs.
 
 pub mod chat;
 
-use axum::http::{HeaderValue, header};
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::net::SocketAddr;
@@ -43,9 +45,27 @@ pub fn app(engine: &Engine) -> axum::Router {
             get(|| async { asset("text/css; charset=utf-8", CHAT_CSS) }),
         )
         .route("/health", get(|| async { "ok" }))
-        .merge(vania_ws::axum::client_script())
-        .merge(engine.axum_metrics())
+        .merge(vania_ws::axum_client_script())
+        .merge(
+            engine
+                .axum_metrics()
+                .route_layer(axum::middleware::from_fn(loopback_only)),
+        )
         .merge(engine.axum_routes())
+}
+
+/// Metrics say how busy the server is: only for a scraper on this machine (or behind a proxy
+/// on it). Anyone else gets a 404, as if there were nothing there.
+async fn loopback_only(request: Request, next: Next) -> Response {
+    let local = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|peer| peer.0.ip().is_loopback());
+    if local {
+        next.run(request).await
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

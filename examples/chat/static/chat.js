@@ -159,15 +159,27 @@ async function refreshRooms() {
   drawRooms();
 }
 
+/** Lines that arrived for a room while its `entered` was on its way: said after the server
+ * read the history, they come before the reply and must not be lost. */
+const arriving = new Map();
+const lineKey = (line) => `${line.id}\u0000${line.at}\u0000${line.text}`;
+
 /** Tells the room this client is in it, and loads its history and members. */
 async function enter(room) {
-  const state = await chat.ws.request("entered", room);
-  chat.rooms.set(room, {
-    lines: state.history,
-    members: new Map(state.members.map((member) => [member.id, member.name])),
-    typing: new Map(),
-  });
-  chat.current ??= room;
+  const early = [];
+  arriving.set(room, early);
+  try {
+    const state = await chat.ws.request("entered", room);
+    const inHistory = new Set(state.history.map(lineKey));
+    chat.rooms.set(room, {
+      lines: [...state.history, ...early.filter((line) => !inHistory.has(lineKey(line)))],
+      members: new Map(state.members.map((member) => [member.id, member.name])),
+      typing: new Map(),
+    });
+    chat.current ??= room;
+  } finally {
+    arriving.delete(room);
+  }
 }
 
 async function join(room) {
@@ -283,6 +295,7 @@ function listen(ws) {
     }
   });
   ws.on("message", (line) => {
+    arriving.get(line.room)?.push(line);
     const room = chat.rooms.get(line.room);
     if (!room) return;
     room.lines.push(line);

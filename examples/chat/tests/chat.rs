@@ -14,7 +14,11 @@ struct App {
 }
 
 async fn start() -> App {
-    let config = ServerConfig::default().port(0);
+    start_with(ServerConfig::default()).await
+}
+
+async fn start_with(config: ServerConfig) -> App {
+    let config = config.port(0);
     let engine = Server::builder(example_chat::router())
         .config(config.clone())
         .build()
@@ -154,7 +158,9 @@ async fn a_private_message_reaches_its_target_only_and_leaving_is_announced() {
     carol.assert_nothing_received().await;
 
     // Leaving by hand, then by disconnecting: the room hears both.
-    let _ = alice.recv_until("member-joined").await; // bob's
+    // Alice's own, from her `entered`, then bob's.
+    assert_eq!(alice.recv_until("member-joined").await["name"], "alice");
+    assert_eq!(alice.recv_until("member-joined").await["name"], "bob");
     bob.leave("general").await;
     bob.ack("left", json!("general")).await;
     let left = alice.recv_until("member-left").await;
@@ -198,4 +204,69 @@ async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     let response = String::from_utf8_lossy(&response).into_owned();
     let (head, _) = response.split_once("\r\n\r\n").unwrap();
     (head[9..12].parse().unwrap(), head.to_owned())
+}
+
+#[tokio::test]
+async fn made_up_rooms_cannot_grow_the_history_without_bound() {
+    use example_chat::chat::{HISTORY_ROOMS, ROOMS};
+    let app = start_with(ServerConfig::default().rate_limit(0, 0)).await;
+    let mut alice = app.connect("alice").await;
+    for i in 0..=HISTORY_ROOMS {
+        let room = format!("room-{i}");
+        alice.join(&room).await;
+        alice
+            .ack("say", json!({ "room": room, "text": format!("line {i}") }))
+            .await;
+        alice.leave(&room).await;
+    }
+    let rooms = alice.ack("rooms", Value::Null).await;
+    let names: Vec<&str> = rooms
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|room| room["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), ROOMS.len() + HISTORY_ROOMS, "{names:?}");
+    // The quietest room's history went; the newest room's is there.
+    assert!(
+        !names.contains(&"room-0") && names.contains(&"room-100"),
+        "{names:?}"
+    );
+    let entered = enter(&mut alice, &format!("room-{HISTORY_ROOMS}")).await;
+    assert_eq!(
+        entered["history"][0]["text"],
+        format!("line {HISTORY_ROOMS}")
+    );
+}
+
+#[tokio::test]
+async fn metrics_are_for_this_machine_only() {
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use tower::ServiceExt;
+    let engine = Server::builder(example_chat::router()).build().unwrap();
+    let status_from = |peer: &str| {
+        let mut request = axum::http::Request::get("/metrics")
+            .body(Body::empty())
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        let app = example_chat::app(&engine);
+        async move { app.oneshot(request).await.unwrap().status() }
+    };
+    assert_eq!(status_from("127.0.0.1:40000").await, 200);
+    assert_eq!(status_from("[::1]:40000").await, 200);
+    assert_eq!(status_from("192.0.2.7:40000").await, 404);
+    // The page itself is for everyone.
+    let mut request = axum::http::Request::get("/").body(Body::empty()).unwrap();
+    request.extensions_mut().insert(ConnectInfo(
+        "192.0.2.7:40000".parse::<SocketAddr>().unwrap(),
+    ));
+    let status = example_chat::app(&engine)
+        .oneshot(request)
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
 }

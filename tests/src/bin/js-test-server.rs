@@ -100,7 +100,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let config = ServerConfig::from_vars(&load_env()?)?;
     let engine = Server::builder(router()).config(config.clone()).build()?;
     let app = axum::Router::new()
-        .merge(vania_ws::axum::client_script())
+        .merge(vania_ws::axum_client_script())
         .merge(engine.axum_routes())
         .into_make_service_with_connect_info::<SocketAddr>();
     let listener = listen(&config).await?;
