@@ -49,7 +49,9 @@ pub use axum::axum_client_script;
 /// The browser client (`clients/js/vania-ws.js`): a dependency-free ES module, as
 /// [`axum_client_script`] serves it at `/vania-ws.js` (feature `axum`). Serve it yourself from
 /// any other HTTP server with `Content-Type: text/javascript`.
-pub const CLIENT_SCRIPT: &str = include_str!("../../clients/js/vania-ws.js");
+// `assets/vania-ws.js` is a symbolic link to `clients/js/vania-ws.js`, the npm package's file:
+// one source, and `cargo package` copies the file itself into the crate.
+pub const CLIENT_SCRIPT: &str = include_str!("../assets/vania-ws.js");
 
 pub use config::{ServerConfig, load_env};
 pub use engine::Engine;
