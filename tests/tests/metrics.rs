@@ -56,16 +56,21 @@ async fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> (String, 
     (response.lines().next().unwrap().to_owned(), response)
 }
 
-#[tokio::test]
-async fn the_metrics_listener_serves_get_metrics_and_nothing_else() {
+/// A standalone server on free ports, with a metrics listener, bound but not yet running.
+async fn bind_with_metrics() -> Server {
     let config = ServerConfig::default()
         .port(0)
         .metrics_addr("127.0.0.1:0".parse().unwrap());
-    let server = Server::builder(Router::new().websocket("/ws", |_| {}))
+    Server::builder(Router::new().websocket("/ws", |_| {}))
         .config(config)
         .bind()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_metrics_listener_serves_get_metrics_and_nothing_else() {
+    let server = bind_with_metrics().await;
     let metrics = server.metrics_addr().expect("a metrics listener");
     assert_ne!(metrics, server.local_addr().unwrap());
     let running = tokio::spawn(server.run_until(std::future::pending()));
@@ -90,14 +95,7 @@ async fn the_metrics_listener_serves_get_metrics_and_nothing_else() {
 #[tokio::test]
 async fn metrics_stay_up_through_the_graceful_drain() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let config = ServerConfig::default()
-        .port(0)
-        .metrics_addr("127.0.0.1:0".parse().unwrap());
-    let server = Server::builder(Router::new().websocket("/ws", |_| {}))
-        .config(config)
-        .bind()
-        .await
-        .unwrap();
+    let server = bind_with_metrics().await;
     let (addr, metrics) = (server.local_addr().unwrap(), server.metrics_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(server.run_until(async {

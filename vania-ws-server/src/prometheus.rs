@@ -187,17 +187,7 @@ fn counter(encoder: &mut DescriptorEncoder<'_>, name: &str, help: &str, value: u
 /// The standalone server's metrics listener (`WS_METRICS_ADDR`): plain HTTP/1.1 through
 /// hyper, `GET /metrics` and nothing else, until `stop`.
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            () = stop.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((stream, _peer)) = accepted else {
-            // Out of file descriptors and the like: the WebSocket side matters more.
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            continue;
-        };
+    crate::server::accept_until(listener, stop.clone(), |stream, _peer| {
         let shared = shared.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -214,7 +204,8 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: Canc
                 () = stop.cancelled() => {}
             }
         });
-    }
+    })
+    .await;
 }
 
 fn respond(shared: &Arc<Shared>, method: &Method, path: &str) -> Response<Full<Bytes>> {

@@ -353,6 +353,19 @@ impl Server {
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
+    accept_until(listener, stop, |stream, peer| {
+        shared.spawn_connection(connection::accept(stream, peer, shared.clone()));
+    })
+    .await;
+}
+
+/// Accepts connections on `listener` and hands each to `serve`, until `stop`: the standalone
+/// server's WebSocket listener and its metrics listener.
+pub(crate) async fn accept_until(
+    listener: TcpListener,
+    stop: CancellationToken,
+    mut serve: impl FnMut(tokio::net::TcpStream, SocketAddr),
+) {
     loop {
         let accepted = tokio::select! {
             biased;
@@ -360,9 +373,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: Cancellat
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, peer)) => {
-                shared.spawn_connection(connection::accept(stream, peer, shared.clone()));
-            }
+            Ok((stream, peer)) => serve(stream, peer),
             Err(err) => {
                 tracing::warn!(error = %err, "accept failed");
                 // Out of file descriptors and the like: back off instead of spinning.

@@ -13,6 +13,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { connect, VaniaWsError } from "../vania-ws.js";
+import { nextEvent } from "./helpers.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, "../../..");
@@ -85,20 +86,6 @@ function client(url, options) {
   return ws;
 }
 
-// Resolves with the first `event` the client receives, or rejects after `ms`.
-function nextEvent(ws, event, ms = 3000) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`no "${event}" within ${ms} ms`));
-    }, ms);
-    const off = ws.on(event, (payload, frame) => {
-      clearTimeout(timer);
-      off();
-      resolve({ payload, frame });
-    });
-  });
-}
 
 // Polls `condition` until it holds; only for things no reply can signal (a state change).
 async function waitFor(condition, what, ms = 5000) {
@@ -392,7 +379,8 @@ test("reconnect after the server dies: new session, rooms rejoined, queued reque
   ws.emit("emit", { event: "queued-emit", payload: "x" });
 
   // Let a few attempts fail against the dead port before the server comes back.
-  await sleep(150);
+  const attempts = socketsOpened.get(server.url);
+  await waitFor(() => socketsOpened.get(server.url) >= attempts + 2, "two failed attempts");
   assert.equal(ws.state, "reconnecting");
   const restarted = await startServer({ port: server.port, env: { WS_MAX_ROOMS_PER_CLIENT: "2" } });
   await readyAgain;

@@ -15,6 +15,7 @@ import { test as nodeTest, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { WebSocketServer } from "ws";
 import { connect, VaniaWsError } from "../vania-ws.js";
+import { nextEvent as nextFrame } from "./helpers.mjs";
 
 // A fake Vania server on a free port. Every path is a WebSocket route (Vania upgrades any path);
 // a few paths change the handshake or add a failing middleware, to test the client's variants:
@@ -113,20 +114,8 @@ afterEach(async () => {
   servers.clear();
 });
 
-// Resolves with the payload of the first `event` the client receives, or rejects after `ms`.
-function nextEvent(ws, event, ms = 3000) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`no "${event}" within ${ms} ms`));
-    }, ms);
-    const off = ws.on(event, (payload) => {
-      clearTimeout(timer);
-      off();
-      resolve(payload);
-    });
-  });
-}
+// The payload of the first `event` the client receives.
+const nextEvent = (ws, event, ms) => nextFrame(ws, event, ms).then(({ payload }) => payload);
 
 // Emits "message" and waits for the fake server's echo: once it is back, the server has handled
 // every frame this client sent before, and every frame it sent this client before has arrived.

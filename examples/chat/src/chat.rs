@@ -148,6 +148,10 @@ struct RoomHistory {
     said: u64,
 }
 
+/// Why an event was refused: its text is the `handler_error` message. The chat's own
+/// refusals (a `String`) and the framework's errors both convert into it with `?`.
+type Refused = Box<dyn std::error::Error + Send + Sync>;
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -213,11 +217,8 @@ impl Chat {
     }
 
     #[on("rooms")]
-    async fn rooms(&self, client: &Client) -> Result<Vec<RoomInfo>, String> {
-        let route = client
-            .handle()
-            .route(client.route())
-            .map_err(|err| err.to_string())?;
+    async fn rooms(&self, client: &Client) -> Result<Vec<RoomInfo>, Refused> {
+        let route = client.handle().route(client.route())?;
         let mut names: Vec<String> = ROOMS.iter().map(|room| (*room).to_owned()).collect();
         for room in self.lock_history().keys() {
             if !names.contains(room) {
@@ -239,16 +240,14 @@ impl Chat {
         client: &Client,
         Extension(name): Extension<Name>,
         room: String,
-    ) -> Result<RoomState, String> {
+    ) -> Result<RoomState, Refused> {
         member_of(client, &room)?;
         let joined = Membership {
             room: &room,
             id: client.id(),
             name: &name.0,
         };
-        client
-            .to_room("member-joined", &room, &joined)
-            .map_err(|err| err.to_string())?;
+        client.to_room("member-joined", &room, &joined)?;
         let history = self
             .lock_history()
             .get(&room)
@@ -256,8 +255,7 @@ impl Chat {
             .unwrap_or_default();
         let ids = client
             .handle()
-            .route(client.route())
-            .map_err(|err| err.to_string())?
+            .route(client.route())?
             .room_member_ids(&room);
         let members = {
             let names = self.lock_names();
@@ -281,18 +279,16 @@ impl Chat {
         client: &Client,
         Extension(name): Extension<Name>,
         room: String,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refused> {
         if client.in_room(&room) {
-            return Err(format!("leave `{room}` first"));
+            return Err(format!("leave `{room}` first").into());
         }
         let left = Membership {
             room: &room,
             id: client.id(),
             name: &name.0,
         };
-        client
-            .to_room("member-left", &room, &left)
-            .map_err(|err| err.to_string())
+        Ok(client.to_room("member-left", &room, &left)?)
     }
 
     #[on("say")]
@@ -301,7 +297,7 @@ impl Chat {
         client: &Client,
         Extension(name): Extension<Name>,
         say: Say,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refused> {
         member_of(client, &say.room)?;
         let line = Line {
             room: say.room.clone(),
@@ -329,9 +325,7 @@ impl Chat {
             room.lines.push_back(line.clone());
             room.said = said;
         }
-        client
-            .to_room("message", &say.room, &line)
-            .map_err(|err| err.to_string())
+        Ok(client.to_room("message", &say.room, &line)?)
     }
 
     #[on("typing")]
@@ -340,7 +334,7 @@ impl Chat {
         client: &Client,
         Extension(name): Extension<Name>,
         typing: Typing,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refused> {
         member_of(client, &typing.room)?;
         let event = TypingEvent {
             room: &typing.room,
@@ -348,9 +342,7 @@ impl Chat {
             name: &name.0,
             typing: typing.typing,
         };
-        client
-            .to_room("typing", &typing.room, &event)
-            .map_err(|err| err.to_string())
+        Ok(client.to_room("typing", &typing.room, &event)?)
     }
 
     #[on("private")]
@@ -359,7 +351,7 @@ impl Chat {
         client: &Client,
         Extension(name): Extension<Name>,
         private: Private,
-    ) -> Result<Sent, String> {
+    ) -> Result<Sent, Refused> {
         let target = self
             .lock_names()
             .get(&private.to)
@@ -371,9 +363,7 @@ impl Chat {
             text: text_of(&private.text)?,
             at: now_ms(),
         };
-        client
-            .to(&private.to, "private", &line)
-            .map_err(|err| err.to_string())?;
+        client.to(&private.to, "private", &line)?;
         Ok(Sent {
             to: private.to,
             name: target,
