@@ -122,6 +122,11 @@ fn session_router(reasons: mpsc::UnboundedSender<(String, Option<DisconnectReaso
                     .close(CloseCode::app::<4001>(), "kicked")
                     .map_err(|err| err.to_string())
             });
+            ev.on("going-away", |client: Client| async move {
+                client
+                    .close(CloseCode::GOING_AWAY, "moved to another node")
+                    .map_err(|err| err.to_string())
+            });
             ev.on("flood", |client: Client| async move {
                 // More than the 64 KiB send queue, at once: the queue overflows.
                 let filler = "x".repeat(4096);
@@ -238,6 +243,18 @@ async fn the_disconnect_handler_reads_why_the_client_left() {
         DisconnectReason::PingTimeout
     );
     drop(silent);
+
+    // A handler closed it with 1001, the code a shutdown sends: still the app's close.
+    let mut client = server.connect("/ws").await;
+    let id = client.id().to_owned();
+    client.emit("going-away", Value::Null).await;
+    assert_eq!(client.closed().await.code, Some(1001));
+    assert_eq!(
+        next_reason(&mut reasons, &id).await,
+        DisconnectReason::ServerClosed {
+            code: CloseCode::GOING_AWAY
+        }
+    );
 
     // The server shut down.
     let mut client = server.connect("/ws").await;

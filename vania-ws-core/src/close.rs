@@ -98,7 +98,8 @@ pub enum DisconnectReason {
     PingTimeout,
     /// The client did not read fast enough: its send queue overflowed (closed with 1008).
     SlowConsumer,
-    /// The server is shutting down (closed with 1001).
+    /// The server is shutting down (closed with 1001). A handler's close with 1001 is a
+    /// [`ServerClosed`](Self::ServerClosed).
     ServerShutdown,
     /// The server closed the connection with this code: a handler's
     /// [`Client::close`](crate::Client::close), a protocol violation (1002, 1007, 1009), a

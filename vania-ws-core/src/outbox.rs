@@ -218,15 +218,18 @@ impl Outbox {
     }
 
     /// Asks the connection to close after what is queued; later pushes are dropped.
-    /// Only the first call has an effect. The reason is owned (a close asked for by another
+    /// Only the first call has an effect, and says so by returning `true`: the close code
+    /// the client gets is this call's. The reason is owned (a close asked for by another
     /// node carries its own), and as wide as a `&'static str`, so the queue keeps its layout.
-    pub fn close(&self, code: CloseCode, reason: impl Into<Box<str>>) {
+    pub fn close(&self, code: CloseCode, reason: impl Into<Box<str>>) -> bool {
         let mut queue = self.state.lock();
-        if !queue.closing {
-            Self::close_locked(&self.state, &mut queue, code, reason.into());
-            drop(queue);
-            self.state.waker.wake();
+        if queue.closing {
+            return false;
         }
+        Self::close_locked(&self.state, &mut queue, code, reason.into());
+        drop(queue);
+        self.state.waker.wake();
+        true
     }
 
     fn close_locked(state: &State, queue: &mut Queue, code: CloseCode, reason: Box<str>) {
@@ -530,8 +533,17 @@ mod tests {
             rx.poll_take(&mut cx, 8, 1 << 20, |_| got += 1),
             Poll::Ready(true)
         );
-        tx.close(CloseCode::NORMAL, "bye");
-        assert_eq!(count.0.load(Ordering::Relaxed), 2, "a close wakes too");
+        assert!(tx.close(CloseCode::NORMAL, "bye"), "the first close counts");
+        assert!(
+            !tx.close(CloseCode::GOING_AWAY, "later"),
+            "a second close has no effect"
+        );
+        assert_eq!(
+            count.0.load(Ordering::Relaxed),
+            2,
+            "a close wakes too, once"
+        );
+        assert_eq!(tx.close_code(), Some(CloseCode::NORMAL));
         // The close is the last item: taking it drains the queue.
         assert_eq!(
             rx.poll_take(&mut cx, 1, 1 << 20, |item| assert!(matches!(

@@ -189,6 +189,7 @@ async fn run<S>(
         peer_closed,
         step,
         held,
+        shutdown_closed,
     } = Driver::new(&shared, &session, queue, ws).await;
     // The client can answer no more: what waits for its answer fails now, rather than at its
     // timeout, and so does any request made from here on (by `disconnect`, say).
@@ -203,12 +204,10 @@ async fn run<S>(
         DisconnectReason::ServerShutdown
     } else if let Some(code) = peer_closed {
         DisconnectReason::ClientClosed { code }
+    } else if shutdown_closed {
+        DisconnectReason::ServerShutdown
     } else if let Some(code) = outbox.close_code() {
-        if code == CloseCode::GOING_AWAY {
-            DisconnectReason::ServerShutdown
-        } else {
-            DisconnectReason::ServerClosed { code }
-        }
+        DisconnectReason::ServerClosed { code }
     } else {
         DisconnectReason::TransportClosed
     };
@@ -273,6 +272,8 @@ struct Ended {
     /// would have had it read nothing more.
     step: Started,
     held: Held,
+    /// The close the client got was the shutdown's (an app may close with 1001 too).
+    shutdown_closed: bool,
 }
 
 /// How a connection ended.
@@ -421,6 +422,7 @@ where
             peer_closed: this.conn.peer_closed,
             step,
             held,
+            shutdown_closed: this.conn.shutdown_closed,
         })
     }
 }
@@ -489,6 +491,7 @@ where
                 }
                 if step.is_none() {
                     conn.step_done();
+                    conn.pause_pong_wait(false);
                 }
             }
         }
@@ -546,6 +549,11 @@ where
             // Not read now (a handler in flight, or no more reading): the mark stays for the
             // wake-up that may read.
             reads.set();
+        }
+        if step.is_some() {
+            let reading =
+                conn.session.awaits_answer() && !held.is_full(conn.config.max_message_bytes);
+            conn.pause_pong_wait(!reading);
         }
         // A close asked for (by a handler, an overflow, the rate limit) starts the close
         // deadline now, even when the socket is too full to take the close frame yet.
@@ -615,6 +623,10 @@ struct Connection<'a> {
     /// Whether text frames are enveloped (not raw): rate-limited, with `error` frames.
     limited_text: bool,
     limited_binary: bool,
+    /// The shutdown's close (1001) is the one the client gets, not an app's earlier close
+    /// with any code, 1001 included: what `disconnect` reads as the reason. (In the slack
+    /// before `armed`: the struct keeps its size.)
+    shutdown_closed: bool,
     /// The timer's deadline, kept here so that a wake-up need not read the timer to know it.
     armed: Instant,
     heartbeat: Heartbeat,
@@ -650,6 +662,7 @@ impl<'a> Connection<'a> {
             rearm: false,
             limited_text: enveloped,
             limited_binary: route.binary_handler().is_none(),
+            shutdown_closed: false,
             armed: never,
             heartbeat: Heartbeat::new(config.ping_interval, config.pong_timeout, Instant::now()),
             bucket: TokenBucket::new(config.rate_limit_per_sec, config.rate_limit_burst),
@@ -685,7 +698,8 @@ impl<'a> Connection<'a> {
                 }
             }
             Phase::Closing => {
-                self.session
+                self.shutdown_closed = self
+                    .session
                     .client()
                     .outbox()
                     .close(CloseCode::GOING_AWAY, "server shutting down");
@@ -699,6 +713,20 @@ impl<'a> Connection<'a> {
     fn step_done(&mut self) {
         if self.state != State::Open {
             self.dispatching = None;
+        }
+    }
+
+    /// While a handler runs, the connection reads only for the answer the handler may await,
+    /// and only until it holds [`HELD_FRAMES`]: otherwise what the client sends, its pongs
+    /// included, waits in the socket. A live client must not be dropped for a pong the server
+    /// has not read, so the pong wait stops counting then, and starts over once the
+    /// connection reads again. A handler's wait is bounded by its own code (an
+    /// `emit_with_ack` by its timeout); memory is bounded by the send queue all along.
+    fn pause_pong_wait(&mut self, paused: bool) {
+        if self.heartbeat.paused != paused {
+            self.heartbeat.pause(paused, Instant::now());
+            // The deadline moved, maybe on a wake-up the read waker did not mark.
+            self.rearm = true;
         }
     }
 
@@ -1047,6 +1075,9 @@ struct Heartbeat {
     /// The payload of the ping awaiting its pong, and when it is due.
     awaiting: Option<([u8; 8], Instant)>,
     pings: u64,
+    /// The connection is not reading (a handler runs, see [`Connection::pause_pong_wait`]):
+    /// a pong would sit unread in the socket, so the wait for one is not counted.
+    paused: bool,
 }
 
 impl Heartbeat {
@@ -1057,18 +1088,19 @@ impl Heartbeat {
             next_ping: now + interval,
             awaiting: None,
             pings: 0,
+            paused: false,
         }
     }
 
     fn next_deadline(&self) -> Instant {
         match self.awaiting {
-            Some((_, due)) => due.min(self.next_ping),
-            None => self.next_ping,
+            Some((_, due)) if !self.paused => due.min(self.next_ping),
+            _ => self.next_ping,
         }
     }
 
     fn tick(&mut self, now: Instant) -> Beat {
-        if self.awaiting.is_some_and(|(_, due)| now >= due) {
+        if !self.paused && self.awaiting.is_some_and(|(_, due)| now >= due) {
             return Beat::TimedOut;
         }
         if now < self.next_ping {
@@ -1082,6 +1114,16 @@ impl Heartbeat {
             (unpredictable(self.pings), now + self.timeout)
         });
         Beat::Ping(payload)
+    }
+
+    /// Stops or resumes counting the wait for a pong. Resumed, a pong still awaited gets a
+    /// whole `timeout` from `now`: the client may have answered long ago, behind frames the
+    /// connection has not read yet.
+    fn pause(&mut self, paused: bool, now: Instant) {
+        self.paused = paused;
+        if !paused && let Some((_, due)) = &mut self.awaiting {
+            *due = (*due).max(now + self.timeout);
+        }
     }
 
     /// The peer sent a pong: it counts only if it answers the ping awaiting one.
@@ -1178,6 +1220,25 @@ mod tests {
         ));
         beat.pong(&payload);
         assert!(beat.awaiting.is_none());
+    }
+
+    #[test]
+    fn the_pong_wait_stops_counting_while_paused_and_starts_over_after() {
+        let start = Instant::now();
+        let secs = |n| start + Duration::from_secs(n);
+        let mut beat = Heartbeat::new(Duration::from_secs(1), Duration::from_secs(2), start);
+        assert!(matches!(beat.tick(secs(1)), Beat::Ping(_)));
+        assert_eq!(beat.next_deadline(), secs(2), "the next ping");
+        beat.pause(true, secs(1));
+        // Past the pong's due time (3 s): pings go on, no timeout, and the deadline is the
+        // next ping's alone.
+        assert!(matches!(beat.tick(secs(4)), Beat::Ping(_)));
+        assert!(matches!(beat.tick(secs(4)), Beat::Wait));
+        assert_eq!(beat.next_deadline(), secs(5));
+        beat.pause(false, secs(4));
+        // A whole timeout from the resumption.
+        assert!(matches!(beat.tick(secs(5)), Beat::Ping(_)));
+        assert!(matches!(beat.tick(secs(6)), Beat::TimedOut));
     }
 
     #[test]
