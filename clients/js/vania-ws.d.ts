@@ -91,6 +91,27 @@ export interface ConnectOptions {
    */
   requestTimeoutMs?: number;
   /**
+   * How long each connection attempt may take to become ready, in ms. Default `10000`;
+   * `Infinity` (or a value above 2^31 - 1) for never. It counts from the moment the attempt's
+   * socket is created until the point where `ready` resolves and the state becomes `"open"`:
+   * the TCP connection and the upgrade, the server's greeting (`connected`, or `connect` with
+   * `protocol: "vania"`), and, after a reconnect with `protocol: "vania-ws"`, the acks of the
+   * rejoins (a rejoin that fails or hits `requestTimeoutMs` first is reported and forgotten as
+   * usual, and the attempt goes on). It does not apply once open.
+   *
+   * When it fires, the attempt is abandoned (its socket is closed, with code 4000 and reason
+   * `"connect timeout"` if the upgrade was done) and counts as a failed attempt: with
+   * `reconnect` the backoff retries it (the rooms still to rejoin are kept, and so is
+   * everything queued; queued requests keep their own timeouts), and the state does not change
+   * (it is already `"connecting"` or `"reconnecting"`). Without `reconnect` the client closes:
+   * the `"closed"` state's detail is
+   * `{ code: 1006, reason: "connect timeout: the server did not greet within N ms" }` (or, once
+   * greeted, `"… the server greeted but the rooms were not rejoined within N ms"`), and `ready`
+   * and queued requests reject with `"closed"`, their message saying the same.
+   * A value that is not a positive number (or `Infinity`) is a TypeError from `connect`.
+   */
+  connectTimeoutMs?: number;
+  /**
    * How many `emit`s are kept while not open; past it the oldest one is dropped (with a
    * `console.warn`). Default `1000`; `0` drops every emit made while not open.
    */
@@ -129,8 +150,12 @@ export interface ErrorPayload {
 
 /** Why the state changed, when a socket closing caused it. */
 export interface CloseDetail {
-  /** The WebSocket close code (1006 when the connection failed or ended without a close frame). */
+  /**
+   * The WebSocket close code (1006 when the connection failed or ended without a close frame,
+   * an attempt abandoned by `connectTimeoutMs` included).
+   */
   code: number;
+  /** The close frame's reason; for a connect timeout, `"connect timeout: …"` saying why. */
   reason: string;
 }
 
@@ -148,6 +173,8 @@ export interface VaniaWsClient {
    * Resolves on the connection's `connected` frame once every previously joined room has been
    * rejoined. With `protocol: "vania"` it resolves on the first `connect` frame (a `connected`
    * frame is accepted too), the rejoin frames sent. While `"reconnecting"` it is a NEW pending promise, resolved once reconnected.
+   * An attempt that does not get there within `connectTimeoutMs` is abandoned and retried;
+   * the same `ready` keeps waiting for a later attempt.
    * It rejects with code `"closed"` when the client closes before it resolved (for example
    * `close()` before connecting, or a failed first attempt with `reconnect: false`), and once
    * the client is closed it is always a rejected promise. Unawaited rejections are not reported

@@ -17,6 +17,7 @@ const DEFAULTS = Object.freeze({
   reconnectDelayMs: 250,
   reconnectMaxDelayMs: 5000,
   requestTimeoutMs: 10000,
+  connectTimeoutMs: 10000,
   maxQueuedEmits: 1000,
   protocol: "vania-ws",
 });
@@ -45,6 +46,11 @@ const MAX_ROOM_BYTES = 255;
 
 // setTimeout fires immediately for delays above 2^31 - 1 ms; a longer timeout means "never".
 const MAX_TIMER_MS = 2147483647;
+
+// The close code an attempt abandoned by the connect timeout is closed with, for the server's
+// logs (close() accepts only 1000 and 3000-4999). The page's "state" listeners are told 1006
+// instead: no close frame came from the server, as with any other failed attempt.
+const CONNECT_TIMEOUT_CLOSE_CODE = 4000;
 
 const utf8 = new TextEncoder();
 
@@ -151,6 +157,7 @@ class Client {
       allowInfinity: false,
     });
     this._timeoutMs = checkDelay(opts.requestTimeoutMs, "requestTimeoutMs", { allowInfinity: true });
+    this._connectTimeoutMs = checkDelay(opts.connectTimeoutMs, "connectTimeoutMs", { allowInfinity: true });
     if (!Number.isSafeInteger(opts.maxQueuedEmits) || opts.maxQueuedEmits < 0) {
       throw new TypeError("maxQueuedEmits must be a non-negative integer");
     }
@@ -175,6 +182,7 @@ class Client {
     this._openedAt = 0;
     this._attempt = 0; // consecutive failed connections, drives the backoff
     this._retryTimer = null;
+    this._connectTimer = null; // the current attempt's connect timeout (see _startConnectTimer)
     this._ready = deferred();
 
     // The first attempt runs synchronously so a malformed URL throws from connect() itself.
@@ -441,6 +449,7 @@ class Client {
       return;
     }
     this._socket = socket;
+    this._startConnectTimer(socket);
     socket.onmessage = (message) => {
       if (this._socket === socket) this._onMessage(socket, message.data);
     };
@@ -461,6 +470,43 @@ class Client {
         // Already closing or closed, or an engine that refuses close() in this state.
       }
     };
+  }
+
+  // A server (or a proxy in front of it) can accept the TCP connection or the upgrade and then
+  // never greet. Nothing else ends such an attempt: no error, no close, so `ready` would stay
+  // pending and no retry would ever run. The timeout covers the attempt from the socket's
+  // creation until it is ready, the point where `ready` resolves and the state becomes "open":
+  // the greeting, and after a reconnect the rejoin acks, which the page's queued frames wait
+  // for too. When it fires the attempt is a failed one like any other: the socket is dropped
+  // (requests in flight, i.e. the rejoins, fail with "disconnected" and their rooms are kept),
+  // and the backoff retries it, or, with reconnect off, the client closes.
+  _startConnectTimer(socket) {
+    this._clearConnectTimer(); // one attempt at a time, so one timer (every path clears it anyway)
+    const ms = this._connectTimeoutMs;
+    if (ms === Infinity || ms > MAX_TIMER_MS) return;
+    this._connectTimer = setTimeout(() => {
+      this._connectTimer = null;
+      if (this._socket !== socket) return;
+      const why =
+        this._connectedSocket === socket
+          ? `the server greeted but the rooms were not rejoined within ${ms} ms`
+          : `the server did not greet within ${ms} ms`;
+      // An attempt that never became ready was not a healthy connection, however long it
+      // lasted: the backoff must keep growing, not start over.
+      this._openedAt = 0;
+      this._onSocketGone(socket, { code: 1006, reason: `connect timeout: ${why}` }, why);
+      try {
+        socket.close(CONNECT_TIMEOUT_CLOSE_CODE, "connect timeout");
+      } catch {
+        // An engine that refuses close() in this state; the socket is detached already.
+      }
+    }, ms);
+  }
+
+  _clearConnectTimer() {
+    if (this._connectTimer === null) return;
+    clearTimeout(this._connectTimer);
+    this._connectTimer = null;
   }
 
   _onMessage(socket, data) {
@@ -616,6 +662,7 @@ class Client {
   }
 
   _becomeOpen() {
+    this._clearConnectTimer();
     this._everOpen = true;
     this._state = "open";
     // Flush before telling anyone: a "state" listener or a `ready` continuation that sends
@@ -634,7 +681,9 @@ class Client {
     }
   }
 
-  _onSocketGone(socket, detail) {
+  // `cause` says why, when it is not the socket's close (the connect timeout).
+  _onSocketGone(socket, detail, cause = `the connection closed (code ${detail.code})`) {
+    this._clearConnectTimer();
     if (socket) detach(socket);
     this._socket = null;
     this._sessionId = null;
@@ -657,7 +706,7 @@ class Client {
     }
 
     if (!this._reconnect) {
-      this._shutdown(`the connection closed (code ${detail.code}) and reconnect is off`, detail);
+      this._shutdown(`${cause} and reconnect is off`, detail);
       return;
     }
     if (wasOpen) {
@@ -679,6 +728,7 @@ class Client {
 
   // Ends the client for good: state "closed", everything pending rejected with "closed".
   _shutdown(why, detail) {
+    this._clearConnectTimer();
     if (this._retryTimer !== null) {
       clearTimeout(this._retryTimer);
       this._retryTimer = null;

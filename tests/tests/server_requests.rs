@@ -186,6 +186,37 @@ async fn while_a_handler_waits_the_connection_holds_at_most_32_frames() {
     client.assert_nothing_received().await;
 }
 
+#[tokio::test]
+async fn a_frame_refused_by_the_rate_limit_while_a_handler_waits_is_answered_in_its_turn() {
+    // A burst of two and a refill far slower than the test: the third frame is refused.
+    let config = vania_ws::ServerConfig::default().rate_limit(1, 2);
+    let server = TestServer::start_with(router(), config).await;
+    let mut client = server.connect("/ws").await;
+    client
+        .send(json!({"event": "confirm-quickly", "id": 1}))
+        .await;
+    assert_eq!(client.recv().await["event"], "are-you-sure");
+    // Read ahead while the handler waits: the second is held, the third refused. Its
+    // refusal comes after the replies to the frames before it, as a reply would.
+    client
+        .send(json!({"event": "message", "payload": 2, "id": 2}))
+        .await;
+    client
+        .send(json!({"event": "message", "payload": 3, "id": 3}))
+        .await;
+    let timed_out = client.recv().await;
+    assert_eq!(timed_out["id"], 1, "{timed_out}");
+    assert_eq!(timed_out["payload"]["code"], "handler_error", "{timed_out}");
+    assert_eq!(client.recv_event("message").await, json!(2));
+    assert_eq!(
+        client.recv().await,
+        json!({"event": "ack", "id": 2, "payload": 2})
+    );
+    let refused = client.recv().await;
+    assert_eq!(refused["id"], 3, "{refused}");
+    assert_eq!(refused["payload"]["code"], "rate_limited", "{refused}");
+}
+
 /// Where handlers report, for what a client cannot see once it has left.
 struct Reports(tokio::sync::mpsc::UnboundedSender<String>);
 

@@ -231,11 +231,9 @@ async fn run<S>(
                 step.await;
             }
             for data in held.frames {
+                let mut data = Some(data);
                 let started = std::future::poll_fn(|cx| {
-                    Poll::Ready(match &data {
-                        Data::Text(text) => session.start_text(text, cx),
-                        Data::Binary(bytes) => session.start_binary(bytes.clone(), cx),
-                    })
+                    Poll::Ready(data.take().and_then(|data| data.start(session, cx)))
                 })
                 .await;
                 if let Some(rest) = started {
@@ -295,13 +293,30 @@ enum End {
 enum Data {
     Text(Utf8Bytes),
     Binary(Bytes),
+    /// A frame over the rate limit (its text, for the request's id): refused in its turn, so
+    /// that while a handler waits its `rate_limited` error does not overtake the replies to
+    /// the frames held before it.
+    Refused(Option<Utf8Bytes>),
 }
 
 impl Data {
     fn len(&self) -> usize {
         match self {
-            Data::Text(text) => text.len(),
+            Data::Text(text) | Data::Refused(Some(text)) => text.len(),
             Data::Binary(data) => data.len(),
+            Data::Refused(None) => 0,
+        }
+    }
+
+    /// Starts the frame's handler on `session`, or refuses it; the handler when it waits.
+    fn start(self, session: &Session, cx: &mut Context<'_>) -> Started {
+        match self {
+            Data::Text(text) => session.start_text(&text, cx),
+            Data::Binary(data) => session.start_binary(data, cx),
+            Data::Refused(text) => {
+                session.refuse_rate_limited(text.as_ref().map(Utf8Bytes::as_str));
+                None
+            }
         }
     }
 }
@@ -745,10 +760,7 @@ impl<'a> Connection<'a> {
     /// guard, say, has not run at all yet).
     fn start(&mut self, data: Data, cx: &mut Context<'_>) -> Started {
         self.queue.quiet();
-        let mut step = match data {
-            Data::Text(text) => self.session.start_text(&text, cx),
-            Data::Binary(data) => self.session.start_binary(data, cx),
-        };
+        let mut step = data.start(self.session, cx);
         if let Some(running) = &mut step
             && running.as_mut().poll(cx).is_ready()
         {
@@ -802,17 +814,28 @@ impl<'a> Connection<'a> {
             Message::Close(_) | Message::Frame(_) => false,
         };
         if limited && !self.bucket.take() {
-            if let (true, Message::Text(text)) = (open, &message) {
-                self.session.refuse_rate_limited(Some(text.as_str()));
-            } else if let (true, Message::Binary(_)) = (open, &message) {
-                self.session.refuse_rate_limited(None);
-            }
             if self.bucket.is_abusive() {
+                // A flood: refused at once, then closed (its frames still held will have
+                // their replies dropped by the close anyway).
+                if let (true, Message::Text(text)) = (open, &message) {
+                    self.session.refuse_rate_limited(Some(text.as_str()));
+                } else if let (true, Message::Binary(_)) = (open, &message) {
+                    self.session.refuse_rate_limited(None);
+                }
                 self.session
                     .client()
                     .outbox()
                     .close(CloseCode::POLICY, "rate limit exceeded");
+            } else {
+                match message {
+                    // Refused where it would have been dispatched: at once, or after the
+                    // frames held before it.
+                    Message::Text(text) if open => return Ok(Some(Data::Refused(Some(text)))),
+                    Message::Binary(_) if open => return Ok(Some(Data::Refused(None))),
+                    _ => {}
+                }
             }
+            // A ping over the limit is still answered (coalesced).
             if !matches!(message, Message::Ping(_)) {
                 return Ok(None);
             }

@@ -1,4 +1,4 @@
-// What both test files of the client share.
+// What the test files of the client share.
 
 // Resolves with the first `event` the client receives, as `{ payload, frame }`, or rejects
 // after `ms`.
@@ -14,4 +14,30 @@ export function nextEvent(ws, event, ms = 3000) {
       resolve({ payload, frame });
     });
   });
+}
+
+// The payload of the first `event` the client receives.
+export const nextPayload = (ws, event, ms) => nextEvent(ws, event, ms).then(({ payload }) => payload);
+
+// Servers and clients a test file starts, closed after each test (`afterEach` is the file's
+// own, from node:test): `track.server(s)` and `track.client(ws)` return what they are given.
+export function trackForCleanup(afterEach) {
+  const servers = new Set();
+  const clients = new Set();
+  afterEach(async () => {
+    for (const ws of clients) ws.close();
+    clients.clear();
+    await Promise.all([...servers].map((s) => s.close()));
+    servers.clear();
+  });
+  return {
+    server(server) {
+      servers.add(server);
+      return server;
+    },
+    client(ws) {
+      clients.add(ws);
+      return ws;
+    },
+  };
 }

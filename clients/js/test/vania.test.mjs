@@ -15,7 +15,7 @@ import { test as nodeTest, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { WebSocketServer } from "ws";
 import { connect, VaniaWsError } from "../vania-ws.js";
-import { nextEvent as nextFrame } from "./helpers.mjs";
+import { nextPayload, trackForCleanup } from "./helpers.mjs";
 
 // A fake Vania server on a free port. Every path is a WebSocket route (Vania upgrades any path);
 // a few paths change the handshake or add a failing middleware, to test the client's variants:
@@ -92,30 +92,13 @@ async function startFakeVania() {
   };
 }
 
-const servers = new Set();
-const clients = new Set();
+const track = trackForCleanup(afterEach);
 
-async function fakeServer() {
-  const server = await startFakeVania();
-  servers.add(server);
-  return server;
-}
+const fakeServer = async () => track.server(await startFakeVania());
 
-function client(url, options = {}) {
-  const ws = connect(url, { protocol: "vania", ...options });
-  clients.add(ws);
-  return ws;
-}
+const client = (url, options = {}) => track.client(connect(url, { protocol: "vania", ...options }));
 
-afterEach(async () => {
-  for (const ws of clients) ws.close();
-  clients.clear();
-  await Promise.all([...servers].map((s) => s.close()));
-  servers.clear();
-});
-
-// The payload of the first `event` the client receives.
-const nextEvent = (ws, event, ms) => nextFrame(ws, event, ms).then(({ payload }) => payload);
+const nextEvent = nextPayload;
 
 // Emits "message" and waits for the fake server's echo: once it is back, the server has handled
 // every frame this client sent before, and every frame it sent this client before has arrived.
@@ -343,8 +326,7 @@ test("protocol: a value other than \"vania-ws\" or \"vania\" is a TypeError at c
 
 test("the default protocol (vania-ws) does not take Vania's `connect` for the handshake", async () => {
   const server = await fakeServer();
-  const ws = connect(server.url(), { protocol: undefined }); // undefined: the default
-  clients.add(ws);
+  const ws = track.client(connect(server.url(), { protocol: undefined })); // undefined: the default
   assert.deepEqual(await nextEvent(ws, "connect"), null, "an ordinary event for vania-ws");
   assert.equal(ws.state, "connecting", "still waiting for `connected`");
 });
