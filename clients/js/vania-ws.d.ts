@@ -87,27 +87,27 @@ export interface ConnectOptions {
   /**
    * The default timeout of `request`, `join` and `leave`, in ms, counted from the call (a wait
    * in the queue while not connected included). Default `10000`; `Infinity` for none. Also the
-   * timeout of each rejoin after a reconnect.
+   * timeout of each rejoin after a reconnect, counted from the server's greeting (a rejoin that
+   * times out is reported to `"error"` and forgotten, and the client opens without it).
    */
   requestTimeoutMs?: number;
   /**
-   * How long each connection attempt may take to become ready, in ms. Default `10000`;
+   * How long each connection attempt may take to be greeted, in ms. Default `10000`;
    * `Infinity` (or a value above 2^31 - 1) for never. It counts from the moment the attempt's
-   * socket is created until the point where `ready` resolves and the state becomes `"open"`:
-   * the TCP connection and the upgrade, the server's greeting (`connected`, or `connect` with
-   * `protocol: "vania"`), and, after a reconnect with `protocol: "vania-ws"`, the acks of the
-   * rejoins (a rejoin that fails or hits `requestTimeoutMs` first is reported and forgotten as
-   * usual, and the attempt goes on). It does not apply once open.
+   * socket is created until the server's greeting (`connected`, or `connect` with
+   * `protocol: "vania"`): the TCP connection, the upgrade and the greeting. The greeting ends
+   * it; the rejoins after a reconnect are not covered (each has `requestTimeoutMs`, and one that
+   * fails or times out is reported to `"error"` and forgotten, and the client opens). It does
+   * not apply once greeted.
    *
    * When it fires, the attempt is abandoned (its socket is closed, with code 4000 and reason
    * `"connect timeout"` if the upgrade was done) and counts as a failed attempt: with
-   * `reconnect` the backoff retries it (the rooms still to rejoin are kept, and so is
-   * everything queued; queued requests keep their own timeouts), and the state does not change
-   * (it is already `"connecting"` or `"reconnecting"`). Without `reconnect` the client closes:
-   * the `"closed"` state's detail is
-   * `{ code: 1006, reason: "connect timeout: the server did not greet within N ms" }` (or, once
-   * greeted, `"… the server greeted but the rooms were not rejoined within N ms"`), and `ready`
-   * and queued requests reject with `"closed"`, their message saying the same.
+   * `reconnect` the backoff retries it (the rooms to rejoin are kept, and so is everything
+   * queued; queued requests keep their own timeouts), and the state does not change (it is
+   * already `"connecting"` or `"reconnecting"`). Without `reconnect` the client closes: the
+   * `"closed"` state's detail is
+   * `{ code: 1006, reason: "connect timeout: the server did not greet within N ms" }`, and
+   * `ready` and queued requests reject with `"closed"`, their message saying the same.
    * A value that is not a positive number (or `Infinity`) is a TypeError from `connect`.
    */
   connectTimeoutMs?: number;
@@ -155,7 +155,10 @@ export interface CloseDetail {
    * an attempt abandoned by `connectTimeoutMs` included).
    */
   code: number;
-  /** The close frame's reason; for a connect timeout, `"connect timeout: …"` saying why. */
+  /**
+   * The close frame's reason; for a connect timeout,
+   * `"connect timeout: the server did not greet within N ms"`.
+   */
   reason: string;
 }
 
@@ -173,7 +176,7 @@ export interface VaniaWsClient {
    * Resolves on the connection's `connected` frame once every previously joined room has been
    * rejoined. With `protocol: "vania"` it resolves on the first `connect` frame (a `connected`
    * frame is accepted too), the rejoin frames sent. While `"reconnecting"` it is a NEW pending promise, resolved once reconnected.
-   * An attempt that does not get there within `connectTimeoutMs` is abandoned and retried;
+   * An attempt the server does not greet within `connectTimeoutMs` is abandoned and retried;
    * the same `ready` keeps waiting for a later attempt.
    * It rejects with code `"closed"` when the client closes before it resolved (for example
    * `close()` before connecting, or a failed first attempt with `reconnect: false`), and once

@@ -475,11 +475,13 @@ class Client {
   // A server (or a proxy in front of it) can accept the TCP connection or the upgrade and then
   // never greet. Nothing else ends such an attempt: no error, no close, so `ready` would stay
   // pending and no retry would ever run. The timeout covers the attempt from the socket's
-  // creation until it is ready, the point where `ready` resolves and the state becomes "open":
-  // the greeting, and after a reconnect the rejoin acks, which the page's queued frames wait
-  // for too. When it fires the attempt is a failed one like any other: the socket is dropped
-  // (requests in flight, i.e. the rejoins, fail with "disconnected" and their rooms are kept),
-  // and the backoff retries it, or, with reconnect off, the client closes.
+  // creation until the server's greeting (`connected`, or `connect` for Vania): the TCP
+  // connection, the upgrade and the greeting. It stops there, not at "open": the rejoins that
+  // follow a greeting have their own timeout (requestTimeoutMs), and a rejoin that fails drops
+  // its room and lets the client open; were they under this timer too, a server that never acks
+  // one room's rejoin would have the client abandon every attempt and never open. When it fires
+  // the attempt is a failed one like any other: the socket is dropped and the backoff retries
+  // it, or, with reconnect off, the client closes.
   _startConnectTimer(socket) {
     this._clearConnectTimer(); // one attempt at a time, so one timer (every path clears it anyway)
     const ms = this._connectTimeoutMs;
@@ -487,13 +489,7 @@ class Client {
     this._connectTimer = setTimeout(() => {
       this._connectTimer = null;
       if (this._socket !== socket) return;
-      const why =
-        this._connectedSocket === socket
-          ? `the server greeted but the rooms were not rejoined within ${ms} ms`
-          : `the server did not greet within ${ms} ms`;
-      // An attempt that never became ready was not a healthy connection, however long it
-      // lasted: the backoff must keep growing, not start over.
-      this._openedAt = 0;
+      const why = `the server did not greet within ${ms} ms`;
       this._onSocketGone(socket, { code: 1006, reason: `connect timeout: ${why}` }, why);
       try {
         socket.close(CONNECT_TIMEOUT_CLOSE_CODE, "connect timeout");
@@ -611,6 +607,9 @@ class Client {
     // second rejoin or flush.
     if (this._connectedSocket === socket) return;
     this._connectedSocket = socket;
+    // The greeting ends the connect timeout (see _startConnectTimer); the rejoins below are
+    // governed by requestTimeoutMs.
+    this._clearConnectTimer();
     this._sessionId = sessionIdOf(payload, this._vania);
     this._openedAt = Date.now();
     if (this._rooms.size === 0) {
@@ -662,7 +661,6 @@ class Client {
   }
 
   _becomeOpen() {
-    this._clearConnectTimer();
     this._everOpen = true;
     this._state = "open";
     // Flush before telling anyone: a "state" listener or a `ready` continuation that sends

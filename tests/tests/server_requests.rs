@@ -188,13 +188,14 @@ async fn while_a_handler_waits_the_connection_holds_at_most_32_frames() {
 
 #[tokio::test]
 async fn a_frame_refused_by_the_rate_limit_while_a_handler_waits_is_answered_in_its_turn() {
-    // A burst of two and a refill far slower than the test: the third frame is refused.
-    let config = vania_ws::ServerConfig::default().rate_limit(1, 2);
+    // A burst of two and a refill far slower than the test: the third frame is refused. The
+    // handler waits a second, so the frames after it arrive while it waits.
+    let config = vania_ws::ServerConfig::default()
+        .rate_limit(1, 2)
+        .ack_timeout(Duration::from_secs(1));
     let server = TestServer::start_with(router(), config).await;
     let mut client = server.connect("/ws").await;
-    client
-        .send(json!({"event": "confirm-quickly", "id": 1}))
-        .await;
+    client.send(json!({"event": "confirm", "id": 1})).await;
     assert_eq!(client.recv().await["event"], "are-you-sure");
     // Read ahead while the handler waits: the second is held, the third refused. Its
     // refusal comes after the replies to the frames before it, as a reply would.
@@ -215,6 +216,32 @@ async fn a_frame_refused_by_the_rate_limit_while_a_handler_waits_is_answered_in_
     let refused = client.recv().await;
     assert_eq!(refused["id"], 3, "{refused}");
     assert_eq!(refused["payload"]["code"], "rate_limited", "{refused}");
+}
+
+#[tokio::test]
+async fn an_ack_over_the_rate_limit_still_reaches_its_request() {
+    let config = vania_ws::ServerConfig::default().rate_limit(1, 2);
+    let server = TestServer::start_with(router(), config).await;
+    let mut client = server.connect("/ws").await;
+    client.send(json!({"event": "confirm", "id": 1})).await;
+    let request = client.recv().await;
+    assert_eq!(request["event"], "are-you-sure");
+    client
+        .send(json!({"event": "message", "payload": 2, "id": 2}))
+        .await;
+    // Over the budget, but an answer: the handler gets it, and no error frame comes.
+    client
+        .send(json!({"event": "ack", "id": request["id"], "payload": "yes"}))
+        .await;
+    assert_eq!(
+        client.recv().await,
+        json!({"event": "ack", "id": 1, "payload": "yes"})
+    );
+    assert_eq!(client.recv_event("message").await, json!(2));
+    assert_eq!(
+        client.recv().await,
+        json!({"event": "ack", "id": 2, "payload": 2})
+    );
 }
 
 /// Where handlers report, for what a client cannot see once it has left.

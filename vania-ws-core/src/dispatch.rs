@@ -393,11 +393,21 @@ impl Session {
     }
 
     /// Refuses a frame over the connection's rate limit with `rate_limited` (carrying the
-    /// frame's `id` when it had one); the frame is not dispatched.
+    /// frame's `id` when it had one); the frame is not dispatched. A client's `ack` is not
+    /// refused: it is an answer the server asked for, not an event to run, so it still
+    /// reaches its request, and one that matches none is dropped without an error frame, as
+    /// PROTOCOL.md section 4 has it (the frame still spent its share of the budget).
     pub fn refuse_rate_limited(&self, text: Option<&str>) {
         self.count_in();
+        let envelope = text.map(Envelope::parse);
+        if let Some(Ok(envelope)) = &envelope
+            && envelope.event == "ack"
+        {
+            self.answer(envelope);
+            return;
+        }
         self.hub().metrics().record_rate_limited();
-        let id = text.and_then(|text| match Envelope::parse(text) {
+        let id = envelope.and_then(|parsed| match parsed {
             Ok(envelope) => envelope.id,
             Err(refused) => refused.id,
         });

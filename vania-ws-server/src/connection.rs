@@ -542,8 +542,11 @@ where
                         // A handler waits for an answer: that answer goes to it now; any
                         // other frame waits its turn, and reading with it. Draining, a frame
                         // that is not an answer is dropped, as one left unread would be.
-                        let answered =
-                            matches!(&data, Data::Text(text) if conn.session.try_answer(text));
+                        let answered = matches!(
+                            &data,
+                            Data::Text(text) | Data::Refused(Some(text))
+                                if conn.session.try_answer(text)
+                        );
                         if !answered && conn.state == State::Open {
                             held.push(data);
                             if held.is_full(conn.config.max_message_bytes) {
@@ -734,11 +737,11 @@ impl<'a> Connection<'a> {
     /// While a handler runs, the connection reads only for the answer the handler may await,
     /// and only until it holds [`HELD_FRAMES`]: otherwise what the client sends, its pongs
     /// included, waits in the socket. A live client must not be dropped for a pong the server
-    /// has not read, so the pong wait stops counting then, and starts over once the
-    /// connection reads again. A handler's wait is bounded by its own code (an
-    /// `emit_with_ack` by its timeout); memory is bounded by the send queue all along.
+    /// has not read, so the pong wait does not count then (see [`Heartbeat::pause`]). The
+    /// price: a client that dies while a handler runs is noticed once the handler is done
+    /// (or when a write fails); memory stays bounded by the send queue all along.
     fn pause_pong_wait(&mut self, paused: bool) {
-        if self.heartbeat.paused != paused {
+        if self.heartbeat.paused() != paused {
             self.heartbeat.pause(paused, Instant::now());
             // The deadline moved, maybe on a wake-up the read waker did not mark.
             self.rearm = true;
@@ -1098,9 +1101,10 @@ struct Heartbeat {
     /// The payload of the ping awaiting its pong, and when it is due.
     awaiting: Option<([u8; 8], Instant)>,
     pings: u64,
-    /// The connection is not reading (a handler runs, see [`Connection::pause_pong_wait`]):
-    /// a pong would sit unread in the socket, so the wait for one is not counted.
-    paused: bool,
+    /// Since when the connection has not been reading (a handler runs, see
+    /// [`Connection::pause_pong_wait`]): a pong would sit unread in the socket, so that time
+    /// does not count against the wait for one.
+    paused_since: Option<Instant>,
 }
 
 impl Heartbeat {
@@ -1111,19 +1115,19 @@ impl Heartbeat {
             next_ping: now + interval,
             awaiting: None,
             pings: 0,
-            paused: false,
+            paused_since: None,
         }
     }
 
     fn next_deadline(&self) -> Instant {
         match self.awaiting {
-            Some((_, due)) if !self.paused => due.min(self.next_ping),
+            Some((_, due)) if self.paused_since.is_none() => due.min(self.next_ping),
             _ => self.next_ping,
         }
     }
 
     fn tick(&mut self, now: Instant) -> Beat {
-        if !self.paused && self.awaiting.is_some_and(|(_, due)| now >= due) {
+        if self.paused_since.is_none() && self.awaiting.is_some_and(|(_, due)| now >= due) {
             return Beat::TimedOut;
         }
         if now < self.next_ping {
@@ -1139,13 +1143,27 @@ impl Heartbeat {
         Beat::Ping(payload)
     }
 
-    /// Stops or resumes counting the wait for a pong. Resumed, a pong still awaited gets a
-    /// whole `timeout` from `now`: the client may have answered long ago, behind frames the
-    /// connection has not read yet.
+    fn paused(&self) -> bool {
+        self.paused_since.is_some()
+    }
+
+    /// Stops or resumes counting the wait for a pong. Resumed, the pong still awaited is due
+    /// later by the time the wait was paused (from the pause, or from the ping if it was sent
+    /// during the pause): only time spent reading counts, so a client that died while a
+    /// handler ran is dropped once the connection has read for a whole `timeout`, however
+    /// often handlers pause it.
     fn pause(&mut self, paused: bool, now: Instant) {
-        self.paused = paused;
-        if !paused && let Some((_, due)) = &mut self.awaiting {
-            *due = (*due).max(now + self.timeout);
+        if paused {
+            self.paused_since.get_or_insert(now);
+            return;
+        }
+        let Some(since) = self.paused_since.take() else {
+            return;
+        };
+        if let Some((_, due)) = &mut self.awaiting {
+            // When the wait began, as `due` counts it (credits of earlier pauses included).
+            let waiting_since = due.checked_sub(self.timeout).unwrap_or(since);
+            *due += now.saturating_duration_since(since.max(waiting_since));
         }
     }
 
@@ -1246,22 +1264,42 @@ mod tests {
     }
 
     #[test]
-    fn the_pong_wait_stops_counting_while_paused_and_starts_over_after() {
+    fn only_time_spent_reading_counts_against_the_pong_wait() {
         let start = Instant::now();
-        let secs = |n| start + Duration::from_secs(n);
+        let ms = |n| start + Duration::from_millis(n);
         let mut beat = Heartbeat::new(Duration::from_secs(1), Duration::from_secs(2), start);
-        assert!(matches!(beat.tick(secs(1)), Beat::Ping(_)));
-        assert_eq!(beat.next_deadline(), secs(2), "the next ping");
-        beat.pause(true, secs(1));
+        assert!(matches!(beat.tick(ms(1000)), Beat::Ping(_)));
+        assert_eq!(beat.next_deadline(), ms(2000), "the next ping");
+        // 0.5 s of the 2 s wait pass while reading, then a pause of 3 s.
+        beat.pause(true, ms(1500));
+        beat.pause(true, ms(1700)); // still the same pause
         // Past the pong's due time (3 s): pings go on, no timeout, and the deadline is the
         // next ping's alone.
-        assert!(matches!(beat.tick(secs(4)), Beat::Ping(_)));
-        assert!(matches!(beat.tick(secs(4)), Beat::Wait));
-        assert_eq!(beat.next_deadline(), secs(5));
-        beat.pause(false, secs(4));
-        // A whole timeout from the resumption.
-        assert!(matches!(beat.tick(secs(5)), Beat::Ping(_)));
-        assert!(matches!(beat.tick(secs(6)), Beat::TimedOut));
+        assert!(matches!(beat.tick(ms(4000)), Beat::Ping(_)));
+        assert!(matches!(beat.tick(ms(4000)), Beat::Wait));
+        assert_eq!(beat.next_deadline(), ms(5000));
+        beat.pause(false, ms(4500));
+        // 1.5 s of reading left: due at 6 s.
+        assert!(matches!(beat.tick(ms(5999)), Beat::Ping(_)));
+        assert!(matches!(beat.tick(ms(6000)), Beat::TimedOut));
+        // A ping sent during a pause is waited for from the ping, not from the pause.
+        let mut beat = Heartbeat::new(Duration::from_secs(1), Duration::from_secs(2), start);
+        beat.pause(true, ms(500));
+        assert!(matches!(beat.tick(ms(1000)), Beat::Ping(_)));
+        beat.pause(false, ms(1800));
+        assert!(matches!(beat.tick(ms(3799)), Beat::Ping(_)));
+        assert!(matches!(beat.tick(ms(3800)), Beat::TimedOut));
+        // Pauses add up to no more than they lasted: with repeated pauses, a client that
+        // never answers is still dropped after 2 s of reading.
+        let mut beat = Heartbeat::new(Duration::from_secs(10), Duration::from_secs(2), start);
+        assert!(matches!(beat.tick(ms(10_000)), Beat::Ping(_)));
+        for i in 0..3 {
+            beat.pause(true, ms(10_000 + i * 1000 + 500));
+            beat.pause(false, ms(10_000 + i * 1000 + 1000));
+        }
+        // 1.5 s paused in all: due at 13.5 s.
+        assert!(matches!(beat.tick(ms(13_499)), Beat::Wait));
+        assert!(matches!(beat.tick(ms(13_500)), Beat::TimedOut));
     }
 
     #[test]
