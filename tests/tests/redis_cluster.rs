@@ -1,7 +1,7 @@
 //! Scale-out over a Redis Cluster: the same delivery rules as over one Redis
 //! (`suites/scaleout.rs`), on three masters the test starts, each node of vania-ws given a
 //! different master as its seed; then what only a cluster has: sharded pub/sub on one shard,
-//! the settings' mistakes, and a master restarted.
+//! the settings' mistakes, a master restarted, and a failover to a replica.
 
 use serde_json::{Value, json};
 use vania_ws::Server;
@@ -162,4 +162,23 @@ async fn a_shard_restarted_mid_run_local_delivery_goes_on_and_cross_node_deliver
         nodes[0].adapter.metrics().reconnects() >= 3,
         "the node reconnected after each restart"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_failover_of_the_shard_cross_node_delivery_resumes_on_its_new_master() {
+    let cluster = RedisCluster::start_with_replicas();
+    let nodes = nodes(&cluster, 2).await;
+    let mut a = nodes[0].server.connect("/ws").await;
+    let mut b = nodes[1].server.connect("/ws").await;
+    until_delivered(&mut a, &mut b).await;
+    let shard = format!("{{test-{}}}", std::process::id());
+    for round in 0..2 {
+        // Every channel is on this shard: its master becomes a replica, and Redis drops the
+        // subscriptions it held, so the nodes must subscribe again on the new master.
+        cluster.failover(&shard);
+        let took = until_delivered(&mut a, &mut b).await;
+        eprintln!("round {round}: a to b resumed {took:?} after the failover");
+        let took = until_delivered(&mut b, &mut a).await;
+        eprintln!("round {round}: b to a resumed {took:?} after the failover");
+    }
 }

@@ -121,11 +121,15 @@ impl Drop for RedisServer {
     }
 }
 
-/// A Redis Cluster of three masters (no replicas) of the test's own, on free ports, each with
-/// its cluster bus on its port + 10000, as `redis-cli --cluster create` sets them up.
+/// A Redis Cluster of three masters (and, with [`start_with_replicas`](Self::start_with_replicas),
+/// a replica of each) of the test's own, on free ports, each with its cluster bus on its port +
+/// 10000, as `redis-cli --cluster create` sets them up.
 #[derive(Debug)]
 pub struct RedisCluster {
+    /// The servers started as masters (`seed(i)`, `stop(i)`, `cli(i)` count these), then the
+    /// replicas. A failover swaps the roles, not the places.
     masters: Vec<RedisServer>,
+    replicas: Vec<RedisServer>,
     dir: std::path::PathBuf,
 }
 
@@ -133,31 +137,45 @@ impl RedisCluster {
     /// Starts three masters, joins them into a cluster that covers every slot, and waits
     /// until each of them reports `cluster_state:ok`.
     pub fn start() -> Self {
+        Self::start_with(0)
+    }
+
+    /// Like [`start`](Self::start), with one replica for each master, for failovers.
+    pub fn start_with_replicas() -> Self {
+        Self::start_with(1)
+    }
+
+    fn start_with(replicas_per_master: usize) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "vania-ws-cluster-{}-{}",
             std::process::id(),
             COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir).expect("a directory for the cluster's files");
-        let mut masters = Vec::new();
-        for _ in 0..3 {
+        let start = || {
             let mut server = RedisServer {
                 port: free_port_with_bus(),
                 child: None,
                 cluster_dir: Some(dir.clone()),
             };
             server.restart();
-            masters.push(server);
-        }
+            server
+        };
+        let masters: Vec<RedisServer> = (0..3).map(|_| start()).collect();
+        let replicas: Vec<RedisServer> = (0..3 * replicas_per_master).map(|_| start()).collect();
+        // `redis-cli --cluster create` makes the first three the masters and the rest their
+        // replicas.
         let addresses: Vec<String> = masters
             .iter()
+            .chain(&replicas)
             .map(|m| format!("127.0.0.1:{}", m.port))
             .collect();
         let output = Command::new("redis-cli")
             .arg("--cluster")
             .arg("create")
             .args(&addresses)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas_per_master.to_string()])
+            .arg("--cluster-yes")
             .output()
             .unwrap_or_else(|err| {
                 panic!("cannot run `redis-cli` ({err}): it comes with redis-server (Debian: redis-tools)")
@@ -168,7 +186,11 @@ impl RedisCluster {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
-        let cluster = Self { masters, dir };
+        let cluster = Self {
+            masters,
+            replicas,
+            dir,
+        };
         cluster.wait_until_ok();
         cluster
     }
@@ -190,24 +212,36 @@ impl RedisCluster {
 
     /// Runs `redis-cli` against master `i`, and returns what it printed.
     pub fn cli(&self, i: usize, args: &[&str]) -> String {
+        self.cli_on(self.masters[i].port, args)
+    }
+
+    fn cli_on(&self, port: u16, args: &[&str]) -> String {
         let output = Command::new("redis-cli")
-            .args(["-p", &self.masters[i].port.to_string()])
+            .args(["-p", &port.to_string()])
             .args(args)
             .output()
             .expect("redis-cli runs");
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
-    /// Which master holds `key`'s hash slot.
+    /// Which of the servers started as masters holds `key`'s hash slot.
     pub fn master_of(&self, key: &str) -> usize {
+        let (port, _) = self.owner_of(key);
+        self.masters
+            .iter()
+            .position(|m| m.port == port)
+            .expect("one of the servers started as masters")
+    }
+
+    /// The port and node id of the master that holds `key`'s hash slot now.
+    fn owner_of(&self, key: &str) -> (u16, String) {
         let slot: u16 = self
             .cli(0, &["cluster", "keyslot", key])
             .trim()
             .parse()
             .expect("a slot number");
         let nodes = self.cli(0, &["cluster", "nodes"]);
-        for line in nodes.lines() {
-            let fields: Vec<&str> = line.split_whitespace().collect();
+        for fields in node_lines(&nodes) {
             // id address flags master ping pong epoch state slots…
             if fields.len() < 9 || !fields[2].contains("master") {
                 continue;
@@ -217,24 +251,70 @@ impl RedisCluster {
                 matches!((start.parse::<u16>(), end.parse::<u16>()), (Ok(s), Ok(e)) if s <= slot && slot <= e)
             });
             if covers {
-                let port: u16 = fields[1]
-                    .split(['@', ':'])
-                    .nth(1)
-                    .and_then(|port| port.parse().ok())
-                    .expect("a port in the address");
-                return self
-                    .masters
-                    .iter()
-                    .position(|m| m.port == port)
-                    .expect("one of the cluster's masters");
+                return (port_of(fields[1]), fields[0].to_owned());
             }
         }
         panic!("no master holds slot {slot}:\n{nodes}");
     }
 
-    /// The masters' process ids (see [`RedisServer::pid`]).
+    /// Promotes the replica of the master that holds `key`'s slot with a manual failover
+    /// (`CLUSTER FAILOVER` on the replica, as an operator does for maintenance), and waits
+    /// until the replica is that slot's master and the cluster is ok again. Needs
+    /// [`start_with_replicas`](Self::start_with_replicas).
+    pub fn failover(&self, key: &str) {
+        let (old_port, old_id) = self.owner_of(key);
+        // The replica's own view: the cluster's others may learn of it later (gossip).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let replica = loop {
+            let found = self.replicas.iter().chain(&self.masters).find(|server| {
+                let nodes = self.cli_on(server.port, &["cluster", "nodes"]);
+                node_lines(&nodes).any(|fields| {
+                    fields.len() >= 4
+                        && fields[2].contains("myself")
+                        && fields[2].contains("slave")
+                        && fields[3] == old_id
+                })
+            });
+            if let Some(server) = found {
+                break server.port;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no replica of the master on {old_port} within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // A manual failover waits for the replica to catch up with its master, and gives up
+        // after 5 s if it cannot: first wait for the replica's link to be up (a master just
+        // demoted, or a cluster just made, is still syncing), then ask again if need be.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut asked: Option<Instant> = None;
+        while self.owner_of(key).0 != replica {
+            assert!(
+                Instant::now() < deadline,
+                "the replica on {replica} did not take over within 30 s: {}",
+                self.cli_on(replica, &["info", "replication"])
+            );
+            let linked = self
+                .cli_on(replica, &["info", "replication"])
+                .contains("master_link_status:up");
+            if linked && asked.is_none_or(|at| at.elapsed() > Duration::from_secs(6)) {
+                let reply = self.cli_on(replica, &["cluster", "failover"]);
+                assert_eq!(reply.trim(), "OK", "CLUSTER FAILOVER on {replica}: {reply}");
+                asked = Some(Instant::now());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.wait_until_ok();
+    }
+
+    /// Every server's process id, replicas included (see [`RedisServer::pid`]).
     pub fn pids(&self) -> Vec<u32> {
-        self.masters.iter().filter_map(RedisServer::pid).collect()
+        self.masters
+            .iter()
+            .chain(&self.replicas)
+            .filter_map(RedisServer::pid)
+            .collect()
     }
 
     /// Kills master `i`, as a crash would.
@@ -251,10 +331,10 @@ impl RedisCluster {
 
     fn wait_until_ok(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        for i in 0..self.masters.len() {
+        for server in self.masters.iter().chain(&self.replicas) {
             loop {
                 if self
-                    .cli(i, &["cluster", "info"])
+                    .cli_on(server.port, &["cluster", "info"])
                     .contains("cluster_state:ok")
                 {
                     break;
@@ -271,11 +351,25 @@ impl RedisCluster {
 
 impl Drop for RedisCluster {
     fn drop(&mut self) {
-        for master in &mut self.masters {
-            master.stop();
+        for server in self.masters.iter_mut().chain(&mut self.replicas) {
+            server.stop();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The lines of `CLUSTER NODES`, split into fields.
+fn node_lines(nodes: &str) -> impl Iterator<Item = Vec<&str>> {
+    nodes.lines().map(|line| line.split_whitespace().collect())
+}
+
+/// The port of a `CLUSTER NODES` address (`127.0.0.1:7000@17000`).
+fn port_of(address: &str) -> u16 {
+    address
+        .split(['@', ':'])
+        .nth(1)
+        .and_then(|port| port.parse().ok())
+        .expect("a port in the address")
 }
 
 static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

@@ -203,16 +203,23 @@ async fn a_join_is_acknowledged_once_its_node_is_subscribed() {
 }
 
 /// Sends `direct` messages from `sender` to `recipient` until one arrives; how long it took.
+/// Each call tags its messages with a number of its own, so that one sent by an earlier call
+/// and delivered late is not taken for this call's.
 pub(super) async fn until_delivered(sender: &mut TestClient, recipient: &mut TestClient) -> Duration {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let started = Instant::now();
     let to = recipient.id().to_owned();
     for attempt in 0.. {
-        let direct = json!({ "to": to, "message": attempt });
+        let direct = json!({ "to": to, "message": [call, attempt] });
         assert_eq!(sender.ack("direct", direct).await, Value::Null);
         tokio::time::sleep(Duration::from_millis(50)).await;
         recipient.barrier().await;
         let got: Vec<Value> = recipient.take_pending();
-        if got.iter().any(|frame| frame["event"] == "direct") {
+        if got
+            .iter()
+            .any(|frame| frame["event"] == "direct" && frame["payload"]["message"][0] == call)
+        {
             return started.elapsed();
         }
         assert!(
