@@ -1,7 +1,8 @@
 //! Scale-out over a Redis Cluster: the same delivery rules as over one Redis
 //! (`suites/scaleout.rs`), on three masters the test starts, each node of vania-ws given a
 //! different master as its seed; then what only a cluster has: sharded pub/sub on one shard,
-//! the settings' mistakes, a master restarted, and a failover to a replica.
+//! the settings' mistakes, a master restarted, a failover to a replica, and a master's crash
+//! that its replica takes over from.
 
 use serde_json::{Value, json};
 use vania_ws::Server;
@@ -181,4 +182,34 @@ async fn after_a_failover_of_the_shard_cross_node_delivery_resumes_on_its_new_ma
         let took = until_delivered(&mut b, &mut a).await;
         eprintln!("round {round}: b to a resumed {took:?} after the failover");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_shards_master_crashes_its_replica_takes_over_and_cross_node_delivery_resumes() {
+    let mut cluster = RedisCluster::start_with_replicas();
+    let prefix = format!("test-{}", std::process::id());
+    let shard = format!("{{{prefix}}}");
+    // The shard's master is each node's only seed: once it is gone, the nodes reconnect
+    // through the nodes they learned from the cluster (its replica among them).
+    let seed = cluster.seed(cluster.master_of(&shard));
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let config = RedisConfig::new(seed.clone())
+            .cluster(true)
+            .prefix(&prefix)
+            .required(true);
+        let adapter = RedisAdapter::new(config).expect("a valid URL");
+        let builder = Server::builder(app::router()).adapter(adapter);
+        servers.push(vania_ws::testing::TestServer::start_builder(builder).await);
+    }
+    let mut a = servers[0].connect("/ws").await;
+    let mut b = servers[1].connect("/ws").await;
+    until_delivered(&mut a, &mut b).await;
+    // Killed: the nodes' connections to it drop, and the replica is elected once the
+    // cluster has marked its master as failed.
+    cluster.crash(&shard);
+    let took = until_delivered(&mut a, &mut b).await;
+    eprintln!("a to b resumed {took:?} after the replica took over");
+    let took = until_delivered(&mut b, &mut a).await;
+    eprintln!("b to a resumed {took:?} after the replica took over");
 }

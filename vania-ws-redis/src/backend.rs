@@ -9,13 +9,14 @@
 //! presence refresh run as one transaction. Several applications (prefixes) spread over the
 //! shards; one application's pub/sub does not.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::aio::ConnectionLike;
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{AsyncConnectionConfig, PushKind, RedisResult, Value};
+use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, PushKind, RedisResult, Value};
 use tokio::sync::mpsc;
 
 /// How long a command may take to be answered: long enough for a full pipeline of publishes
@@ -25,9 +26,17 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Where the adapter connects.
 pub(crate) enum Backend {
     Single(redis::Client),
-    /// The cluster's seed nodes; a client is built per connection, since the subscriber's
-    /// carries its own channel for what the cluster pushes.
-    Cluster(Vec<redis::ConnectionInfo>),
+    /// A client is built per connection, since the subscriber's carries its own channel for
+    /// what the cluster pushes.
+    Cluster {
+        /// The nodes the settings name.
+        seeds: Vec<ConnectionInfo>,
+        /// Every node the cluster listed at the last command connection (`CLUSTER NODES`),
+        /// replicas included. A connection is made from the seeds and these: a node whose
+        /// seeds are all down (a crashed master, its replica elected in its place) still
+        /// reconnects through the cluster as it is now. Locked only to copy or replace.
+        learned: Mutex<Vec<ConnectionInfo>>,
+    },
 }
 
 impl Backend {
@@ -42,14 +51,59 @@ impl Backend {
                 .collect::<RedisResult<Vec<_>>>()?;
             // Building the client checks the seeds agree (password, database).
             cluster_client(&seeds, None)?;
-            Ok(Self::Cluster(seeds))
+            Ok(Self::Cluster {
+                seeds,
+                learned: Mutex::new(Vec::new()),
+            })
         } else {
             Ok(Self::Single(redis::Client::open(url)?))
         }
     }
 
     pub(crate) fn is_cluster(&self) -> bool {
-        matches!(self, Self::Cluster(_))
+        matches!(self, Self::Cluster { .. })
+    }
+
+    /// The seeds, then the nodes learned that are not seeds.
+    fn cluster_nodes(
+        seeds: &[ConnectionInfo],
+        learned: &Mutex<Vec<ConnectionInfo>>,
+    ) -> Vec<ConnectionInfo> {
+        let learned = learned
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut nodes = seeds.to_vec();
+        nodes.extend(
+            learned
+                .iter()
+                .filter(|node| !seeds.iter().any(|seed| seed.addr() == node.addr()))
+                .cloned(),
+        );
+        nodes
+    }
+
+    /// Asks the cluster which nodes it has, and keeps them for the next connections. Best
+    /// effort: on an error the nodes learned before stay.
+    async fn learn(
+        seeds: &[ConnectionInfo],
+        learned: &Mutex<Vec<ConnectionInfo>>,
+        connection: &mut ClusterConnection,
+    ) {
+        match redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async::<String>(connection)
+            .await
+        {
+            Ok(nodes) => {
+                let nodes = nodes_listed(&nodes, &seeds[0]);
+                if !nodes.is_empty() {
+                    *learned
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner()) = nodes;
+                }
+            }
+            Err(error) => tracing::debug!(%error, "CLUSTER NODES failed: the nodes known stay"),
+        }
     }
 
     /// A connection for commands (publishes, presence), shared by clones.
@@ -64,9 +118,13 @@ impl Backend {
                         .await?,
                 ))
             }
-            Self::Cluster(seeds) => Ok(Connection::Cluster(
-                cluster_client(seeds, None)?.get_async_connection().await?,
-            )),
+            Self::Cluster { seeds, learned } => {
+                let mut connection = cluster_client(&Self::cluster_nodes(seeds, learned), None)?
+                    .get_async_connection()
+                    .await?;
+                Self::learn(seeds, learned, &mut connection).await;
+                Ok(Connection::Cluster(connection))
+            }
         }
     }
 
@@ -77,9 +135,9 @@ impl Backend {
                 let (sink, stream) = client.get_async_pubsub().await?.split();
                 Ok(Subscriber::Single { sink, stream })
             }
-            Self::Cluster(seeds) => {
+            Self::Cluster { seeds, learned } => {
                 let (tx, pushes) = mpsc::unbounded_channel();
-                let connection = cluster_client(seeds, Some(tx))?
+                let connection = cluster_client(&Self::cluster_nodes(seeds, learned), Some(tx))?
                     .get_async_connection()
                     .await?;
                 Ok(Subscriber::Cluster { connection, pushes })
@@ -91,13 +149,53 @@ impl Backend {
     pub(crate) fn publish_command(&self) -> &'static str {
         match self {
             Self::Single(_) => "PUBLISH",
-            Self::Cluster(_) => "SPUBLISH",
+            Self::Cluster { .. } => "SPUBLISH",
         }
     }
 }
 
+/// The nodes of a `CLUSTER NODES` reply that have an address and are not failed, each with
+/// `like`'s settings (TLS, password, database) and the address the cluster announces.
+fn nodes_listed(nodes: &str, like: &ConnectionInfo) -> Vec<ConnectionInfo> {
+    nodes
+        .lines()
+        .filter_map(|line| {
+            // id host:port@bus[,hostname] flags …
+            let mut fields = line.split_whitespace();
+            let address = fields.nth(1)?;
+            let flags = fields.next()?;
+            if flags
+                .split(',')
+                .any(|flag| matches!(flag, "fail" | "noaddr" | "handshake"))
+            {
+                return None;
+            }
+            let (host, port) = address.split(['@', ',']).next()?.rsplit_once(':')?;
+            let (host, port) = (host.to_owned(), port.parse().ok()?);
+            if host.is_empty() {
+                return None;
+            }
+            let addr = match like.addr() {
+                ConnectionAddr::Tcp(..) => ConnectionAddr::Tcp(host, port),
+                ConnectionAddr::TcpTls {
+                    insecure,
+                    tls_params,
+                    ..
+                } => ConnectionAddr::TcpTls {
+                    host,
+                    port,
+                    insecure: *insecure,
+                    tls_params: tls_params.clone(),
+                },
+                _ => return None,
+            };
+            Some(like.clone().set_addr(addr))
+        })
+        .collect()
+}
+
 fn cluster_client(
-    seeds: &[redis::ConnectionInfo],
+    seeds: &[ConnectionInfo],
     pushes: Option<mpsc::UnboundedSender<redis::PushInfo>>,
 ) -> RedisResult<ClusterClient> {
     // No retries: redis-rs would send a failed pipeline again after reconnecting, which could
@@ -232,5 +330,33 @@ impl Message {
             Self::Cluster(payload) => Some(payload),
             Self::Unsubscribed(_) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::IntoConnectionInfo;
+
+    #[test]
+    fn the_nodes_listed_keep_the_seeds_settings_and_skip_the_unreachable() {
+        let like = "redis://:secret@127.0.0.1:7000"
+            .into_connection_info()
+            .unwrap();
+        let nodes = "\
+a1 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-5460
+b2 127.0.0.1:7002@17002,redis-b slave a1 0 0 1 connected
+c3 :0@0 master,noaddr - 0 0 0 disconnected
+d4 127.0.0.1:7003@17003 master,fail - 0 0 2 disconnected
+";
+        let listed = nodes_listed(nodes, &like);
+        let addresses: Vec<String> = listed.iter().map(|node| node.addr().to_string()).collect();
+        assert_eq!(addresses, ["127.0.0.1:7001", "127.0.0.1:7002"]);
+        assert!(
+            listed
+                .iter()
+                .all(|node| node.redis_settings().password() == Some("secret")),
+            "a learned node is reached with the seed's password"
+        );
     }
 }

@@ -233,14 +233,24 @@ impl RedisCluster {
             .expect("one of the servers started as masters")
     }
 
-    /// The port and node id of the master that holds `key`'s hash slot now.
+    /// The servers running now (not stopped).
+    fn running(&self) -> impl Iterator<Item = &RedisServer> {
+        self.masters
+            .iter()
+            .chain(&self.replicas)
+            .filter(|server| server.child.is_some())
+    }
+
+    /// The port and node id of the master that holds `key`'s hash slot now, as the first
+    /// server running sees it.
     fn owner_of(&self, key: &str) -> (u16, String) {
+        let asked = self.running().next().expect("a server running").port;
         let slot: u16 = self
-            .cli(0, &["cluster", "keyslot", key])
+            .cli_on(asked, &["cluster", "keyslot", key])
             .trim()
             .parse()
             .expect("a slot number");
-        let nodes = self.cli(0, &["cluster", "nodes"]);
+        let nodes = self.cli_on(asked, &["cluster", "nodes"]);
         for fields in node_lines(&nodes) {
             // id address flags master ping pong epoch state slots…
             if fields.len() < 9 || !fields[2].contains("master") {
@@ -262,28 +272,7 @@ impl RedisCluster {
     /// until the replica is that slot's master and the cluster is ok again. Needs
     /// [`start_with_replicas`](Self::start_with_replicas).
     pub fn failover(&self, key: &str) {
-        let (old_port, old_id) = self.owner_of(key);
-        // The replica's own view: the cluster's others may learn of it later (gossip).
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let replica = loop {
-            let found = self.replicas.iter().chain(&self.masters).find(|server| {
-                let nodes = self.cli_on(server.port, &["cluster", "nodes"]);
-                node_lines(&nodes).any(|fields| {
-                    fields.len() >= 4
-                        && fields[2].contains("myself")
-                        && fields[2].contains("slave")
-                        && fields[3] == old_id
-                })
-            });
-            if let Some(server) = found {
-                break server.port;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no replica of the master on {old_port} within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let replica = self.replica_of_owner(key);
         // A manual failover waits for the replica to catch up with its master, and gives up
         // after 5 s if it cannot: first wait for the replica's link to be up (a master just
         // demoted, or a cluster just made, is still syncing), then ask again if need be.
@@ -306,6 +295,80 @@ impl RedisCluster {
             std::thread::sleep(Duration::from_millis(50));
         }
         self.wait_until_ok();
+    }
+
+    /// Kills the master that holds `key`'s slot, as a crash would, and waits until its
+    /// replica has taken over by itself (after the cluster's node timeout, 2 s here) and the
+    /// servers still running say the cluster is ok. Needs
+    /// [`start_with_replicas`](Self::start_with_replicas).
+    pub fn crash(&mut self, key: &str) {
+        let replica = self.replica_of_owner(key);
+        let (port, id) = self.owner_of(key);
+        // The masters elect only a replica they know as one of the failed master's, with
+        // its data in sync: on a cluster just made, wait for both.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !(self
+            .cli_on(replica, &["info", "replication"])
+            .contains("master_link_status:up")
+            && self.running().all(|server| {
+                let nodes = self.cli_on(server.port, &["cluster", "nodes"]);
+                node_lines(&nodes).any(|fields| {
+                    fields.len() >= 4
+                        && port_of(fields[1]) == replica
+                        && fields[2].contains("slave")
+                        && fields[3] == id
+                })
+            }))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the replica on {replica} was not in sync and known to every server within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.masters
+            .iter_mut()
+            .chain(&mut self.replicas)
+            .find(|server| server.port == port)
+            .expect("the master is one of the cluster's servers")
+            .stop();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.owner_of(key).0 != replica {
+            assert!(
+                Instant::now() < deadline,
+                "the replica on {replica} did not take over within 30 s: {}{}",
+                self.cli_on(replica, &["cluster", "nodes"]),
+                self.cli_on(replica, &["cluster", "info"])
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.wait_until_ok();
+    }
+
+    /// The port of the replica of the master that holds `key`'s slot, once that replica
+    /// knows itself as one (the cluster's others may learn of it later, by gossip).
+    fn replica_of_owner(&self, key: &str) -> u16 {
+        let (old_port, old_id) = self.owner_of(key);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = self.running().find(|server| {
+                let nodes = self.cli_on(server.port, &["cluster", "nodes"]);
+                node_lines(&nodes).any(|fields| {
+                    fields.len() >= 4
+                        && fields[2].contains("myself")
+                        && fields[2].contains("slave")
+                        && fields[3] == old_id
+                })
+            });
+            if let Some(server) = found {
+                return server.port;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no replica of the master on {old_port} within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Every server's process id, replicas included (see [`RedisServer::pid`]).
@@ -331,7 +394,7 @@ impl RedisCluster {
 
     fn wait_until_ok(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        for server in self.masters.iter().chain(&self.replicas) {
+        for server in self.running() {
             loop {
                 if self
                     .cli_on(server.port, &["cluster", "info"])
