@@ -176,7 +176,8 @@ async fn after_a_failover_of_the_shard_cross_node_delivery_resumes_on_its_new_ma
     for round in 0..2 {
         // Every channel is on this shard: its master becomes a replica, and Redis drops the
         // subscriptions it held, so the nodes must subscribe again on the new master.
-        cluster.failover(&shard);
+        // It waits on the cluster, blocking: not on one of the two workers the servers need.
+        tokio::task::block_in_place(|| cluster.failover(&shard));
         let took = until_delivered(&mut a, &mut b).await;
         eprintln!("round {round}: a to b resumed {took:?} after the failover");
         let took = until_delivered(&mut b, &mut a).await;
@@ -207,7 +208,7 @@ async fn after_the_shards_master_crashes_its_replica_takes_over_and_cross_node_d
     until_delivered(&mut a, &mut b).await;
     // Killed: the nodes' connections to it drop, and the replica is elected once the
     // cluster has marked its master as failed.
-    cluster.crash(&shard);
+    tokio::task::block_in_place(|| cluster.crash(&shard));
     let took = until_delivered(&mut a, &mut b).await;
     eprintln!("a to b resumed {took:?} after the replica took over");
     let took = until_delivered(&mut b, &mut a).await;

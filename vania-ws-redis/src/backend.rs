@@ -23,6 +23,9 @@ use tokio::sync::mpsc;
 /// or a presence refresh of many rooms (redis-rs's own default, 500 ms, is not).
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long asking a cluster for its nodes may take: it runs while connecting.
+const LEARN_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// Where the adapter connects.
 pub(crate) enum Backend {
     Single(redis::Client),
@@ -32,9 +35,11 @@ pub(crate) enum Backend {
         /// The nodes the settings name.
         seeds: Vec<ConnectionInfo>,
         /// Every node the cluster listed at the last command connection (`CLUSTER NODES`),
-        /// replicas included. A connection is made from the seeds and these: a node whose
-        /// seeds are all down (a crashed master, its replica elected in its place) still
-        /// reconnects through the cluster as it is now. Locked only to copy or replace.
+        /// replicas included, failed ones left out. A connection is made from the seeds,
+        /// and, when none of them answers, from the seeds and these: a node whose seeds are
+        /// all down (a crashed master, its replica elected in its place) still reconnects
+        /// through the cluster as it is now, and one whose seeds are up never waits on a
+        /// learned node that is gone. Locked only to copy or replace.
         learned: Mutex<Vec<ConnectionInfo>>,
     },
 }
@@ -64,37 +69,53 @@ impl Backend {
         matches!(self, Self::Cluster { .. })
     }
 
-    /// The seeds, then the nodes learned that are not seeds.
-    fn cluster_nodes(
+    /// A cluster connection from the seeds, or, if none of them answers and nodes were
+    /// learned, from the seeds and those.
+    async fn connect_cluster(
         seeds: &[ConnectionInfo],
         learned: &Mutex<Vec<ConnectionInfo>>,
-    ) -> Vec<ConnectionInfo> {
-        let learned = learned
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        pushes: Option<mpsc::UnboundedSender<redis::PushInfo>>,
+    ) -> RedisResult<ClusterConnection> {
+        let error = match cluster_client(seeds, pushes.clone())?
+            .get_async_connection()
+            .await
+        {
+            Ok(connection) => return Ok(connection),
+            Err(error) => error,
+        };
         let mut nodes = seeds.to_vec();
         nodes.extend(
             learned
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .iter()
                 .filter(|node| !seeds.iter().any(|seed| seed.addr() == node.addr()))
                 .cloned(),
         );
-        nodes
+        if nodes.len() == seeds.len() {
+            return Err(error);
+        }
+        tracing::debug!(%error, "no seed answered: connecting through the nodes learned");
+        cluster_client(&nodes, pushes)?.get_async_connection().await
     }
 
     /// Asks the cluster which nodes it has, and keeps them for the next connections. Best
-    /// effort: on an error the nodes learned before stay.
+    /// effort, and bounded (it runs on the connecting path): on an error or a timeout the
+    /// nodes learned before stay.
     async fn learn(
         seeds: &[ConnectionInfo],
         learned: &Mutex<Vec<ConnectionInfo>>,
         connection: &mut ClusterConnection,
     ) {
-        match redis::cmd("CLUSTER")
-            .arg("NODES")
-            .query_async::<String>(connection)
-            .await
-        {
-            Ok(nodes) => {
+        let listed = tokio::time::timeout(
+            LEARN_TIMEOUT,
+            redis::cmd("CLUSTER")
+                .arg("NODES")
+                .query_async::<String>(connection),
+        )
+        .await;
+        match listed {
+            Ok(Ok(nodes)) => {
                 let nodes = nodes_listed(&nodes, &seeds[0]);
                 if !nodes.is_empty() {
                     *learned
@@ -102,7 +123,10 @@ impl Backend {
                         .unwrap_or_else(|poisoned| poisoned.into_inner()) = nodes;
                 }
             }
-            Err(error) => tracing::debug!(%error, "CLUSTER NODES failed: the nodes known stay"),
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "CLUSTER NODES failed: the nodes known stay");
+            }
+            Err(_) => tracing::debug!("CLUSTER NODES timed out: the nodes known stay"),
         }
     }
 
@@ -119,9 +143,7 @@ impl Backend {
                 ))
             }
             Self::Cluster { seeds, learned } => {
-                let mut connection = cluster_client(&Self::cluster_nodes(seeds, learned), None)?
-                    .get_async_connection()
-                    .await?;
+                let mut connection = Self::connect_cluster(seeds, learned, None).await?;
                 Self::learn(seeds, learned, &mut connection).await;
                 Ok(Connection::Cluster(connection))
             }
@@ -137,9 +159,7 @@ impl Backend {
             }
             Self::Cluster { seeds, learned } => {
                 let (tx, pushes) = mpsc::unbounded_channel();
-                let connection = cluster_client(&Self::cluster_nodes(seeds, learned), Some(tx))?
-                    .get_async_connection()
-                    .await?;
+                let connection = Self::connect_cluster(seeds, learned, Some(tx)).await?;
                 Ok(Subscriber::Cluster { connection, pushes })
             }
         }
