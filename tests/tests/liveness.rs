@@ -7,5 +7,7 @@
 
 #[path = "suites/front_end.rs"]
 mod front_end;
+#[path = "suites/hold.rs"]
+mod hold;
 
 front_end::on_both_front_ends!("suites/liveness.rs");

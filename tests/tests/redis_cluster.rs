@@ -28,7 +28,7 @@ mod rules {
     include!("suites/scaleout.rs");
 }
 
-use rules::{next_is_marker, nodes, two_servers_deliver_across, until_delivered};
+use rules::{next_is_marker, node_with, nodes, two_servers_deliver_across, until_delivered};
 
 #[tokio::test]
 async fn every_channel_is_a_sharded_channel_on_the_prefixs_shard() {
@@ -193,18 +193,13 @@ async fn after_the_shards_master_crashes_its_replica_takes_over_and_cross_node_d
     // The shard's master is each node's only seed: once it is gone, the nodes reconnect
     // through the nodes they learned from the cluster (its replica among them).
     let seed = cluster.seed(cluster.master_of(&shard));
-    let mut servers = Vec::new();
-    for _ in 0..2 {
-        let config = RedisConfig::new(seed.clone())
-            .cluster(true)
-            .prefix(&prefix)
-            .required(true);
-        let adapter = RedisAdapter::new(config).expect("a valid URL");
-        let builder = Server::builder(app::router()).adapter(adapter);
-        servers.push(vania_ws::testing::TestServer::start_builder(builder).await);
-    }
-    let mut a = servers[0].connect("/ws").await;
-    let mut b = servers[1].connect("/ws").await;
+    let config = || RedisConfig::new(seed.clone()).cluster(true);
+    let nodes = [
+        node_with(config(), &prefix).await,
+        node_with(config(), &prefix).await,
+    ];
+    let mut a = nodes[0].server.connect("/ws").await;
+    let mut b = nodes[1].server.connect("/ws").await;
     until_delivered(&mut a, &mut b).await;
     // Killed: the nodes' connections to it drop, and the replica is elected once the
     // cluster has marked its master as failed.

@@ -48,16 +48,8 @@ async fn a_handler_awaiting_its_client_behind_a_full_hold_does_not_time_the_clie
     client.send(json!({"event": "confirm", "id": 1})).await;
     let request = client.recv().await;
     assert_eq!(request["event"], "are-you-sure");
-    // 40 events fill the hold (32 frames), so the connection stops reading: the answer and
-    // the client's pongs wait in the socket until the request times out.
-    for id in 2..42 {
-        client
-            .send(json!({"event": "message", "payload": id, "id": id}))
-            .await;
-    }
-    client
-        .send(json!({"event": "ack", "id": request["id"], "payload": true}))
-        .await;
+    // The answer and the client's pongs wait in the socket until the request times out.
+    super::hold::overflow_then_answer(&mut client, &request).await;
     let reply = client.recv().await;
     assert_eq!(reply["id"], 1, "{reply}");
     assert_eq!(

@@ -26,8 +26,12 @@ pub(super) struct Node {
 
 /// A server whose adapter reaches `broker` through its `i`th address.
 async fn node(broker: &Broker, i: usize, prefix: &str) -> Node {
-    let adapter = RedisAdapter::new(config(broker, i).prefix(prefix).required(true))
-        .expect("a valid URL");
+    node_with(config(broker, i), prefix).await
+}
+
+/// A server whose adapter has `config`, with `prefix` and Redis required.
+pub(super) async fn node_with(config: vania_ws::redis::RedisConfig, prefix: &str) -> Node {
+    let adapter = RedisAdapter::new(config.prefix(prefix).required(true)).expect("a valid URL");
     let builder = Server::builder(app::router()).adapter(adapter.clone());
     Node {
         server: TestServer::start_builder(builder).await,
